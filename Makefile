@@ -1,0 +1,29 @@
+# The two commands README.md opens with:  `make run`  and  `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test bench clean
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip==25.3
+	# torch first and exact: on a CPU machine this takes the local CPU wheel, not a CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c requirements/constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+# The main job: offline scene generation (procedural world prior, no downloaded weights).
+run: setup
+	$(VENV)/bin/scenedreamer generate "a forest lake at sunset" --preset offline --out runs/demo --overwrite
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

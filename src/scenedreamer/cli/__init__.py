@@ -1,0 +1,63 @@
+"""The `scenedreamer` console script. It only parses arguments and calls library functions.
+
+Each subcommand lives in its own module with ``add_parser(subparsers)`` (which registers the
+parser and sets ``func`` to that module's ``run(args) -> int``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import RunFailedError, UserInputError
+
+# subcommand name -> module (imported lazily so `scenedreamer --help` stays fast)
+SUBCOMMANDS: dict[str, str] = {
+    "generate": "scenedreamer.cli.generate",
+    "trajectory": "scenedreamer.cli.trajectory",
+    "models": "scenedreamer.cli.models",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scenedreamer",
+        description="Text + camera path -> a persistent, 3D-consistent scene (3D-SceneDreamer).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module in SUBCOMMANDS.items():
+        try:
+            importlib.import_module(module).add_parser(sub)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+    return parser
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point. Exit codes: 0 ok, 2 bad input, 1 run failed, 130 interrupted."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except UserInputError as err:
+        print(f"scenedreamer {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except RunFailedError as err:
+        print(f"scenedreamer {args.command}: failed: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"scenedreamer {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
