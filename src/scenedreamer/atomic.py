@@ -18,11 +18,14 @@ from .errors import RunFailedError, UserInputError
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     ``suffix`` keeps a file extension on the temp file for writers that look at it
-    (imageio, matplotlib). On error the temp file is removed and ``path`` is untouched.
+    (imageio, matplotlib). ``fsync=False`` skips flushing the data to disk before the rename:
+    still safe against a killed process, not against a power cut (callers that group-commit,
+    like the support database, flush later). On error the temp file is removed and ``path`` is
+    untouched.
     """
     path = Path(path)
     folder = path.parent
@@ -38,8 +41,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if fsync:
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp_path, path)
     except OSError as err:
         tmp_path.unlink(missing_ok=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor
 
 from ..geometry.cameras import Cameras
