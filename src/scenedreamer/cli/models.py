@@ -1,0 +1,102 @@
+"""`scenedreamer models list | check | download NAME...`: the known model presets and their weights.
+
+Only parses arguments and prints; the work is in ``priors.model_registry`` and ``priors.loading``.
+Exit codes: 0 ok; 1 a checked model is missing or a download failed (no network, offline mode);
+2 bad input (unknown preset, nonexistent folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers) -> None:
+    """Register `models` and its sub-subcommands on the top-level subparsers."""
+    parser = subparsers.add_parser("models", help="list, check and download the pretrained models",
+                                   description="Known model presets, which are present locally, and downloads "
+                                               "into the standard Hugging Face cache.")
+    parser.set_defaults(func=run)
+    sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
+    sub.required = True
+
+    p_list = sub.add_parser("list", help="the known presets (name, task, hub id, size, licence, local)")
+    p_list.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: the standard one)")
+
+    p_check = sub.add_parser("check", help="which models are present locally (exit 1 if a named one is not)")
+    p_check.add_argument("names", nargs="*", metavar="NAME",
+                         help="preset names, hub ids or local folders (default: all presets)")
+    p_check.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: the standard one)")
+
+    p_dl = sub.add_parser("download", help="download presets (or hub ids) into the Hugging Face cache")
+    p_dl.add_argument("names", nargs="+", metavar="NAME", help="preset names (see `models list`) or hub ids owner/name")
+    p_dl.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: the standard one)")
+    p_dl.add_argument("--revision", default=None, help="branch, tag or commit (default: the main branch)")
+    p_dl.add_argument("--variant", default=None,
+                      help='weight variant, e.g. "fp16" (half the download; load with ModelLoadConfig(variant="fp16"))')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to list / check / download; returns the exit code."""
+    return {"list": _list, "check": _check, "download": _download}[args.models_command](args)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from ..priors.loading import local_status
+    from ..priors.model_registry import PRESETS
+
+    rows = [("NAME", "TASK", "FAMILY", "SIZE", "LOCAL", "HUB ID", "LICENCE")]
+    for preset in PRESETS.values():
+        status = local_status(preset.name, args.cache_dir)
+        rows.append((preset.name, preset.task, preset.family, f"{preset.approx_size_gb:.1f} GB",
+                     "yes" if status.present else ("partial" if status.folder else "no"),
+                     preset.hub_id, preset.license))
+    _print_table(rows)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ..errors import MissingWeightsError
+    from ..priors.loading import local_status
+    from ..priors.model_registry import PRESETS
+
+    names = args.names or list(PRESETS)
+    missing = 0
+    for name in names:
+        try:
+            status = local_status(name, args.cache_dir)
+        except MissingWeightsError as err:  # a folder that does not exist: report it, check the rest
+            missing += 1
+            print(f"{name}: missing; {err}")
+            continue
+        label = status.source.display_name
+        if status.present:
+            print(f"{label}: present at {status.folder}")
+        elif status.folder is not None:
+            missing += 1
+            print(f"{label}: incomplete at {status.folder} (lacks {', '.join(status.missing)}); "
+                  f"{status.source.how_to_get()}")
+        else:
+            missing += 1
+            print(f"{label}: missing; {status.source.how_to_get()}")
+    return 1 if (missing and args.names) else 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from ..priors.loading import download_model
+    from ..priors.model_registry import find_preset
+
+    for name in args.names:  # in order; the first failure stops with its one-line error
+        preset = find_preset(name)
+        if preset is not None:
+            print(f"downloading {preset.name} ({preset.hub_id}, about {preset.approx_size_gb:.1f} GB, "
+                  f"licence: {preset.license}) ...", file=sys.stderr)
+        folder = download_model(name, cache_dir=args.cache_dir, revision=args.revision, variant=args.variant)
+        print(f"{name}: {folder}")
+    return 0
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -1,0 +1,382 @@
+"""THE weight-loading module: the only place in the project that calls ``from_pretrained`` or
+touches a model hub.
+
+A model reference is a preset name (``sd15``, see ``model_registry``), a Hugging Face hub id
+(``owner/name``) or a local folder in the diffusers / transformers layout. Every load goes
+through a local folder: a hub id is first resolved to its snapshot in the standard Hugging Face
+cache (downloading the needed files unless offline), then loaded from there. When weights are
+absent, a one-line ``MissingWeightsError`` says which model and how to get it. There is never a
+silent fallback to an offline stand-in.
+
+Offline mode: ``ModelLoadConfig.offline`` or the ``HF_HUB_OFFLINE`` environment variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from ..errors import MissingWeightsError, RunFailedError, UserInputError
+from .model_registry import ModelPreset, find_preset
+
+log = logging.getLogger(__name__)
+
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+# Files never fetched for a hub id that is not a preset: original single-file checkpoints and
+# other frameworks' weights (several GB each) and the SD safety checker (we do not run it).
+_UNKNOWN_REPO_IGNORE = ("*.ckpt", "*.pt", "*.pth", "*.msgpack", "*.h5", "*.onnx", "*.onnx_data",
+                        "*.bin", "safety_checker/*", "*.fp16.*", "*.non_ema.*", "*.ema.*")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+@dataclass(frozen=True)
+class ModelLoadConfig:
+    """How to load a network: where it runs and how memory is saved."""
+
+    device: str = "cpu"
+    """torch device string the network runs on ("cpu", "cuda", "cuda:1", "mps")."""
+    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
+    """Weight/compute precision. fp16 halves GPU memory; keep fp32 on CPU (fp16 CPU kernels are slow)."""
+    offline: bool = False
+    """Never contact the hub; only local folders and the local cache (also set by HF_HUB_OFFLINE=1)."""
+    cpu_offload: bool = False
+    """Diffusion pipelines: keep sub-models on the CPU and move each to the GPU only while it runs
+    (``enable_model_cpu_offload``); fp16 SD inpainting then fits in about 3-4 GB of GPU memory."""
+    attention_slicing: bool = False
+    """Diffusion pipelines: compute attention in slices (less peak memory, a little slower)."""
+    cache_dir: str | None = None
+    """Hugging Face cache folder; None = the standard one (HF_HUB_CACHE / ~/.cache/huggingface/hub)."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) for hub ids; None = the default branch."""
+    variant: str | None = None
+    """Weight file variant for diffusers folders, e.g. "fp16" for *.fp16.safetensors; None = plain files."""
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise UserInputError(f"ModelLoadConfig.dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """The torch dtype named by ``dtype``."""
+        return DTYPES[self.dtype]
+
+    @property
+    def is_offline(self) -> bool:
+        """True when the hub must not be contacted (config flag or HF_HUB_OFFLINE)."""
+        return self.offline or _env_offline()
+
+
+def _env_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model reference resolved: where its files are or will come from.
+
+    ref: what the user wrote. preset: the matching preset, if any.
+    hub_id: the hub repository id (None for a local folder).
+    folder: the local folder (None for a hub id not yet in the local cache).
+    """
+
+    ref: str
+    preset: ModelPreset | None
+    hub_id: str | None
+    folder: Path | None
+
+    @property
+    def display_name(self) -> str:
+        """Short human name: the preset name, else the hub id or folder."""
+        if self.preset is not None:
+            return self.preset.name
+        return self.hub_id or str(self.folder)
+
+    def how_to_get(self) -> str:
+        """One clause telling the user how to obtain these weights."""
+        if self.preset is not None:
+            return f"get them with `scenedreamer models download {self.preset.name}`"
+        if self.hub_id is not None:
+            return f"get them with `scenedreamer models download {self.hub_id}` (or pass a local folder)"
+        return "pass an existing model folder, a hub id or a preset name (`scenedreamer models list`)"
+
+
+def _looks_like_path(ref: str) -> bool:
+    return ref.startswith(("/", ".", "~")) or "\\" in ref or ref.count("/") > 1 or not _HUB_ID.match(ref)
+
+
+def resolve_source(ref: str | os.PathLike, load_config: ModelLoadConfig) -> ModelSource:
+    """Resolve a preset name, hub id or local folder to a ModelSource (no download).
+
+    A hub id already in the local cache gets ``folder`` set to its snapshot. A path that does
+    not exist raises MissingWeightsError naming it.
+    """
+    text = str(ref)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return ModelSource(text, find_preset(text), None, path)
+    preset = find_preset(text)
+    if preset is None and _looks_like_path(text):
+        raise MissingWeightsError(f"model folder {text} does not exist; pass an existing folder, a hub id "
+                                  f"(owner/name) or a preset name (`scenedreamer models list`)")
+    hub_id = preset.hub_id if preset is not None else text
+    return ModelSource(text, preset, hub_id, cached_snapshot(hub_id, load_config.cache_dir, load_config.revision))
+
+
+def cached_snapshot(hub_id: str, cache_dir: str | None = None, revision: str | None = None) -> Path | None:
+    """The local snapshot folder of ``hub_id`` in the Hugging Face cache, or None (no network)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(hub_id, cache_dir=cache_dir, revision=revision, local_files_only=True))
+    except (LocalEntryNotFoundError, HFValidationError, OSError):
+        return None
+
+
+def missing_weight_components(folder: Path) -> list[str]:
+    """Parts of a model folder that lack weights ([] = complete enough to load).
+
+    A diffusers pipeline folder (model_index.json) needs weights in unet/, vae/ and
+    text_encoder/; a transformers folder (config.json) needs a weight file at its top level.
+    """
+    def has_weights(sub: Path) -> bool:
+        return sub.is_dir() and any(p.name.endswith(_WEIGHT_SUFFIXES) for p in sub.iterdir())
+
+    if (folder / "model_index.json").is_file():
+        return [name for name in ("unet", "vae", "text_encoder") if not has_weights(folder / name)]
+    if (folder / "config.json").is_file():
+        return [] if has_weights(folder) else ["model weights"]
+    return ["model_index.json / config.json"]
+
+
+def ensure_local_folder(ref: str | os.PathLike, load_config: ModelLoadConfig) -> tuple[ModelSource, Path]:
+    """A local folder holding the model's files, downloading a hub id unless offline.
+
+    Raises MissingWeightsError (one line: which model, how to get it) when the files are absent
+    and cannot be fetched.
+    """
+    source = resolve_source(ref, load_config)
+    folder = source.folder
+    if folder is None or missing_weight_components(folder):
+        if source.hub_id is None or load_config.is_offline:
+            why = "offline mode is on and they are not in the local cache" if source.hub_id else "files are missing"
+            if folder is not None:
+                why = f"{folder} lacks {', '.join(missing_weight_components(folder))}"
+            raise MissingWeightsError(f"weights for {source.display_name} not found ({why}); {source.how_to_get()}")
+        try:
+            folder = download_snapshot(source.hub_id, source.preset, load_config.cache_dir, load_config.revision,
+                                       variant=load_config.variant)
+        except RunFailedError as err:
+            raise MissingWeightsError(f"weights for {source.display_name} are not local and could not be "
+                                      f"downloaded ({err}); {source.how_to_get()}") from None
+        missing = missing_weight_components(folder)
+        if missing:
+            raise MissingWeightsError(f"weights for {source.display_name}: {folder} lacks {', '.join(missing)} "
+                                      f"after download; {source.how_to_get()}")
+    return source, folder
+
+
+def download_snapshot(hub_id: str, preset: ModelPreset | None = None, cache_dir: str | None = None,
+                      revision: str | None = None, endpoint: str | None = None,
+                      variant: str | None = None) -> Path:
+    """Download the files a model needs into the Hugging Face cache; returns the snapshot folder.
+
+    Presets fetch only their ``allow_patterns``; other hub ids skip single-file checkpoints,
+    other frameworks' weights and the safety checker. ``variant`` ("fp16") fetches
+    ``*.fp16.safetensors`` instead of the plain files. Offline mode (HF_HUB_OFFLINE) or a
+    network / hub failure raises RunFailedError with one line.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+
+    if _env_offline():
+        raise RunFailedError(f"cannot download {hub_id}: offline mode is on (HF_HUB_OFFLINE is set)")
+    kwargs: dict[str, Any] = dict(cache_dir=cache_dir, revision=revision, endpoint=endpoint)
+    if preset is not None:
+        # variants exist for diffusers pipelines; depth repositories have plain files only
+        suffix = f".{variant}.safetensors" if variant and preset.task != "depth" else ".safetensors"
+        kwargs["allow_patterns"] = [p.replace(".safetensors", suffix) for p in preset.allow_patterns]
+    else:
+        kwargs["ignore_patterns"] = [p for p in _UNKNOWN_REPO_IGNORE if not (variant and f".{variant}." in p)]
+    try:
+        return Path(snapshot_download(hub_id, **kwargs))
+    except HFValidationError as err:
+        raise UserInputError(f"{hub_id!r} is not a valid hub id ({_one_line(err)})") from None
+    except (OSError, HfHubHTTPError) as err:
+        raise RunFailedError(f"cannot download {hub_id}: {_one_line(err)}") from None
+
+
+@dataclass(frozen=True)
+class LocalStatus:
+    """Whether a model's files are on this machine.
+
+    source: the resolved reference; folder: its local folder (None = not in the cache);
+    missing: parts lacking weights in that folder (empty when complete).
+    """
+
+    source: ModelSource
+    folder: Path | None
+    missing: tuple[str, ...]
+
+    @property
+    def present(self) -> bool:
+        """True when the folder exists and has all weights."""
+        return self.folder is not None and not self.missing
+
+
+def local_status(ref: str | os.PathLike, cache_dir: str | None = None) -> LocalStatus:
+    """Look for a preset / hub id in the local Hugging Face cache (or check a local folder).
+
+    Never contacts the hub. A nonexistent local path gives MissingWeightsError (it cannot be
+    looked up anywhere else).
+    """
+    source = resolve_source(ref, ModelLoadConfig(cache_dir=cache_dir, offline=True))
+    folder = source.folder
+    return LocalStatus(source, folder, tuple(missing_weight_components(folder)) if folder else ())
+
+
+def download_model(ref: str, cache_dir: str | None = None, revision: str | None = None,
+                   endpoint: str | None = None, variant: str | None = None) -> Path:
+    """Download a preset or hub id into the Hugging Face cache; returns the snapshot folder.
+
+    endpoint: hub URL (None = the default / HF_ENDPOINT); variant: e.g. "fp16" weight files
+    (half the download; load them with ``ModelLoadConfig(variant="fp16")``).
+    RunFailedError (one line) when offline or the hub cannot be reached; UserInputError for a
+    reference that is not a preset or hub id.
+    """
+    from .model_registry import PRESETS
+
+    preset = find_preset(ref)
+    if preset is None and (Path(ref).expanduser().exists() or _looks_like_path(ref)):
+        raise UserInputError(f"{ref!r} is not a preset name or hub id; known presets: {', '.join(PRESETS)}")
+    hub_id = preset.hub_id if preset is not None else ref
+    folder = download_snapshot(hub_id, preset, cache_dir, revision, endpoint, variant)
+    missing = missing_weight_components(folder)
+    if missing:
+        raise RunFailedError(f"downloaded {hub_id} to {folder} but it lacks {', '.join(missing)}")
+    return folder
+
+
+def _one_line(err: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# Stable Diffusion (diffusers)
+# --------------------------------------------------------------------------------------------
+
+def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpainting: bool = False):
+    """Load a Stable Diffusion pipeline (1.x / 2.x families) from a preset, hub id or folder.
+
+    inpainting: False -> ``diffusers.StableDiffusionPipeline``; True ->
+        ``StableDiffusionInpaintPipeline`` (a 9-channel inpainting UNet is used as such; a plain
+        4-channel UNet inpaints by latent blending, which is weaker - a log line says so).
+    The safety checker is not loaded. Device, dtype, CPU offload and attention slicing follow
+    ``load_config``; the progress bar is off (callers report progress through events).
+    Returns the pipeline; its ``unet``, ``vae``, ``text_encoder``, ``tokenizer`` and ``scheduler``
+    are the components other priors (the refiner) reuse.
+    """
+    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+
+    source, folder = ensure_local_folder(ref, load_config)
+    if not (folder / "model_index.json").is_file():
+        raise UserInputError(f"{source.display_name}: {folder} is not a diffusers pipeline folder "
+                             f"(no model_index.json)")
+    cls = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
+    try:
+        pipe = cls.from_pretrained(folder, dtype=load_config.torch_dtype, safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False,
+                                   variant=load_config.variant, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise MissingWeightsError(f"cannot load {source.display_name} from {folder}: {_one_line(err)}; "
+                                  f"{source.how_to_get()}") from None
+    if inpainting and pipe.unet.config.in_channels != 9:
+        log.info("%s has a %d-channel UNet (not an inpainting model): inpainting by latent blending",
+                 source.display_name, pipe.unet.config.in_channels)
+    place_pipeline(pipe, load_config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_sd_components(ref: str | os.PathLike, load_config: ModelLoadConfig, inpainting: bool = False):
+    """Alias of ``load_sd_pipeline`` for code that wants the pipeline's parts (unet, vae, scheduler,
+    text_encoder, tokenizer): ``pipe = load_sd_components(ref, cfg); unet = pipe.unet``."""
+    return load_sd_pipeline(ref, load_config, inpainting=inpainting)
+
+
+def place_pipeline(pipe, load_config: ModelLoadConfig) -> None:
+    """Move a diffusers pipeline to its device, or set up model CPU offload; attention slicing.
+
+    CPU offload needs an accelerator device (cuda / xpu / mps); asking for it with device "cpu"
+    is a UserInputError rather than a silent no-op.
+    """
+    if load_config.attention_slicing:
+        pipe.enable_attention_slicing()
+    if load_config.cpu_offload:
+        device = torch.device(load_config.device)
+        if device.type == "cpu":
+            raise UserInputError("ModelLoadConfig.cpu_offload needs a GPU device (device is 'cpu')")
+        pipe.enable_model_cpu_offload(gpu_id=device.index, device=device.type)
+    else:
+        pipe.to(load_config.device)
+
+
+# --------------------------------------------------------------------------------------------
+# Depth networks (transformers)
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LoadedDepthNetwork:
+    """A transformers depth model with its preprocessing settings.
+
+    model: the ``*ForDepthEstimation`` module (eval mode, on the configured device/dtype).
+    processor: its ``*ImageProcessorPil`` (settings only: size, multiple, mean/std, padding).
+    model_type: transformers' model_type ("zoedepth", "depth_anything", "dpt").
+    source: where it came from.
+    """
+
+    model: Any
+    processor: Any
+    model_type: str
+    source: ModelSource
+
+
+def load_depth_network(ref: str | os.PathLike, load_config: ModelLoadConfig) -> LoadedDepthNetwork:
+    """Load ZoeDepth, Depth Anything (V1/V2) or DPT from a preset, hub id or local folder.
+
+    The image processor is the PIL backend class (the torchvision one cannot be imported here);
+    ``depth_networks`` reads only its settings and does the resizing itself, on the model's device.
+    """
+    import json
+
+    from transformers import AutoModelForDepthEstimation, DPTImageProcessorPil, ZoeDepthImageProcessorPil
+
+    source, folder = ensure_local_folder(ref, load_config)
+    try:
+        model_type = json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]
+    except (OSError, ValueError, KeyError) as err:
+        raise UserInputError(f"{source.display_name}: {folder}/config.json is not a transformers model "
+                             f"config ({_one_line(err)})") from None
+    processor_cls = {"zoedepth": ZoeDepthImageProcessorPil, "depth_anything": DPTImageProcessorPil,
+                     "dpt": DPTImageProcessorPil}.get(model_type)
+    if processor_cls is None:
+        raise UserInputError(f"{source.display_name}: model type {model_type!r} is not a supported depth "
+                             f"network (zoedepth, depth_anything, dpt)")
+    try:
+        model = AutoModelForDepthEstimation.from_pretrained(folder, dtype=load_config.torch_dtype,
+                                                            local_files_only=True)
+        processor = processor_cls.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise MissingWeightsError(f"cannot load {source.display_name} from {folder}: {_one_line(err)}; "
+                                  f"{source.how_to_get()}") from None
+    model.to(load_config.device).eval()
+    return LoadedDepthNetwork(model, processor, model_type, source)

@@ -1,0 +1,106 @@
+"""Known model presets: short name -> hub id, what it does, its licence and download size.
+
+This module is data plus small lookups; it never downloads or loads weights (that is
+``priors/loading.py``). A model reference anywhere in the project may be a preset name
+(``sd15``), a Hugging Face hub id (``owner/name``) or a local folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import UserInputError
+from .base import DepthKind
+
+ModelTask = Literal["text2image", "inpaint", "depth"]
+
+# Files a Stable Diffusion (diffusers layout) snapshot needs; the safety checker (1.2 GB) and the
+# original single-file checkpoints (several GB each) are deliberately not fetched.
+_SD_FILES = (
+    "model_index.json",
+    "scheduler/*.json",
+    "tokenizer/*",
+    "feature_extractor/*.json",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+)
+# Files a transformers depth model needs.
+_DEPTH_FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """One known model.
+
+    name: the short name used on the command line and in configs.
+    hub_id: Hugging Face hub repository id.
+    task: what it is used for (text2image | inpaint | depth).
+    family: architecture family (sd15, sd2, zoedepth, depth-anything-v2).
+    license: licence short name; read the model card before use.
+    approx_size_gb: download size of the files we fetch (allow_patterns), fp32 safetensors.
+    allow_patterns: the files ``scenedreamer models download`` fetches.
+    depth_kind: for depth models, what the output means.
+    note: one line of extra information.
+    """
+
+    name: str
+    hub_id: str
+    task: ModelTask
+    family: str
+    license: str
+    approx_size_gb: float
+    allow_patterns: tuple[str, ...]
+    depth_kind: DepthKind | None = None
+    note: str = ""
+
+
+PRESETS: dict[str, ModelPreset] = {p.name: p for p in (
+    ModelPreset("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "text2image", "sd15",
+                "CreativeML OpenRAIL-M", 4.3, _SD_FILES,
+                note="512 px; the community mirror of runwayml/stable-diffusion-v1-5"),
+    ModelPreset("sd15-inpaint", "stable-diffusion-v1-5/stable-diffusion-inpainting", "inpaint", "sd15",
+                "CreativeML OpenRAIL-M", 4.3, _SD_FILES, note="9-channel inpainting UNet, 512 px"),
+    ModelPreset("sd2", "stabilityai/stable-diffusion-2-1-base", "text2image", "sd2",
+                "CreativeML OpenRAIL++-M", 5.2, _SD_FILES, note="512 px, OpenCLIP-H text encoder"),
+    ModelPreset("sd2-inpaint", "stabilityai/stable-diffusion-2-inpainting", "inpaint", "sd2",
+                "CreativeML OpenRAIL++-M", 5.2, _SD_FILES, note="9-channel inpainting UNet, 512 px"),
+    ModelPreset("zoedepth", "Intel/zoedepth-nyu-kitti", "depth", "zoedepth", "MIT", 1.4, _DEPTH_FILES,
+                depth_kind=DepthKind.METRIC, note="metric depth in metres (the method's choice), indoor+outdoor heads"),
+    ModelPreset("depth-anything-v2-small", "depth-anything/Depth-Anything-V2-Small-hf", "depth",
+                "depth-anything-v2", "Apache-2.0", 0.1, _DEPTH_FILES, depth_kind=DepthKind.DISPARITY,
+                note="relative: affine-invariant inverse depth"),
+    ModelPreset("depth-anything-v2-metric-indoor", "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf",
+                "depth", "depth-anything-v2", "Apache-2.0", 0.1, _DEPTH_FILES, depth_kind=DepthKind.METRIC,
+                note="metric depth in metres, trained on Hypersim (max 20 m)"),
+    ModelPreset("depth-anything-v2-metric-outdoor", "depth-anything/Depth-Anything-V2-Metric-Outdoor-Small-hf",
+                "depth", "depth-anything-v2", "Apache-2.0", 0.1, _DEPTH_FILES, depth_kind=DepthKind.METRIC,
+                note="metric depth in metres, trained on Virtual KITTI 2 (max 80 m)"),
+)}
+
+
+def get_preset(name: str) -> ModelPreset:
+    """The preset called ``name``; UserInputError listing the known names otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UserInputError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}") from None
+
+
+def find_preset(name_or_id: str) -> ModelPreset | None:
+    """The preset whose name or hub id is ``name_or_id``, or None (a folder or another hub id)."""
+    if name_or_id in PRESETS:
+        return PRESETS[name_or_id]
+    for preset in PRESETS.values():
+        if preset.hub_id == name_or_id:
+            return preset
+    return None
+
+
+def presets_for(task: ModelTask) -> list[ModelPreset]:
+    """Presets that do ``task``, in registry order."""
+    return [p for p in PRESETS.values() if p.task == task]
