@@ -1,0 +1,165 @@
+"""The offline refiner: a stand-in for the diffusion refiner when no diffusion weights exist.
+
+It is NOT generative and says so in its label. It runs the same ``Refiner`` interface so the
+whole pipeline works offline, and does what a refiner must do at minimum: decide, per pixel,
+whether to trust the scene's render or the local frame (warp of support views + inpaint), and
+join the two without a visible seam.
+
+- Render trusted where it is opaque: a smooth ramp of opacity from ``opacity_low`` (not trusted)
+  to ``opacity_high`` (trusted); in between, the render is composited over the local frame.
+- Floaters are not trusted: rendered pixels whose depth disagrees with the warp's depth by more
+  than ``floater_depth_tolerance`` (relative), when the view carries ``local_depth``.
+- Empty / low-opacity / floater pixels take the local frame.
+- The trust map is smoothed edge-aware (a guided filter, He et al. 2010, guided by the local
+  frame's luminance), so the seam is spread over a few pixels except along real scene edges,
+  where a sharp switch is invisible.
+- Well-observed pixels (opacity >= ``keep_threshold``, not floaters) are the render's exactly,
+  as in the diffusion refiner.
+
+``train_adapter`` is a no-op returning {}; ``save_adapter``/``load_adapter`` write/read a small
+JSON marker so the pipeline's resume logic works the same with either refiner.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..atomic import atomic_write_json
+from ..errors import UserInputError
+from ..events import EventSink
+from .refiner import RefinerInput, floater_mask, render_over_local
+
+OFFLINE_MARKER_FORMAT = "scenedreamer-offline-refiner/1"
+"""Format tag of the marker file the offline refiner writes in place of adapter weights."""
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+"""ITU-R BT.601 luma weights: the guide image of the seam filter."""
+
+
+@dataclass(frozen=True)
+class OfflineRefinerConfig:
+    """Tunables of the offline stand-in refiner."""
+
+    opacity_low: float = 0.3
+    """Opacity at or below which the render is not trusted at all."""
+    opacity_high: float = 0.9
+    """Opacity at or above which the render is fully trusted (smooth ramp in between)."""
+    floater_depth_tolerance: float = 0.15
+    """Relative depth disagreement (render vs warp) above which a rendered pixel is a floater."""
+    keep_threshold: float = 0.995
+    """Opacity at or above which rendered pixels are kept exactly (set above 1 to disable)."""
+    seam_radius_px: int = 4
+    """Window radius of the edge-aware seam filter, in pixels."""
+    seam_edge_eps: float = 1e-3
+    """Guided-filter regulariser: smaller follows image edges more closely, larger blurs more."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.opacity_low < self.opacity_high:
+            raise UserInputError("OfflineRefinerConfig: need 0 <= opacity_low < opacity_high "
+                                 f"(got {self.opacity_low}, {self.opacity_high})")
+        if self.seam_radius_px < 0 or self.seam_edge_eps <= 0:
+            raise UserInputError("OfflineRefinerConfig: seam_radius_px must be >= 0 and seam_edge_eps > 0")
+
+
+class OfflineRefiner:
+    """Deterministic render/local-frame compositor behind the Refiner interface (no diffusion)."""
+
+    label = "offline refiner (render + local-frame composite, edge-aware seam; not generative)"
+
+    def __init__(self, config: OfflineRefinerConfig = OfflineRefinerConfig()):
+        self.config = config
+
+    def refine(self, view: RefinerInput, prompt: str, generator: torch.Generator) -> Tensor:
+        """(H, W, 3) float32 in [0, 1]: render where trusted, local frame elsewhere, smooth seam.
+
+        prompt and generator are unused (the result is deterministic).
+        """
+        cfg = self.config
+        floaters = floater_mask(view, cfg.floater_depth_tolerance)
+        over = render_over_local(view, floaters)                         # (H, W, 3)
+        trust = render_trust(view.opacity, floaters, cfg.opacity_low, cfg.opacity_high)
+        local = view.local_rgb.float()
+        # Guide by the local frame: it is complete and seam-free, so its edges are scene edges
+        # (the composite would carry the render/local switch itself and keep the seam sharp).
+        guide = (local * local.new_tensor(LUMA_WEIGHTS)).sum(-1)          # (H, W) luminance
+        trust = guided_filter(guide, trust, cfg.seam_radius_px, cfg.seam_edge_eps).clamp(0.0, 1.0)
+        out = (trust[..., None] * over + (1.0 - trust[..., None]) * local).clamp(0.0, 1.0)
+        keep = (view.opacity >= cfg.keep_threshold) & ~floaters
+        return torch.where(keep[..., None], view.rendered_rgb.float(), out)
+
+    def train_adapter(self, batches: Iterable[tuple[RefinerInput, Tensor]], steps: int,
+                      generator: torch.Generator, on_event: EventSink | None = None,
+                      prompt: str = "") -> dict[str, float]:
+        """No adapter: nothing to train. Returns {}."""
+        return {}
+
+    def save_adapter(self, path: str | Path) -> None:
+        """Write a small JSON marker (atomic) so resume logic treats both refiners alike."""
+        atomic_write_json(path, {"format": OFFLINE_MARKER_FORMAT, "label": self.label})
+
+    def load_adapter(self, path: str | Path) -> None:
+        """Check the marker written by ``save_adapter``; UserInputError if missing or foreign."""
+        path = Path(path)
+        try:
+            marker = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserInputError(f"{path}: adapter file not found") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise UserInputError(f"{path}: not an offline-refiner marker (diffusion adapter weights "
+                                 "need the diffusion refiner)") from None
+        if not isinstance(marker, dict) or marker.get("format") != OFFLINE_MARKER_FORMAT:
+            raise UserInputError(f"{path}: not an offline-refiner marker")
+
+
+def render_trust(opacity: Tensor, floaters: Tensor, low: float, high: float) -> Tensor:
+    """(H, W) float32 in [0, 1]: smoothstep of opacity from ``low`` to ``high``; 0 on floaters."""
+    x = ((opacity.float() - low) / (high - low)).clamp(0.0, 1.0)
+    return torch.where(floaters, torch.zeros_like(x), x * x * (3.0 - 2.0 * x))
+
+
+def box_mean(x: Tensor, radius: int) -> Tensor:
+    """Mean of (H, W) ``x`` over the (2r+1)^2 window around each pixel, clipped at the border.
+
+    Fast path (average pooling that does not count padding); ``box_mean_reference`` is its twin.
+    """
+    if radius <= 0:
+        return x.float()
+    pooled = F.avg_pool2d(x.float()[None, None], kernel_size=2 * radius + 1, stride=1, padding=radius,
+                          count_include_pad=False)
+    return pooled[0, 0]
+
+
+def box_mean_reference(x: Tensor, radius: int) -> Tensor:
+    """Slow, obviously-correct twin of ``box_mean``: a loop over pixels and clipped windows."""
+    height, width = x.shape
+    out = torch.empty(height, width, dtype=torch.float64)
+    xd = x.double()
+    for i in range(height):
+        for j in range(width):
+            window = xd[max(0, i - radius): i + radius + 1, max(0, j - radius): j + radius + 1]
+            out[i, j] = window.mean()
+    return out.float()
+
+
+def guided_filter(guide: Tensor, source: Tensor, radius: int, eps: float,
+                  box: Callable[[Tensor, int], Tensor] = box_mean) -> Tensor:
+    """Edge-aware smoothing of ``source`` (H, W) along the edges of ``guide`` (H, W) (He et al. 2010).
+
+    In each window the output is a linear function of the guide, a * guide + b, fitted to the
+    source by ridge regression (regulariser ``eps``); the per-window fits are averaged. ``box`` is
+    the window mean (the reference twin can be passed in tests).
+    """
+    guide, source = guide.float(), source.float()
+    mean_g, mean_s = box(guide, radius), box(source, radius)
+    cov_gs = box(guide * source, radius) - mean_g * mean_s
+    var_g = box(guide * guide, radius) - mean_g * mean_g
+    a = cov_gs / (var_g + eps)
+    b = mean_s - a * mean_g
+    return box(a, radius) * guide + box(b, radius)
