@@ -158,3 +158,81 @@ def opencv_to_opengl_c2w(c2w: Tensor) -> Tensor:
 def opengl_to_opencv_c2w(c2w: Tensor) -> Tensor:
     """(..., 4, 4) camera-to-world with OpenGL camera axes -> OpenCV axes (inverse of the above)."""
     return c2w @ _FLIP_YZ.to(device=c2w.device, dtype=c2w.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Additions (poses from geometry, conversions, intrinsics helpers)
+# --------------------------------------------------------------------------------------------
+
+def c2w_to_w2c(c2w: Tensor) -> Tensor:
+    """(..., 4, 4) camera-to-world -> world-to-camera (rigid inverse). Frames: world <-> camera."""
+    return rigid_inverse(c2w)
+
+
+def w2c_to_c2w(w2c: Tensor) -> Tensor:
+    """(..., 4, 4) world-to-camera -> camera-to-world (rigid inverse)."""
+    return rigid_inverse(w2c)
+
+
+def pose_from_rotation_translation(R: Tensor, t: Tensor) -> Tensor:
+    """(..., 4, 4) rigid transform from rotation R (..., 3, 3) and translation t (..., 3)."""
+    out = torch.zeros(*R.shape[:-2], 4, 4, dtype=R.dtype, device=R.device)
+    out[..., :3, :3] = R
+    out[..., :3, 3] = t
+    out[..., 3, 3] = 1.0
+    return out
+
+
+# The default "up" of the world: the first camera's frame uses OpenCV axes (+y down), so the
+# world's up direction is -y.
+WORLD_UP_OPENCV = (0.0, -1.0, 0.0)
+
+
+def look_at(eye: Tensor, target: Tensor, up: Tensor | tuple[float, float, float] = WORLD_UP_OPENCV,
+            eps: float = 1e-9) -> Tensor:
+    """Camera-to-world poses (..., 4, 4), OpenCV axes, for cameras at ``eye`` looking at ``target``.
+
+    eye, target: (..., 3) world points (broadcast together); up: (3,) or (..., 3) world up
+    direction (default -y: the first camera's frame is OpenCV, so up is -y). The camera's +z
+    points from eye to target, its +x is horizontal (perpendicular to up) pointing right, and
+    its +y (image down) has a negative component along ``up``.
+    Raises ValueError when the viewing direction is parallel to ``up`` (roll is undefined).
+    """
+    eye, target = torch.broadcast_tensors(eye, target)
+    up_t = torch.as_tensor(up, dtype=eye.dtype, device=eye.device).expand_as(eye)
+    forward = target - eye
+    forward = forward / forward.norm(dim=-1, keepdim=True).clamp_min(eps)
+    right = torch.linalg.cross(forward, up_t, dim=-1)
+    right_norm = right.norm(dim=-1, keepdim=True)
+    if bool((right_norm < 1e-6).any()):
+        raise ValueError("look_at: viewing direction is parallel to the up vector (roll undefined)")
+    right = right / right_norm
+    down = torch.linalg.cross(forward, right, dim=-1)
+    R = torch.stack([right, down, forward], dim=-1)        # columns are the camera axes in world
+    return pose_from_rotation_translation(R, eye)
+
+
+def rotation_error(R: Tensor) -> Tensor:
+    """(...,) max |R^T R - I| entry plus |det R - 1|: 0 for a proper rotation (...,3,3)."""
+    eye = torch.eye(3, dtype=R.dtype, device=R.device)
+    ortho = (R.transpose(-1, -2) @ R - eye).abs().amax(dim=(-1, -2))
+    return ortho + (torch.linalg.det(R) - 1.0).abs()
+
+
+def fov_from_intrinsics(K: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:
+    """Horizontal and vertical field of view in degrees, each (...,), of K (..., 3, 3).
+
+    Assumes the principal point is at the image centre (the FOV of a centred pinhole).
+    """
+    fov_x = torch.rad2deg(2 * torch.atan(0.5 * width / K[..., 0, 0]))
+    fov_y = torch.rad2deg(2 * torch.atan(0.5 * height / K[..., 1, 1]))
+    return fov_x, fov_y
+
+
+def cameras_from_fov(c2w: Tensor, width: int, height: int, fov_x_deg: float) -> Cameras:
+    """A Cameras batch with the same centred intrinsics (horizontal FOV in degrees) for every c2w.
+
+    c2w: (B, 4, 4) OpenCV camera-to-world; K follows its dtype and device.
+    """
+    K = intrinsics_from_fov(fov_x_deg, width, height, dtype=c2w.dtype, device=c2w.device)
+    return Cameras(K.expand(c2w.shape[0], 3, 3).clone(), c2w, width, height)

@@ -1,0 +1,68 @@
+"""Slow, obviously-correct twins of ``depth_align`` (numpy / scipy), for tests on small images.
+
+``align_depth_reference``: the same robust fit spelled out with ``numpy.linalg.lstsq`` and
+``numpy.median`` on every usable pixel. ``seam_offsets_reference``: the screened Poisson problem
+that ``seam_offsets`` approximates coarse-to-fine, solved exactly as one sparse linear system.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
+import torch
+from torch import Tensor
+
+from .depth_align import AlignConfig, SeamConfig
+
+
+def align_depth_reference(pred: Tensor, target: Tensor, mask: Tensor, space: str = "disparity",
+                          config: AlignConfig = AlignConfig()) -> tuple[float, float, np.ndarray]:
+    """(scale, shift, inlier mask over the usable pixels) of the robust fit, on every usable pixel."""
+    p = pred.double().numpy().ravel()
+    q = target.double().numpy().ravel()
+    usable = mask.numpy().ravel() & np.isfinite(p) & np.isfinite(q) & (p > 0) & (q > 0)
+    x, y = p[usable], q[usable]
+    if space == "disparity":
+        x, y = 1.0 / x, 1.0 / y
+    inliers = np.ones(x.shape, bool)
+    s, t = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)[0]
+    for _ in range(config.iterations):
+        residual = s * x + t - y
+        r = np.sort(np.abs(residual))
+        sigma = 1.4826 * r[(r.size + 1) // 2 - 1]            # lower median, as kthvalue
+        if sigma <= 0:
+            break
+        new = np.abs(residual) <= config.outlier_mads * sigma
+        if new.sum() < config.min_pixels or np.array_equal(new, inliers):
+            break
+        inliers = new
+        s, t = np.linalg.lstsq(np.stack([x[inliers], np.ones(inliers.sum())], 1), y[inliers], rcond=None)[0]
+    return float(s), float(t), inliers
+
+
+def seam_offsets_reference(aligned: Tensor, known_depth: Tensor, known: Tensor,
+                           config: SeamConfig = SeamConfig()) -> Tensor:
+    """Exact solution of the seam offset problem (H, W): offsets = known - aligned on known pixels;
+    on the others (n_i + 1/decay^2) o_i - sum_{4-neighbours j in the image} o_j = 0."""
+    H, W = aligned.shape
+    delta = (known_depth - aligned).double().numpy()
+    fixed = known.numpy()
+    screen = 0.0 if config.decay_px is None else 1.0 / config.decay_px ** 2
+    n = H * W
+    A = scipy.sparse.lil_matrix((n, n))
+    b = np.zeros(n)
+    for i in range(H):
+        for j in range(W):
+            k = i * W + j
+            if fixed[i, j]:
+                A[k, k] = 1.0
+                b[k] = delta[i, j]
+                continue
+            neighbours = [(i + di, j + dj) for di, dj in ((0, -1), (0, 1), (-1, 0), (1, 0))
+                          if 0 <= i + di < H and 0 <= j + dj < W]
+            A[k, k] = len(neighbours) + screen
+            for ni, nj in neighbours:
+                A[k, ni * W + nj] = -1.0
+    offsets = scipy.sparse.linalg.spsolve(A.tocsr(), b)
+    return torch.from_numpy(offsets.reshape(H, W)).to(aligned.dtype)

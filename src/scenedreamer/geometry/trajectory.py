@@ -1,0 +1,435 @@
+"""Camera trajectories: named presets, smooth pose interpolation and per-segment prompts.
+
+World frame of every preset: the FIRST camera's frame (camera 0 has the identity pose), with
+OpenCV axes, so +x is right, +y is DOWN and +z is forward; "up" in the world is -y. Angles are
+in degrees, distances in scene units (the depth units of the first view). A positive yaw turns
+the camera to its right (toward +x); a positive pitch tilts it up (toward -y).
+
+Presets are data: ``TRAJECTORY_PRESETS`` maps a name to a frozen params dataclass whose fields
+(documented, with their allowed range in the field metadata) are the preset's options, and
+whose ``poses(frames)`` returns the c2w path. ``make_trajectory`` validates the options
+(UserInputError naming the preset and the field) and builds a ``Trajectory``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from ..errors import UserInputError
+from .cameras import Cameras, intrinsics_from_fov, look_at, pose_from_rotation_translation, rigid_inverse
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A camera path with an optional prompt per frame.
+
+    cameras: N cameras (OpenCV axes, c2w in the trajectory's world frame).
+    prompts: N entries; None means "use the main prompt" for that frame.
+    """
+
+    cameras: Cameras
+    prompts: list[str | None]
+
+    def __post_init__(self) -> None:
+        if len(self.prompts) != len(self.cameras):
+            raise ValueError(f"Trajectory: {len(self.cameras)} cameras but {len(self.prompts)} prompts")
+
+    def __len__(self) -> int:
+        return len(self.cameras)
+
+
+# ---------------------------------------------------------------------------------------------
+# rotations: quaternions (w, x, y, z), slerp
+# ---------------------------------------------------------------------------------------------
+
+def matrix_to_quaternion(R: Tensor) -> Tensor:
+    """(..., 3, 3) rotation matrices -> (..., 4) unit quaternions (w, x, y, z), w >= 0.
+
+    Picks, per matrix, the numerically best of the four classic formulas (largest diagonal
+    term), so it is accurate for every rotation including 180 degrees.
+    """
+    m = R
+    trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
+    candidates = torch.stack([
+        torch.stack([1 + trace, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0],
+                     m[..., 1, 0] - m[..., 0, 1]], -1),
+        torch.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2],
+                     m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
+        torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0],
+                     1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2], m[..., 1, 2] + m[..., 2, 1]], -1),
+        torch.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1],
+                     1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2]], -1),
+    ], dim=-2)                                                              # (..., 4 candidates, 4)
+    diag = torch.stack([trace, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]], -1)
+    best = diag.argmax(dim=-1, keepdim=True)                               # (..., 1)
+    q = torch.gather(candidates, -2, best.unsqueeze(-1).expand(*best.shape[:-1], 1, 4)).squeeze(-2)
+    q = q / q.norm(dim=-1, keepdim=True)
+    return torch.where(q[..., :1] < 0, -q, q)
+
+
+def quaternion_to_matrix(q: Tensor) -> Tensor:
+    """(..., 4) quaternions (w, x, y, z) (normalised here) -> (..., 3, 3) rotation matrices."""
+    q = q / q.norm(dim=-1, keepdim=True)
+    w, x, y, z = q.unbind(-1)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ], -1).reshape(*q.shape[:-1], 3, 3)
+
+
+def slerp(q0: Tensor, q1: Tensor, u: Tensor) -> Tensor:
+    """Spherical linear interpolation of unit quaternions (..., 4) at fractions u (...,).
+
+    Takes the short way (flips q1 when the dot product is negative); falls back to a
+    normalised lerp when the quaternions are nearly equal.
+    """
+    dot = (q0 * q1).sum(-1, keepdim=True)
+    q1 = torch.where(dot < 0, -q1, q1)
+    dot = dot.abs().clamp(max=1.0)
+    theta = torch.acos(dot)
+    sin_theta = torch.sin(theta)
+    u = u.unsqueeze(-1)
+    near = sin_theta < 1e-6
+    safe = torch.where(near, torch.ones_like(sin_theta), sin_theta)
+    w0 = torch.where(near, 1 - u, torch.sin((1 - u) * theta) / safe)
+    w1 = torch.where(near, u, torch.sin(u * theta) / safe)
+    q = w0 * q0 + w1 * q1
+    return q / q.norm(dim=-1, keepdim=True)
+
+
+def _catmull_rom(points: Tensor, seg: Tensor, u: Tensor) -> Tensor:
+    """Uniform Catmull-Rom spline through points (K, 3) at segment seg (F,) and fraction u (F,).
+
+    The curve passes through every key point; the ends are extended by reflection.
+    """
+    padded = torch.cat([2 * points[:1] - points[1:2], points, 2 * points[-1:] - points[-2:-1]])
+    p0, p1, p2, p3 = padded[seg], padded[seg + 1], padded[seg + 2], padded[seg + 3]
+    u = u.unsqueeze(-1)
+    u2, u3 = u * u, u * u * u
+    return 0.5 * ((2 * p1) + (-p0 + p2) * u + (2 * p0 - 5 * p1 + 4 * p2 - p3) * u2
+                  + (-p0 + 3 * p1 - 3 * p2 + p3) * u3)
+
+
+def interpolate_poses(c2w_keys: Tensor, frames: int) -> Tensor:
+    """Smooth camera path through key poses.
+
+    c2w_keys: (K, 4, 4) rigid camera-to-world keys (any camera axes; rotations are slerped,
+    positions follow a Catmull-Rom spline through the key positions).
+    Returns (frames, 4, 4) in the keys' dtype. Key k sits at frame k * (frames-1) / (K-1), so
+    the path hits every key exactly when (frames - 1) is a multiple of (K - 1); frame 0 and
+    the last frame are always the first and last key.
+    """
+    if c2w_keys.ndim != 3 or c2w_keys.shape[-2:] != (4, 4) or c2w_keys.shape[0] < 1:
+        raise ValueError(f"interpolate_poses: keys must be (K, 4, 4), got {tuple(c2w_keys.shape)}")
+    if frames < 1:
+        raise ValueError(f"interpolate_poses: frames must be >= 1, got {frames}")
+    K = c2w_keys.shape[0]
+    keys = c2w_keys.double()
+    if K == 1 or frames == 1:
+        return c2w_keys[:1].expand(frames, 4, 4).clone()
+    t = torch.linspace(0, K - 1, frames, dtype=torch.float64, device=keys.device)
+    seg = t.floor().long().clamp(max=K - 2)
+    u = t - seg
+    quats = matrix_to_quaternion(keys[:, :3, :3])
+    for i in range(1, K):                       # keep neighbours on the same hemisphere
+        if float((quats[i] * quats[i - 1]).sum()) < 0:
+            quats[i] = -quats[i]
+    rot = quaternion_to_matrix(slerp(quats[seg], quats[seg + 1], u))
+    pos = _catmull_rom(keys[:, :3, 3], seg, u)
+    return pose_from_rotation_translation(rot, pos).to(c2w_keys.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# presets
+# ---------------------------------------------------------------------------------------------
+
+def _rng(gt: float | None = None, ge: float | None = None, lt: float | None = None,
+         le: float | None = None) -> dict[str, float | None]:
+    """Field metadata: the allowed range of a numeric preset option."""
+    return {"gt": gt, "ge": ge, "lt": lt, "le": le}
+
+
+_MAX_TURN_DEG = 3600.0      # ten full turns: beyond that a typo is likelier than intent
+_MAX_PITCH_DEG = 89.0       # look straight up/down leaves the roll undefined
+_MAX_CYCLES = 100.0
+_MAX_DISTANCE = 1e6
+
+
+def _turn_fractions(frames: int, periodic: bool) -> Tensor:
+    """(frames,) progress in [0, 1]; a periodic path (closed loop) leaves out its end (= start)."""
+    if frames == 1:
+        return torch.zeros(1, dtype=torch.float64)
+    if periodic:
+        return torch.arange(frames, dtype=torch.float64) / frames
+    return torch.linspace(0, 1, frames, dtype=torch.float64)
+
+
+def _is_full_turn(degrees: float) -> bool:
+    return degrees != 0 and math.isclose(math.remainder(degrees, 360.0), 0.0, abs_tol=1e-9)
+
+
+def _is_whole(cycles: float) -> bool:
+    return math.isclose(cycles, round(cycles), abs_tol=1e-9)
+
+
+def _view_poses(positions: Tensor, yaw_deg: Tensor, pitch_deg: Tensor) -> Tensor:
+    """(F, 4, 4) OpenCV c2w at positions (F, 3) looking along yaw/pitch (degrees, (F,) each).
+
+    yaw 0, pitch 0 looks along +z; positive yaw turns right (+x), positive pitch looks up (-y).
+    """
+    yaw, pitch = torch.deg2rad(yaw_deg), torch.deg2rad(pitch_deg)
+    forward = torch.stack([torch.sin(yaw) * torch.cos(pitch), -torch.sin(pitch),
+                           torch.cos(yaw) * torch.cos(pitch)], -1)
+    return look_at(positions, positions + forward)
+
+
+@dataclass(frozen=True)
+class OrbitParams:
+    """Orbit around a point straight ahead of the first camera, always looking at it."""
+
+    radius: float = field(default=2.0, metadata=_rng(gt=0, le=_MAX_DISTANCE))
+    """Distance from the camera to the orbited point (scene units)."""
+    degrees: float = field(default=360.0, metadata=_rng(ge=-_MAX_TURN_DEG, le=_MAX_TURN_DEG))
+    """Sweep angle; positive moves the camera to its right."""
+    elevation_deg: float = field(default=0.0, metadata=_rng(ge=-_MAX_PITCH_DEG, le=_MAX_PITCH_DEG))
+    """Height of the orbit above the point's horizontal plane, as an angle seen from the point."""
+
+    def poses(self, frames: int) -> Tensor:
+        theta = torch.deg2rad(self.degrees * _turn_fractions(frames, _is_full_turn(self.degrees)))
+        elev = math.radians(self.elevation_deg)
+        centre = torch.tensor([0.0, 0.0, self.radius], dtype=torch.float64)
+        offset = torch.stack([self.radius * torch.sin(theta) * math.cos(elev),
+                              torch.full_like(theta, -self.radius * math.sin(elev)),   # up is -y
+                              -self.radius * torch.cos(theta) * math.cos(elev)], -1)
+        return look_at(centre + offset, centre.expand_as(offset))
+
+
+@dataclass(frozen=True)
+class Rotate360Params:
+    """Turn in place about the vertical axis (a panorama sweep)."""
+
+    degrees: float = field(default=360.0, metadata=_rng(ge=-_MAX_TURN_DEG, le=_MAX_TURN_DEG))
+    """Total turn; positive turns right."""
+    pitch_deg: float = field(default=0.0, metadata=_rng(ge=-_MAX_PITCH_DEG, le=_MAX_PITCH_DEG))
+    """Constant up (+) / down (-) tilt during the turn."""
+
+    def poses(self, frames: int) -> Tensor:
+        yaw = self.degrees * _turn_fractions(frames, _is_full_turn(self.degrees))
+        return _view_poses(torch.zeros(frames, 3, dtype=torch.float64), yaw, torch.full_like(yaw, self.pitch_deg))
+
+
+@dataclass(frozen=True)
+class LookaroundParams:
+    """Stand still and look left/right and up, returning to the start."""
+
+    yaw_deg: float = field(default=30.0, metadata=_rng(ge=0, le=180.0))
+    """Largest turn to each side."""
+    pitch_deg: float = field(default=10.0, metadata=_rng(ge=0, le=_MAX_PITCH_DEG))
+    """Largest upward tilt (reached halfway through each cycle)."""
+    cycles: float = field(default=1.0, metadata=_rng(gt=0, le=_MAX_CYCLES))
+    """Number of left-right sweeps."""
+
+    def poses(self, frames: int) -> Tensor:
+        phase = 2 * math.pi * self.cycles * _turn_fractions(frames, _is_whole(self.cycles))
+        yaw = self.yaw_deg * torch.sin(phase)
+        pitch = self.pitch_deg * 0.5 * (1 - torch.cos(phase))
+        return _view_poses(torch.zeros(frames, 3, dtype=torch.float64), yaw, pitch)
+
+
+@dataclass(frozen=True)
+class LookdownParams:
+    """Tilt the view down (optionally turning and moving forward), as for floors and tables."""
+
+    pitch_deg: float = field(default=30.0, metadata=_rng(ge=0, le=_MAX_PITCH_DEG))
+    """Final downward tilt."""
+    yaw_deg: float = field(default=0.0, metadata=_rng(ge=-_MAX_TURN_DEG, le=_MAX_TURN_DEG))
+    """Turn to the right (+) during the tilt."""
+    distance: float = field(default=0.0, metadata=_rng(ge=-_MAX_DISTANCE, le=_MAX_DISTANCE))
+    """Move along the first camera's horizontal forward direction (scene units)."""
+
+    def poses(self, frames: int) -> Tensor:
+        s = _turn_fractions(frames, periodic=False)
+        positions = torch.stack([torch.zeros_like(s), torch.zeros_like(s), self.distance * s], -1)
+        return _view_poses(positions, self.yaw_deg * s, -self.pitch_deg * s)
+
+
+@dataclass(frozen=True)
+class ForwardParams:
+    """Walk (dolly) straight along the view direction, optionally turning."""
+
+    distance: float = field(default=1.0, metadata=_rng(ge=-_MAX_DISTANCE, le=_MAX_DISTANCE))
+    """Distance travelled along the first view direction (scene units; negative = backward)."""
+    yaw_deg: float = field(default=0.0, metadata=_rng(ge=-_MAX_TURN_DEG, le=_MAX_TURN_DEG))
+    """Gradual turn to the right (+) over the path (the camera keeps moving straight)."""
+
+    def poses(self, frames: int) -> Tensor:
+        s = _turn_fractions(frames, periodic=False)
+        positions = torch.stack([torch.zeros_like(s), torch.zeros_like(s), self.distance * s], -1)
+        return _view_poses(positions, self.yaw_deg * s, torch.zeros_like(s))
+
+
+@dataclass(frozen=True)
+class BackAndForthParams:
+    """Move forward and back to the start along the view direction, smoothly, ``cycles`` times."""
+
+    distance: float = field(default=0.5, metadata=_rng(ge=-_MAX_DISTANCE, le=_MAX_DISTANCE))
+    """Farthest point reached along the view direction (scene units)."""
+    cycles: float = field(default=1.0, metadata=_rng(gt=0, le=_MAX_CYCLES))
+    """Number of there-and-back trips."""
+
+    def poses(self, frames: int) -> Tensor:
+        phase = 2 * math.pi * self.cycles * _turn_fractions(frames, _is_whole(self.cycles))
+        z = self.distance * 0.5 * (1 - torch.cos(phase))
+        positions = torch.stack([torch.zeros_like(z), torch.zeros_like(z), z], -1)
+        return _view_poses(positions, torch.zeros_like(z), torch.zeros_like(z))
+
+
+@dataclass(frozen=True)
+class SpiralParams:
+    """LLFF-style spiral: circle in the image plane while drifting in depth, looking at a focus point."""
+
+    radius: float = field(default=0.3, metadata=_rng(ge=0, le=_MAX_DISTANCE))
+    """Radius of the circle around the start position (scene units)."""
+    depth: float = field(default=0.2, metadata=_rng(ge=-_MAX_DISTANCE, le=_MAX_DISTANCE))
+    """Forward/backward drift amplitude (scene units)."""
+    rotations: float = field(default=2.0, metadata=_rng(gt=0, le=_MAX_CYCLES))
+    """Turns around the circle."""
+    focus_distance: float = field(default=2.0, metadata=_rng(gt=0, le=_MAX_DISTANCE))
+    """The cameras look at the point this far ahead of the start (scene units)."""
+
+    def poses(self, frames: int) -> Tensor:
+        s = _turn_fractions(frames, _is_whole(self.rotations))
+        phi = 2 * math.pi * self.rotations * s
+        # start on the circle's centre line: x = r sin(phi), y = r (1 - cos(phi)) starts at 0
+        positions = torch.stack([self.radius * torch.sin(phi), -self.radius * (1 - torch.cos(phi)),
+                                 self.depth * torch.sin(phi / max(self.rotations, 1.0))], -1)
+        focus = torch.tensor([0.0, 0.0, self.focus_distance], dtype=torch.float64)
+        return look_at(positions, focus.expand_as(positions))
+
+
+TRAJECTORY_PRESETS: dict[str, type] = {
+    "orbit": OrbitParams,
+    "rotate360": Rotate360Params,
+    "lookaround": LookaroundParams,
+    "lookdown": LookdownParams,
+    "forward": ForwardParams,
+    "dolly": ForwardParams,
+    "back_and_forth": BackAndForthParams,
+    "spiral": SpiralParams,
+}
+"""Preset name -> params dataclass (its fields are the preset's options; see each docstring)."""
+
+MAX_FRAMES = 100_000
+"""Upper bound on the frame count of a generated trajectory (catches typos)."""
+
+
+def _preset_error(preset: str, name: str, message: str) -> UserInputError:
+    return UserInputError(f"trajectory preset '{preset}': {name}: {message}")
+
+
+def _coerce_number(preset: str, name: str, raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise _preset_error(preset, name, f"expected a number, got {raw!r}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _preset_error(preset, name, f"expected a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise _preset_error(preset, name, f"must be finite, got {value}")
+    return value
+
+
+def build_preset_params(preset: str, **params: Any) -> Any:
+    """Validated params dataclass of ``preset`` from keyword options (numbers or numeric strings).
+
+    Raises UserInputError for an unknown preset, an unknown option or a value out of range.
+    """
+    if preset not in TRAJECTORY_PRESETS:
+        raise UserInputError(f"unknown trajectory preset '{preset}' (choose from: "
+                             f"{', '.join(TRAJECTORY_PRESETS)})")
+    cls = TRAJECTORY_PRESETS[preset]
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for name, raw in params.items():
+        if name not in known:
+            raise _preset_error(preset, name, f"unknown option (options: {', '.join(known) or 'none'})")
+        value = _coerce_number(preset, name, raw)
+        rng = known[name].metadata
+        if rng.get("gt") is not None and not value > rng["gt"]:
+            raise _preset_error(preset, name, f"must be > {rng['gt']:g}, got {value:g}")
+        if rng.get("ge") is not None and not value >= rng["ge"]:
+            raise _preset_error(preset, name, f"must be >= {rng['ge']:g}, got {value:g}")
+        if rng.get("lt") is not None and not value < rng["lt"]:
+            raise _preset_error(preset, name, f"must be < {rng['lt']:g}, got {value:g}")
+        if rng.get("le") is not None and not value <= rng["le"]:
+            raise _preset_error(preset, name, f"must be <= {rng['le']:g}, got {value:g}")
+        values[name] = value
+    return cls(**values)
+
+
+def segment_prompts(prompts: Sequence[str | None] | None, frames: int) -> list[str | None]:
+    """Per-frame prompts from per-segment prompts: the frames are split into len(prompts)
+    contiguous, nearly equal segments, in order. None or an empty list -> all None."""
+    if not prompts:
+        return [None] * frames
+    n = len(prompts)
+    return [prompts[min(n - 1, (f * n) // frames)] for f in range(frames)]
+
+
+def _check_image(frames: int, width: int, height: int, fov_deg: float) -> None:
+    if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= MAX_FRAMES:
+        raise UserInputError(f"trajectory: frames must be an integer in [1, {MAX_FRAMES}], got {frames!r}")
+    for name, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise UserInputError(f"trajectory: {name} must be a positive integer, got {value!r}")
+    if not (isinstance(fov_deg, (int, float)) and math.isfinite(fov_deg) and 0 < fov_deg < 180):
+        raise UserInputError(f"trajectory: fov_deg must be in (0, 180) degrees, got {fov_deg!r}")
+
+
+def make_trajectory(preset: str, frames: int, width: int, height: int, fov_deg: float = 60.0, *,
+                    prompts: Sequence[str | None] | None = None, dtype: torch.dtype = torch.float32,
+                    device: torch.device | str | None = None, **params: Any) -> Trajectory:
+    """A preset camera path of ``frames`` cameras at width x height with horizontal FOV fov_deg.
+
+    params: the preset's options (fields of ``TRAJECTORY_PRESETS[preset]``; degrees and scene
+    units). prompts: per-segment prompts (frames split evenly among them; see segment_prompts).
+    World: camera 0's frame (camera 0 = identity, OpenCV axes, world up = -y).
+    Raises UserInputError for an unknown preset or option, or an out-of-range value.
+    """
+    p = build_preset_params(preset, **params)
+    _check_image(frames, width, height, fov_deg)
+    c2w = p.poses(frames)                                                  # (F, 4, 4) float64
+    c2w = rigid_inverse(c2w[:1]) @ c2w                                     # camera 0 = identity
+    c2w = c2w.to(dtype=dtype, device=device)
+    K = intrinsics_from_fov(float(fov_deg), width, height, dtype=dtype, device=device)
+    cams = Cameras(K.expand(frames, 3, 3).clone(), c2w, width, height)
+    return Trajectory(cameras=cams, prompts=segment_prompts(prompts, frames))
+
+
+def keyframe_trajectory(c2w_keys: Tensor, frames: int, width: int, height: int, fov_deg: float = 60.0,
+                        key_prompts: Sequence[str | None] | None = None) -> Trajectory:
+    """A smooth path through key poses (K, 4, 4) (OpenCV c2w), with a prompt per key segment.
+
+    Frame f gets the prompt of the last key at or before it (key k sits at frame
+    k * (frames-1) / (K-1)). Intrinsics: centred, horizontal FOV fov_deg. World: the keys' world.
+    """
+    _check_image(frames, width, height, fov_deg)
+    K_keys = c2w_keys.shape[0]
+    if key_prompts is not None and len(key_prompts) != K_keys:
+        raise UserInputError(f"trajectory: {K_keys} key poses but {len(key_prompts)} key prompts")
+    c2w = interpolate_poses(c2w_keys, frames)
+    K = intrinsics_from_fov(float(fov_deg), width, height, dtype=c2w.dtype, device=c2w.device)
+    if key_prompts is None:
+        prompts: list[str | None] = [None] * frames
+    elif K_keys == 1 or frames == 1:
+        prompts = [key_prompts[0]] * frames
+    else:
+        key_of = [min(K_keys - 1, math.floor(f * (K_keys - 1) / (frames - 1) + 1e-9)) for f in range(frames)]
+        prompts = [key_prompts[k] for k in key_of]
+    return Trajectory(cameras=Cameras(K.expand(frames, 3, 3).clone(), c2w, width, height), prompts=prompts)

@@ -1,0 +1,134 @@
+"""Depth alignment (robust scale/shift) and seam compensation, against their slow twins."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from scenedreamer.geometry.depth_align import (AlignConfig, SeamConfig, align_depth, compensate_seams,
+                                               seam_offsets)
+from scenedreamer.geometry.depth_align_reference import align_depth_reference, seam_offsets_reference
+
+
+def synthetic(space: str, scale: float, shift: float, H=48, W=64, noise=0.005, outliers=0.2, seed=0):
+    """A true depth, a prediction related to it by (scale, shift) in ``space``, and a noisy,
+    outlier-ridden observed copy of the true depth."""
+    g = torch.Generator().manual_seed(seed)
+    true = 1.0 + 4.0 * torch.rand(H, W, generator=g, dtype=torch.float64)
+    if space == "depth":
+        pred = (true - shift) / scale                       # true = scale * pred + shift
+    else:
+        pred = scale / (1.0 / true - shift)                 # 1/true = scale / pred + shift
+    observed = true * (1 + noise * torch.randn(H, W, generator=g, dtype=torch.float64))
+    bad = torch.rand(H, W, generator=g) < outliers
+    observed[bad] *= 1.5 + 2 * torch.rand(int(bad.sum()), generator=g, dtype=torch.float64)
+    mask = torch.rand(H, W, generator=g) < 0.6
+    return true, pred, observed, mask, bad
+
+
+@pytest.mark.parametrize("space,scale,shift", [("depth", 2.0, 0.5), ("depth", 0.7, -0.2),
+                                               ("disparity", 0.5, 0.05), ("disparity", 3.0, -0.1)])
+def test_alignment_recovers_scale_and_shift_under_noise_and_outliers(space, scale, shift):
+    true, pred, observed, mask, bad = synthetic(space, scale, shift)
+    fit = align_depth(pred, observed, mask, space=space)
+    assert fit.space == space
+    assert fit.scale == pytest.approx(scale, rel=0.03)
+    assert fit.shift == pytest.approx(shift, abs=0.03 * max(1.0, abs(shift)) if space == "depth" else 0.01)
+    assert torch.allclose(fit.aligned, true, rtol=0.03)     # everywhere, not only on the mask
+    # the residual is measured on inliers (noise ~0.5% of depths up to 5), not inflated by outliers
+    assert fit.residual < 0.05
+    assert 0.6 < fit.inlier_fraction < 0.9                  # ~20% outliers were dropped
+
+
+def test_plain_least_squares_would_fail_on_these_outliers():
+    true, pred, observed, mask, _ = synthetic("depth", 2.0, 0.5)
+    naive = align_depth(pred, observed, mask, space="depth", config=AlignConfig(iterations=0))
+    robust = align_depth(pred, observed, mask, space="depth")
+    assert abs(naive.scale - 2.0) > 5 * abs(robust.scale - 2.0)
+
+
+@pytest.mark.parametrize("space", ["depth", "disparity"])
+@pytest.mark.parametrize("seed", range(3))
+def test_alignment_matches_numpy_twin(space, seed):
+    _, pred, observed, mask, _ = synthetic(space, 1.5, 0.1 if space == "depth" else 0.02, seed=seed)
+    fit = align_depth(pred, observed, mask, space=space)
+    s, t, inliers = align_depth_reference(pred, observed, mask, space=space)
+    assert fit.scale == pytest.approx(s, rel=1e-9, abs=1e-12)
+    assert fit.shift == pytest.approx(t, rel=1e-9, abs=1e-12)
+    assert fit.inlier_fraction == pytest.approx(inliers.mean())
+
+
+def test_strided_fit_on_large_images_stays_accurate():
+    true, pred, observed, mask, _ = synthetic("disparity", 0.5, 0.05, H=256, W=256, seed=3)
+    fit = align_depth(pred, observed, mask, config=AlignConfig(max_fit_samples=4096))
+    assert fit.scale == pytest.approx(0.5, rel=0.02) and fit.shift == pytest.approx(0.05, abs=0.01)
+
+
+def test_alignment_ignores_bad_values_and_rejects_empty_masks():
+    true, pred, observed, mask, _ = synthetic("depth", 2.0, 0.5, outliers=0.0)
+    observed[0, :10] = float("nan")
+    observed[1, :10] = 0.0
+    mask[:2, :10] = True
+    fit = align_depth(pred, observed, mask, space="depth")
+    assert fit.scale == pytest.approx(2.0, rel=0.01)
+    with pytest.raises(ValueError):
+        align_depth(pred, observed, torch.zeros_like(mask))
+    with pytest.raises(ValueError):
+        align_depth(pred, observed, mask, space="log")
+
+
+def test_constant_prediction_falls_back_to_a_scale_only_fit():
+    target = torch.full((8, 8), 3.0, dtype=torch.float64)
+    fit = align_depth(torch.ones(8, 8, dtype=torch.float64), target, torch.ones(8, 8, dtype=torch.bool), space="depth")
+    assert torch.allclose(fit.aligned, target)
+
+
+def _seam_problem(H=20, W=24):
+    y, x = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing="ij")
+    known_depth = 3.0 + 0.02 * x                              # an old, tilted surface
+    aligned = 3.3 + 0.02 * x + 0.01 * y                       # new prediction: off by ~0.3 + a tilt
+    known = torch.ones(H, W, dtype=torch.bool)
+    known[5:15, 6:18] = False                                 # a hole to fill
+    return aligned, known_depth, known
+
+
+@pytest.mark.parametrize("decay", [None, 4.0])
+def test_seam_offsets_match_direct_sparse_solve(decay):
+    aligned, known_depth, known = _seam_problem()
+    cfg = SeamConfig(decay_px=decay, iterations_per_level=400, min_level_size=4)
+    fast = seam_offsets(aligned, known_depth, known, cfg)
+    exact = seam_offsets_reference(aligned, known_depth, known, cfg)
+    assert torch.allclose(fast, exact, atol=1e-4)
+
+
+def test_seams_close_at_the_boundary_and_keep_known_pixels():
+    aligned, known_depth, known = _seam_problem()
+    out = compensate_seams(aligned, known_depth, known)
+    assert torch.equal(out[known], known_depth[known])
+    # across the hole boundary the step shrinks from ~0.3 (uncompensated) to a smooth slope
+    step_before = (aligned[10, 6] - known_depth[10, 5]).abs()
+    step_after = (out[10, 6] - out[10, 5]).abs()
+    assert step_before > 0.25 and step_after < 0.03
+    # the fill keeps the new prediction's shape: offsets are smooth (small second differences)
+    second = (out[10, 7:17] - 2 * out[10, 8:18] + out[10, 9:19]).abs().max()
+    assert second < 0.02
+
+
+def test_seam_offsets_fade_with_decay():
+    H, W = 16, 80
+    aligned = torch.full((H, W), 2.0, dtype=torch.float64)
+    known_depth = torch.full((H, W), 2.5, dtype=torch.float64)
+    known = torch.zeros(H, W, dtype=torch.bool)
+    known[:, :4] = True                                       # known strip on the left only
+    out = compensate_seams(aligned, known_depth, known, SeamConfig(decay_px=5.0))
+    offsets = out[H // 2] - 2.0
+    assert offsets[4] > 0.3 and offsets[40] < 0.01            # near the seam bent, far away untouched
+    assert (offsets[4:-1] >= offsets[5:] - 1e-9).all()       # monotone fade
+    harmonic = compensate_seams(aligned, known_depth, known, SeamConfig(decay_px=None, iterations_per_level=200))
+    assert torch.allclose(harmonic[:, 40], torch.full((H,), 2.5, dtype=torch.float64), atol=0.02)
+
+
+def test_seams_without_known_pixels_change_nothing():
+    aligned = torch.rand(6, 6, dtype=torch.float64) + 1
+    out = compensate_seams(aligned, torch.zeros(6, 6, dtype=torch.float64), torch.zeros(6, 6, dtype=torch.bool))
+    assert torch.equal(out, aligned)
