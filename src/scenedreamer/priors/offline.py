@@ -1,0 +1,161 @@
+"""Offline stand-ins for the generative priors, backed by one shared procedural world.
+
+``ProceduralTextToImage`` renders the world as the first view, ``OracleInpainter`` fills holes
+with what the world has there (known pixels returned unchanged) and ``OracleDepthEstimator``
+returns the world's exact z-depth, optionally corrupted by a scale, shift and noise so that the
+pipeline's depth alignment is exercised as with a real monocular network. They need the camera
+(they are oracles): a missing camera is a UserInputError. Build all three at once with
+``build_offline_priors(prompt, seed)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..errors import UserInputError
+from ..geometry.cameras import Cameras
+from .base import DepthKind, DepthPrediction
+from .procedural import ProceduralWorld, ProceduralWorldConfig
+
+
+@dataclass(frozen=True)
+class OracleDepthConfig:
+    """How the oracle depth is corrupted: values = scale * depth * (1 + noise_std * n) + shift."""
+
+    scale: float = 1.0
+    """Unknown-to-the-pipeline scale applied to the exact z-depth (must be > 0)."""
+    shift: float = 0.0
+    """Unknown-to-the-pipeline shift added after scaling (scene units * scale)."""
+    noise_std: float = 0.0
+    """Standard deviation of multiplicative Gaussian noise (0.02 = 2 % of the depth)."""
+    noise_seed: int = 0
+    """Seed of the noise (the same camera gets the same noise on every call)."""
+
+    @property
+    def exact(self) -> bool:
+        """True when the output is the exact metric depth (DepthKind.METRIC)."""
+        return self.scale == 1.0 and self.shift == 0.0 and self.noise_std == 0.0
+
+
+def _check_camera(camera: Cameras | None, who: str, height: int | None = None,
+                  width: int | None = None) -> Cameras:
+    if camera is None:
+        raise UserInputError(f"{who}: the camera is required (the procedural oracle renders its world "
+                             "at that camera)")
+    if not isinstance(camera, Cameras) or len(camera) != 1:
+        raise UserInputError(f"{who}: camera must be a Cameras batch of 1, got "
+                             f"{len(camera) if isinstance(camera, Cameras) else type(camera).__name__}")
+    if height is not None and (camera.height, camera.width) != (height, width):
+        raise UserInputError(f"{who}: camera is {camera.width}x{camera.height} but the image is "
+                             f"{width}x{height}")
+    return camera
+
+
+def check_image(image: Tensor, who: str, name: str = "image") -> None:
+    """UserInputError unless ``image`` is a float (H, W, 3) tensor."""
+    if not isinstance(image, Tensor):
+        raise UserInputError(f"{who}: {name} must be a torch tensor (H, W, 3), got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise UserInputError(f"{who}: {name} must be (H, W, 3) channels-last RGB, got shape {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise UserInputError(f"{who}: {name} must be float in [0, 1], got dtype {image.dtype}")
+
+
+def check_mask(mask: Tensor, image: Tensor, who: str, name: str = "inpaint") -> None:
+    """UserInputError unless ``mask`` is a bool (H, W) tensor matching the image."""
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        raise UserInputError(f"{who}: {name} mask must be a bool tensor (H, W), got "
+                             f"{getattr(mask, 'dtype', type(mask).__name__)}")
+    if tuple(mask.shape) != tuple(image.shape[:2]):
+        raise UserInputError(f"{who}: {name} mask is {tuple(mask.shape)} but the image is {tuple(image.shape[:2])}")
+
+
+class ProceduralTextToImage:
+    """TextToImage stand-in: the first view is the procedural world rendered at the camera.
+
+    The world was chosen from its prompt when it was built; ``generate`` renders it (the prompt
+    and generator arguments are accepted for the protocol and do not change the world).
+    """
+
+    label = "procedural world text-to-image (offline stand-in)"
+
+    def __init__(self, world: ProceduralWorld) -> None:
+        self.world = world
+
+    def generate(self, prompt: str, camera: Cameras, generator: torch.Generator | None = None) -> Tensor:
+        """Image (H, W, 3) float32 in [0, 1] at camera.height x camera.width, on camera.device."""
+        camera = _check_camera(camera, self.label)
+        return self.world.render_cached(camera).rgb[0].clone()   # callers may edit it in place
+
+
+class OracleInpainter:
+    """Inpainter stand-in: hole pixels get the world's render, known pixels are returned unchanged.
+
+    An empty ``inpaint`` mask is not an error: the image is returned as is, without rendering.
+    """
+
+    label = "procedural world oracle inpainter (offline stand-in)"
+
+    def __init__(self, world: ProceduralWorld) -> None:
+        self.world = world
+
+    def inpaint(self, image: Tensor, inpaint: Tensor, prompt: str = "", generator: torch.Generator | None = None,
+                camera: Cameras | None = None) -> Tensor:
+        """image (H, W, 3) in [0, 1], inpaint (H, W) bool (True = fill) -> (H, W, 3)."""
+        check_image(image, self.label)
+        check_mask(inpaint, image, self.label)
+        camera = _check_camera(camera, self.label, image.shape[0], image.shape[1])
+        if not bool(inpaint.any()):
+            return image
+        rendered = self.world.render_cached(camera).rgb[0].to(device=image.device, dtype=image.dtype)
+        return torch.where(inpaint[..., None], rendered, image)
+
+
+class OracleDepthEstimator:
+    """DepthEstimator stand-in: the world's z-depth at the camera, exact (METRIC) or corrupted
+    by ``OracleDepthConfig`` (RELATIVE: depth up to an unknown scale and shift). Sky pixels carry
+    the world's ``sky_depth``."""
+
+    label = "procedural world oracle depth (offline stand-in)"
+
+    def __init__(self, world: ProceduralWorld, config: OracleDepthConfig | None = None) -> None:
+        self.world = world
+        self.config = config or OracleDepthConfig()
+        if not self.config.scale > 0:
+            raise UserInputError(f"{self.label}: scale must be > 0, got {self.config.scale}")
+
+    def estimate(self, image: Tensor, camera: Cameras | None = None) -> DepthPrediction:
+        """image (H, W, 3) in [0, 1] -> DepthPrediction with values (H, W) float32 on image.device."""
+        check_image(image, self.label)
+        camera = _check_camera(camera, self.label, image.shape[0], image.shape[1])
+        depth = self.world.render_cached(camera).depth[0].to(device=image.device, dtype=torch.float32, copy=True)
+        cfg = self.config
+        if cfg.exact:
+            return DepthPrediction(depth, DepthKind.METRIC)
+        values = depth
+        if cfg.noise_std > 0:
+            gen = torch.Generator().manual_seed(cfg.noise_seed)
+            noise = torch.randn(depth.shape, generator=gen).to(depth.device)
+            values = values * (1.0 + cfg.noise_std * noise)
+        return DepthPrediction(cfg.scale * values + cfg.shift, DepthKind.RELATIVE)
+
+
+@dataclass(frozen=True)
+class OfflinePriors:
+    """The three stand-ins sharing one world."""
+
+    world: ProceduralWorld
+    text_to_image: ProceduralTextToImage
+    inpainter: OracleInpainter
+    depth: OracleDepthEstimator
+
+
+def build_offline_priors(prompt: str, seed: int, world_config: ProceduralWorldConfig | None = None,
+                         depth_config: OracleDepthConfig | None = None) -> OfflinePriors:
+    """One ProceduralWorld from (prompt, seed) and the three stand-ins that share it."""
+    world = ProceduralWorld.from_prompt(prompt, seed, world_config)
+    return OfflinePriors(world, ProceduralTextToImage(world), OracleInpainter(world),
+                         OracleDepthEstimator(world, depth_config))
