@@ -41,6 +41,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool 
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes 0600 files; give the result the permissions a plain open() would
+        os.chmod(tmp_path, 0o666 & ~_umask())
         if fsync:
             with open(tmp_path, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -53,6 +55,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool 
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

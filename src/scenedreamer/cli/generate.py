@@ -1,0 +1,164 @@
+"""`scenedreamer generate PROMPT ...`: text + camera path -> a 3D scene in a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from ..errors import UserInputError
+
+HELP = "generate a 3D scene from a text prompt along a camera trajectory"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("generate", help=HELP, description=HELP + ". Writes a run folder (see docs/usage/generate.md).")
+    p.add_argument("prompt", help="the scene description, e.g. \"a forest lake at sunset\"")
+    p.add_argument("--preset", default="offline",
+                   help="named configuration: offline (no downloaded weights; procedural world stand-ins), sd15, sd2")
+    p.add_argument("--trajectory", default=None, metavar="PRESET|FILE",
+                   help="a trajectory preset name (orbit, rotate360, lookaround, lookdown, forward, back_and_forth, "
+                        "spiral) or a nerfstudio transforms.json file")
+    p.add_argument("--frames", type=int, default=None, help="cameras along a preset trajectory")
+    p.add_argument("--out", default="runs/scene", help="run folder to write (default: runs/scene)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (same seed + config = same scene)")
+    p.add_argument("--resolution", default=None, metavar="WxH", help="view size in pixels, e.g. 256x256")
+    p.add_argument("--representation", choices=["nerf", "gaussians"], default=None,
+                   help="the unified 3D representation (default: the preset's, tri-plane NeRF)")
+    p.add_argument("--device", default=None, help="torch device: auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--config", default=None, metavar="FILE", help="start from a saved config.json instead of a preset")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field by dotted path, e.g. --set fit.lr=0.01 "
+                        "(VALUE is JSON, or a plain string); repeatable")
+    for name, what in [("refinement", "the 3D-aware refiner"), ("adapter", "the feature adapter"),
+                       ("replay", "replay of old views"), ("consistency", "local consistency regularisation")]:
+        p.add_argument(f"--no-{name}", action="store_true", help=f"ablation: switch off {what}")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (views, resolution, models, memory) and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """'WxH' -> (W, H), both positive integers (UserInputError otherwise)."""
+    parts = text.lower().split("x")
+    try:
+        w, h = (int(v) for v in parts)
+    except ValueError:
+        raise UserInputError(f"--resolution {text!r}: expected WxH, e.g. 256x256") from None
+    if w <= 0 or h <= 0:
+        raise UserInputError(f"--resolution {text!r}: width and height must be positive")
+    if w > 4096 or h > 4096:
+        raise UserInputError(f"--resolution {text!r}: at most 4096 pixels a side")
+    return w, h
+
+
+def apply_override(config, dotted: str, value):
+    """A copy of a nested frozen dataclass config with the field at ``dotted`` set to ``value``."""
+    head, _, rest = dotted.partition(".")
+    names = {f.name for f in dataclasses.fields(config)}
+    if head not in names:
+        raise UserInputError(f"--set {dotted}: {type(config).__name__} has no field {head!r}")
+    if rest:
+        child = getattr(config, head)
+        if not dataclasses.is_dataclass(child):
+            raise UserInputError(f"--set {dotted}: {head!r} is not a group of settings")
+        return dataclasses.replace(config, **{head: apply_override(child, rest, value)})
+    return dataclasses.replace(config, **{head: value})
+
+
+def build_config(args: argparse.Namespace):
+    """The resolved GenerateConfig from a preset (or saved config) and the command-line options."""
+    from ..config_io import from_json_dict, load_config, to_json_dict
+    from ..pipeline.config import GenerateConfig, TrajectorySpec, preset_config
+    from ..representation.gaussians import GaussianConfig
+    from ..representation.triplane import TriplaneConfig
+
+    config = load_config(GenerateConfig, args.config) if args.config else preset_config(args.preset)
+    if not args.prompt.strip():
+        raise UserInputError("the prompt is empty: describe the scene, e.g. \"a forest lake at sunset\"")
+    config = dataclasses.replace(config, prompt=args.prompt.strip())
+    if args.seed is not None:
+        config = dataclasses.replace(config, seed=args.seed)
+    if args.resolution:
+        w, h = parse_resolution(args.resolution)
+        config = dataclasses.replace(config, width=w, height=h)
+    if args.trajectory:
+        is_file = args.trajectory.endswith(".json") or Path(args.trajectory).exists()
+        traj = config.trajectory
+        traj = dataclasses.replace(traj, file=args.trajectory, preset=traj.preset) if is_file else \
+            dataclasses.replace(traj, preset=args.trajectory, file="")
+        config = dataclasses.replace(config, trajectory=traj)
+    if args.frames is not None:
+        config = dataclasses.replace(config, trajectory=dataclasses.replace(config.trajectory, frames=args.frames))
+    if args.representation == "gaussians" and not isinstance(config.representation, GaussianConfig):
+        config = dataclasses.replace(config, representation=GaussianConfig())
+    if args.representation == "nerf" and not isinstance(config.representation, TriplaneConfig):
+        config = dataclasses.replace(config, representation=TriplaneConfig())
+    if args.device:
+        config = dataclasses.replace(config, priors=dataclasses.replace(config.priors, device=args.device))
+    ablation = config.ablation
+    for name in ("refinement", "adapter", "replay", "consistency"):
+        if getattr(args, f"no_{name}"):
+            ablation = dataclasses.replace(ablation, **{name: False})
+    config = dataclasses.replace(config, ablation=ablation)
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise UserInputError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        config = apply_override(config, key.strip(), value)
+    # round-trip through JSON: validates every overridden value against its declared type
+    config = from_json_dict(GenerateConfig, to_json_dict(config), where="config")
+    return _fit_resolution_to_priors(config)
+
+
+def _fit_resolution_to_priors(config):
+    """Diffusion models need sizes that are multiples of 8: round (and say so)."""
+    uses_diffusion = any(name not in ("procedural", "oracle", "classical", "offline")
+                         for name in (config.priors.text_to_image, config.priors.inpainter, config.priors.refiner))
+    if not uses_diffusion:
+        return config
+    w, h = (max(64, 8 * round(v / 8)) for v in (config.width, config.height))
+    if (w, h) != (config.width, config.height):
+        print(f"scenedreamer generate: note: resolution {config.width}x{config.height} rounded to {w}x{h} "
+              "(diffusion models need multiples of 8)", file=sys.stderr)
+        config = dataclasses.replace(config, width=w, height=h)
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pipeline.plan import describe_plan
+    from ..pipeline.run_folder import RunFolder
+
+    config = build_config(args)
+    if args.dry_run:
+        print(describe_plan(config, args.out))
+        return 0
+    if args.resume and args.overwrite:
+        raise UserInputError("--resume and --overwrite exclude each other")
+    from ..pipeline.event_log import JsonlEventLog, fan_out
+    from ..pipeline.generate import generate_scene
+    from ..pipeline.priors_factory import build_priors
+    from .progress import ProgressBar
+
+    run_folder = RunFolder(args.out)
+    progress = run_folder.prepare(config, resume=args.resume, overwrite=args.overwrite)
+    events = JsonlEventLog(run_folder.events_path)
+    bar = None if args.quiet else ProgressBar()
+    try:
+        priors = build_priors(config)
+        sink = fan_out(events, bar)
+        root = generate_scene(config, run_folder, priors, progress, on_event=sink)
+    finally:
+        if bar is not None:
+            bar.close()
+        events.close()
+    print(f"scene written to {root} (scene.ply, video.mp4, transforms.json, config.json)")
+    return 0

@@ -1,0 +1,221 @@
+"""The run configuration: every tunable of a generation run, with named presets.
+
+A run's resolved config is saved as plain JSON (config_io) beside its outputs and loaded back by
+``--resume``. Component configs belong to their layers; this file only gathers them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..geometry.depth_align import AlignConfig, SeamConfig
+from ..geometry.warp import ForwardWarpConfig
+from ..priors.offline_refiner import OfflineRefinerConfig
+from ..priors.classical import ClassicalInpaintConfig
+from ..priors.depth_networks import DepthNetworkConfig
+from ..priors.diffusion import DiffusionConfig
+from ..priors.offline import OracleDepthConfig
+from ..priors.procedural import ProceduralWorldConfig
+from ..priors.refiner import RefinerConfig
+from ..representation.bake import BakeConfig
+from ..representation.fitting import FitConfig
+from ..representation.gaussians import GaussianConfig
+from ..representation.triplane import TriplaneConfig
+
+
+@dataclass(frozen=True)
+class TrajectorySpec:
+    """Which camera path to follow."""
+
+    preset: str = "lookaround"
+    """a trajectory preset name (see `scenedreamer trajectory --help`), used when `file` is empty"""
+    file: str = ""
+    """a nerfstudio transforms.json trajectory; overrides `preset` (its intrinsics are rescaled to the run's resolution)"""
+    frames: int = 12
+    """number of cameras generated along a preset path (views of the support database, besides the initial neighbours)"""
+    fov_deg: float = 60.0
+    """horizontal field of view of preset cameras, degrees"""
+    params: dict = field(default_factory=dict)
+    """preset parameters (degrees / scene units), e.g. {"yaw_deg": 60}"""
+
+
+@dataclass(frozen=True)
+class PriorsConfig:
+    """Which networks (or offline stand-ins) play each role of the method."""
+
+    text_to_image: str = "procedural"
+    """first-view generator: "procedural" (offline stand-in) or a model preset / hub id / folder (e.g. sd2)"""
+    inpainter: str = "oracle"
+    """hole filler: "oracle" (procedural world renders the hole), "classical" (OpenCV/PatchMatch) or a model preset / hub id / folder"""
+    depth: str = "oracle"
+    """monocular depth: "oracle" (procedural world depth, optionally corrupted) or a model preset / hub id / folder (e.g. zoedepth)"""
+    refiner: str = "offline"
+    """3D-aware refiner: "offline" (composite stand-in) or a Stable Diffusion preset / hub id / folder whose UNet is frozen and adapted"""
+    device: str = "auto"
+    """torch device for networks and the representation: "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ..."""
+    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
+    """weights dtype of the diffusion/depth networks, ignored on CPU where fp32 is used (the representation always trains in float32)"""
+    cpu_offload: bool = False
+    """move diffusion sub-models to the GPU only while they run (for GPUs with little memory)"""
+    attention_slicing: bool = False
+    """compute attention in slices (less GPU memory, a little slower)"""
+    offline: bool = True
+    """never contact a model hub (weights must be in the local cache or a folder)"""
+    world: ProceduralWorldConfig = field(default_factory=ProceduralWorldConfig)
+    """the procedural world used by the offline stand-ins (also the accuracy ground truth)"""
+    oracle_depth: OracleDepthConfig = field(default_factory=lambda: OracleDepthConfig(scale=0.7, shift=0.3, noise_std=0.01))
+    """corruption of the oracle depth (an unknown scale, shift and noise, as a monocular network has) so that depth alignment is exercised"""
+    classical: ClassicalInpaintConfig = field(default_factory=ClassicalInpaintConfig)
+    """settings of the classical inpainter (inpainter = "classical")"""
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    """sampling settings of the Stable Diffusion first view and inpainting"""
+    depth_network: DepthNetworkConfig = field(default_factory=DepthNetworkConfig)
+    """settings of a real depth network"""
+    cache_dir: str | None = None
+    """Hugging Face cache folder for model presets and hub ids (None: the standard cache)"""
+    variant: str | None = None
+    """weight file variant of diffusers folders, e.g. "fp16" (None: plain files)"""
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    """Scene context initialisation (METHOD.md part a)."""
+
+    neighbour_yaws_deg: tuple[float, ...] = (-20.0, 20.0)
+    """yaw offsets (degrees, about the first camera's vertical axis) of the neighbour cameras filled by warp + inpaint"""
+    neighbour_pitches_deg: tuple[float, ...] = ()
+    """pitch offsets (degrees) of further neighbour cameras"""
+    neighbour_shift: float = 0.0
+    """sideways translation (scene units) of each yawed neighbour, in the direction of its yaw"""
+    first_view_median_depth: float = 4.0
+    """median z-depth (scene units) given to a first view whose depth network is not metric"""
+    fit_steps: int = 150
+    """representation fitting iterations after the initial support views are in"""
+
+
+@dataclass(frozen=True)
+class ProgressiveConfig:
+    """Progressive generation along the trajectory (METHOD.md parts c, d)."""
+
+    neighbours: int = 4
+    """support views warped into each new camera for its local (warp + inpaint) frame"""
+    fit_steps_per_view: int = 40
+    """representation fitting iterations after each new view"""
+    adapter_views: int = 4
+    """support views (replay-sampled) rendered as the adapter's training pairs after each new view; the number of adapter steps is refiner.adapter_train_steps_per_view"""
+    unseen_opacity: float = 0.5
+    """a rendered pixel with opacity below this counts as unseen (new content)"""
+    occlusion_margin: float = 0.05
+    """new points closer than (1 - margin) x an earlier view's depth would occlude it and are dropped"""
+    max_hole_fraction_warn: float = 0.6
+    """log a warning when more than this fraction of a new view is unseen (too big a camera step)"""
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """Switches for the method's ablations; all on is the full method."""
+
+    refinement: bool = True
+    """run the 3D-aware refiner (off: the local warp + inpaint frame is the new view)"""
+    adapter: bool = True
+    """inject rendered 3D features through the trained adapter (off: plain img2img refinement)"""
+    replay: bool = True
+    """replay old support views when updating the representation (off: fit the newest views only)"""
+    consistency: bool = True
+    """local consistency regularisation of the refiner by the warp + inpaint frame"""
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What a finished run writes besides the support database."""
+
+    video: bool = True
+    """render video.mp4 along the trajectory"""
+    video_frames_per_view: int = 4
+    """video frames per trajectory camera (poses interpolated between cameras)"""
+    fps: int = 24
+    """video frame rate"""
+    ply: bool = True
+    """write scene.ply in the standard 3DGS layout (baked from the NeRF when that is the representation)"""
+    bake: BakeConfig = field(default_factory=lambda: BakeConfig(stride=2))
+    """how a NeRF is baked into Gaussians for scene.ply (from renders at the support cameras)"""
+    nerfstudio: bool = True
+    """write transforms.json + images/ + depths/ of the support views"""
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything a `scenedreamer generate` run needs besides the output folder."""
+
+    prompt: str = "a forest lake at sunset"
+    """the scene description"""
+    preset: str = "offline"
+    """the named preset this config started from (informational)"""
+    seed: int = 0
+    """random seed: same seed and config, same scene"""
+    width: int = 256
+    """image width of every view, pixels"""
+    height: int = 256
+    """image height of every view, pixels"""
+    trajectory: TrajectorySpec = field(default_factory=TrajectorySpec)
+    """the camera path"""
+    priors: PriorsConfig = field(default_factory=PriorsConfig)
+    """networks or offline stand-ins"""
+    representation: TriplaneConfig | GaussianConfig = field(default_factory=TriplaneConfig)
+    """the unified 3D representation: tri-plane NeRF (the method's) or 3D Gaussians"""
+    fit: FitConfig = field(default_factory=FitConfig)
+    """fitting of the representation to the support database"""
+    refiner: RefinerConfig = field(default_factory=RefinerConfig)
+    """diffusion refiner + adapter (used when priors.refiner is a diffusion model)"""
+    offline_refiner: OfflineRefinerConfig = field(default_factory=OfflineRefinerConfig)
+    """the refiner stand-in (used when priors.refiner is "offline")"""
+    warp: ForwardWarpConfig = field(default_factory=ForwardWarpConfig)
+    """forward warp (depth-based rendering) of support views into new cameras"""
+    align: AlignConfig = field(default_factory=AlignConfig)
+    """scale/shift alignment of estimated depth to known depth"""
+    seams: SeamConfig = field(default_factory=SeamConfig)
+    """seam compensation where new geometry meets known geometry"""
+    init: InitConfig = field(default_factory=InitConfig)
+    """scene context initialisation"""
+    progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
+    """progressive generation along the trajectory"""
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    """component switches"""
+    export: ExportConfig = field(default_factory=ExportConfig)
+    """run outputs"""
+
+
+def _offline() -> GenerateConfig:
+    return GenerateConfig(preset="offline")
+
+
+def _sd(name: str, model: str, inpaint: str, size: int) -> GenerateConfig:
+    return GenerateConfig(
+        preset=name, width=size, height=size,
+        priors=PriorsConfig(text_to_image=model, inpainter=inpaint, depth="zoedepth", refiner=model,
+                            dtype="fp16"),
+    )
+
+
+PRESETS = {
+    "offline": _offline,
+    "sd15": lambda: _sd("sd15", "sd15", "sd15-inpaint", 512),
+    "sd2": lambda: _sd("sd2", "sd2", "sd2-inpaint", 512),
+}
+"""Named starting points. `offline` needs no downloaded weights (procedural world stand-ins)."""
+
+
+def preset_config(name: str) -> GenerateConfig:
+    """The GenerateConfig of a named preset (UserInputError for an unknown name)."""
+    from ..errors import UserInputError
+
+    if name not in PRESETS:
+        raise UserInputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    return PRESETS[name]()
+
+
+def replace(config, **changes):
+    """dataclasses.replace, re-exported for dotted overrides in the CLI."""
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,242 @@
+"""3D-SceneDreamer, stage by stage. This is the one place where the order of stages lives.
+
+    (a) scene context initialisation: first view + depth, neighbour views by warp + inpaint,
+        all into the support database; first fit of the unified 3D representation;
+    (b) the unified representation (tri-plane NeRF, or 3D Gaussians) fitted to the database;
+    (c) progressive generation: for every next camera render the scene, refine the render with a
+        frozen diffusion model guided by rendered 3D features through a trained adapter, give the
+        new content aligned depth, add the view to the database, update the representation with
+        replay of old views;
+    (d) local consistency: the warp + inpaint frame of each camera regularises the refiner.
+
+Every step ends with a checkpoint and a commit record (run_folder.py), so a killed run resumes
+from its last completed step and ends with the same scene as an uninterrupted one: each step's
+randomness comes from its own generator, seeded from (seed, step, purpose).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..events import EventSink, emit
+from ..geometry.cameras import Cameras
+from ..geometry.trajectory import Trajectory
+from ..geometry.trajectory_io import write_transforms_json
+from ..priors.refiner import RefinerInput
+from ..representation.base import SceneRepresentation
+from ..representation.checkpoint import load_checkpoint, save_checkpoint
+from ..representation.fitting import FitState, fit
+from ..support.database import SupportDatabase
+from ..support.records import Provenance, ViewRecord
+from .config import GenerateConfig
+from .local_frame import drop_occluding_points, make_local_frame, metric_depth_for_new_view
+from .outputs import export_outputs
+from .priors_factory import Priors
+from .representation_factory import create_representation, grow_representation
+from .run_folder import Progress, RunFolder
+from .scene_cameras import initial_neighbour_cameras, load_trajectory
+
+log = logging.getLogger(__name__)
+
+# purposes of per-step random generators (fixed numbers: changing one changes every scene)
+_PURPOSES = {"first_view": 1, "inpaint": 2, "refine": 3, "fit": 4, "adapter": 5}
+
+
+def step_generator(seed: int, step: int, purpose: str) -> torch.Generator:
+    """A CPU generator for one purpose of one step: independent of what ran before it."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 1_009 + _PURPOSES[purpose]) % (2**63))
+
+
+@dataclass
+class RunState:
+    """What a run carries from step to step (all of it restorable from a step checkpoint)."""
+
+    representation: SceneRepresentation
+    fit_state: FitState | None
+
+
+def generate_scene(config: GenerateConfig, run: RunFolder, priors: Priors, progress: Progress,
+                   on_event: EventSink | None = None) -> Path:
+    """Run (or resume) the whole method into ``run`` and export its outputs. Returns run.root."""
+    device = priors.device
+    trajectory = load_trajectory(config)
+    write_transforms_json(run.root / "trajectory.json", trajectory)
+    database = SupportDatabase.open(run.support_dir)
+    try:
+        # views of a step that never committed are rolled back; that step runs again
+        database.truncate_after_step(progress.last_step)
+        state = _restore(run, progress, priors, device)
+        total_steps = len(trajectory.cameras)
+        emit(on_event, "run", max(progress.last_step, 0), total_steps,
+             f"refiner: {priors.refiner.label}; first view: {priors.text_to_image.label}; "
+             f"depth: {priors.depth.label}; inpainting: {priors.inpainter.label}")
+
+        if progress.last_step < 0:
+            state = initialise_scene_context(config, trajectory, database, priors, on_event)
+            _commit(run, 0, database, state, priors)
+            emit(on_event, "view", 1, total_steps, "scene context initialised")
+
+        for step in range(max(progress.last_step, 0) + 1, total_steps):
+            generate_next_view(config, step, trajectory, database, state, priors, on_event)
+            _commit(run, step, database, state, priors)
+            emit(on_event, "view", step + 1, total_steps, f"view {step} added")
+
+        export_outputs(config, run, trajectory, database, state.representation, priors, on_event)
+    finally:
+        database.close()
+    return run.root
+
+
+# (a) ------------------------------------------------------------------------------------------
+def initialise_scene_context(config: GenerateConfig, trajectory: Trajectory, database: SupportDatabase,
+                             priors: Priors, on_event: EventSink | None) -> RunState:
+    """First view I0 (text-to-image) with depth D0, neighbour views around C0 by warp + inpaint
+    with aligned depth, all into the support database; then the first fit."""
+    prompt0 = trajectory.prompts[0] or config.prompt
+    camera0 = trajectory.cameras[0].to(priors.device)
+    emit(on_event, "init", 0, 1, "first view")
+    image0 = priors.text_to_image.generate(prompt0, camera0, step_generator(config.seed, 0, "first_view"))
+    no_depth = torch.zeros(camera0.height, camera0.width, device=priors.device)
+    no_known = torch.zeros_like(no_depth, dtype=torch.bool)
+    depth0 = metric_depth_for_new_view(image0, camera0, no_depth, no_known, priors.depth, config.align,
+                                       config.seams, config.init.first_view_median_depth)
+    everything = torch.ones_like(no_known)
+    database.add(_record(image0, depth0, everything, no_known, camera0, Provenance.INITIAL, 0, prompt0))
+
+    for i, camera in enumerate(initial_neighbour_cameras(camera0, config.init)):
+        emit(on_event, "init", i + 1, 0, "neighbour view")
+        views = [database.get(v) for v in database.ids()]
+        local = make_local_frame(views, camera, prompt0, priors.inpainter,
+                                 step_generator(config.seed, 0, "inpaint"), config.warp)
+        depth = metric_depth_for_new_view(local.rgb, camera, local.warped_depth, local.known, priors.depth,
+                                          config.align, config.seams, config.init.first_view_median_depth)
+        new = ~local.known
+        valid = ~drop_occluding_points(depth, new, camera, views, config.progressive.occlusion_margin)
+        database.add(_record(local.rgb, depth, valid, new, camera, Provenance.WARP_INPAINT, 0, prompt0))
+
+    views = [database.get(v) for v in database.ids()]
+    representation = create_representation(config, views, priors.device)
+    fit_state = fit(representation, database, config.fit, steps=config.init.fit_steps,
+                    generator=step_generator(config.seed, 0, "fit"), on_event=on_event)
+    return RunState(representation, fit_state)
+
+
+# (c) + (d) ------------------------------------------------------------------------------------
+def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory, database: SupportDatabase,
+                       state: RunState, priors: Priors, on_event: EventSink | None) -> None:
+    """Render the scene at trajectory camera ``step``, refine it (3D-aware, regularised by the
+    local warp + inpaint frame), give new content aligned depth, add the view to the database
+    and update the representation with replay."""
+    prompt = trajectory.prompts[step] or config.prompt
+    camera = trajectory.cameras[step].to(priors.device)
+    prog = config.progressive
+
+    # render the current scene: far-from-seen parts have floaters, blur and holes
+    with torch.no_grad():
+        render = state.representation.render(camera)[0]
+    unseen = render.opacity[0] < prog.unseen_opacity
+    if float(unseen.float().mean()) > prog.max_hole_fraction_warn:
+        log.warning("view %d: %.0f%% of the view is unseen; the camera step may be too large",
+                    step, 100 * float(unseen.float().mean()))
+
+    # (d) the local way: warp neighbouring support views + inpaint
+    neighbour_ids = database.neighbours(camera, prog.neighbours)
+    neighbours = [database.get(v) for v in neighbour_ids]
+    local = make_local_frame(neighbours, camera, prompt, priors.inpainter,
+                             step_generator(config.seed, step, "inpaint"), config.warp)
+
+    # (c) 3D-aware generative refinement (or the local frame alone, as an ablation)
+    if config.ablation.refinement:
+        view_in = RefinerInput(
+            rendered_rgb=render.rgb[0], rendered_depth=render.depth[0], opacity=render.opacity[0],
+            features=render.features[0], local_rgb=local.rgb,
+            local_known=local.known if config.ablation.consistency else torch.zeros_like(local.known),
+            local_depth=local.warped_depth)
+        image = priors.refiner.refine(view_in, prompt, step_generator(config.seed, step, "refine"))
+        provenance = Provenance.REFINED
+    else:
+        image = local.rgb
+        provenance = Provenance.WARP_INPAINT
+
+    # depth for the new content: the scene's own depth where it is well observed, estimated +
+    # aligned + seam-compensated elsewhere; new points that would hide earlier content dropped
+    observed = ~unseen & (render.depth[0] > 0)
+    depth = metric_depth_for_new_view(image, camera, render.depth[0], observed, priors.depth,
+                                      config.align, config.seams, config.init.first_view_median_depth)
+    new = ~observed
+    earlier = [database.get(v) for v in neighbour_ids]
+    valid = ~drop_occluding_points(depth, new, camera, earlier, prog.occlusion_margin)
+    record = _record(image, depth, valid, new, camera, provenance, step, prompt)
+    database.add(record)
+
+    # update: grow the representation where it is new, fit with replay of old views
+    state.fit_state = grow_representation(state.representation, record, state.fit_state, config.fit)
+    replay_ids = None if config.ablation.replay else _latest_ids(database, step)
+    state.fit_state = fit(state.representation, database, config.fit, steps=prog.fit_steps_per_view,
+                          generator=step_generator(config.seed, step, "fit"), state=state.fit_state,
+                          on_event=on_event, view_ids=replay_ids)
+
+    # train the adapter on the database (render at a database camera -> adapter -> denoise to it)
+    if getattr(priors.refiner, "adapter", None) is not None and config.refiner.adapter_train_steps_per_view > 0:
+        _train_adapter(config, step, database, state, priors, on_event)
+
+
+def _train_adapter(config: GenerateConfig, step: int, database: SupportDatabase, state: RunState,
+                   priors: Priors, on_event: EventSink | None) -> None:
+    """Test-time training of the adapter: pairs (render at a database camera, database image)."""
+    gen = step_generator(config.seed, step, "adapter")
+    ids = database.sample_replay(config.progressive.adapter_views, gen)
+
+    def pairs():
+        for view_id in ids:
+            view = database.get(view_id)
+            with torch.no_grad():
+                r = state.representation.render(view.camera.to(priors.device))[0]
+            yield (RefinerInput(rendered_rgb=r.rgb[0], rendered_depth=r.depth[0], opacity=r.opacity[0],
+                                features=r.features[0], local_rgb=view.rgb.to(priors.device),
+                                local_known=view.valid.to(priors.device)),
+                   view.rgb.to(priors.device))
+
+    priors.refiner.train_adapter(pairs(), steps=config.refiner.adapter_train_steps_per_view, generator=gen,
+                                 on_event=on_event, prompt=config.prompt)
+
+
+# bookkeeping ----------------------------------------------------------------------------------
+def _latest_ids(database: SupportDatabase, step: int) -> list[int]:
+    """Without replay the update sees only the views of the current step."""
+    return [v for v in database.ids() if database.view_info(v).step == step]
+
+
+def _record(rgb, depth, valid, inpainted, camera: Cameras, provenance: Provenance, step: int,
+            prompt: str) -> ViewRecord:
+    return ViewRecord(rgb=rgb.detach().float().clamp(0, 1).cpu(), depth=depth.detach().float().cpu(),
+                      valid=valid.detach().cpu(), inpainted=inpainted.detach().cpu(),
+                      K=camera.K[0].detach().float().cpu(), c2w=camera.c2w[0].detach().float().cpu(),
+                      provenance=provenance, step=step, prompt=prompt)
+
+
+def _commit(run: RunFolder, step: int, database: SupportDatabase, state: RunState, priors: Priors) -> None:
+    """Write the step's state (representation + fitting state, adapter) and only then record the
+    step as complete: a kill anywhere before the record leaves the previous step committed.
+    The database is flushed first so no checkpoint is ever newer than its views on disk."""
+    database.sync()
+    priors.save_refiner_state(run.adapter_checkpoint_path(step))
+    fit_state = state.fit_state or FitState()
+    save_checkpoint(run.checkpoint_path(step), state.representation, optimizer_state=fit_state.optimizer_state,
+                    extra={"step": step, **fit_state.to_extra()})
+    run.commit_step(step)
+
+
+def _restore(run: RunFolder, progress: Progress, priors: Priors, device: torch.device) -> RunState | None:
+    """The state after the last committed step (None before initialisation completed)."""
+    if progress.last_step < 0:
+        return None
+    ckpt = load_checkpoint(run.checkpoints_dir / progress.checkpoint, device=device)
+    adapter = run.adapter_checkpoint_path(progress.last_step)
+    if adapter.exists():
+        priors.load_refiner_state(adapter)
+    return RunState(ckpt.representation, FitState.from_checkpoint(ckpt))

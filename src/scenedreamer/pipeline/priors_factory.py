@@ -1,0 +1,153 @@
+"""Turns the run config's prior names into the objects that play each role of the method.
+
+Names: "procedural" / "oracle" (the procedural world stand-ins), "classical" (OpenCV +
+PatchMatch inpainting), "offline" (the refiner stand-in), or a real model: a preset name from
+`scenedreamer models list`, a hub id or a local folder, loaded through priors/loading.py. A
+requested real model that is missing is an error (MissingWeightsError), never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from ..errors import UserInputError
+from ..priors.base import DepthEstimator, Inpainter, TextToImage
+from ..priors.refiner import Refiner
+from .config import GenerateConfig
+
+log = logging.getLogger(__name__)
+
+OFFLINE_NAMES = ("procedural", "oracle", "classical", "offline")
+
+
+@dataclass
+class Priors:
+    """The four roles of the method, filled, plus the device everything runs on."""
+
+    text_to_image: TextToImage
+    inpainter: Inpainter
+    depth: DepthEstimator
+    refiner: Refiner
+    device: torch.device
+
+    def describe(self) -> dict[str, str]:
+        """Role -> label, saved in the run's log so every run says what it used."""
+        return {"text_to_image": self.text_to_image.label, "inpainter": self.inpainter.label,
+                "depth": self.depth.label, "refiner": self.refiner.label}
+
+    def save_refiner_state(self, path: Path) -> bool:
+        """Write the refiner's trainable state (adapter) to ``path``; False when it has none."""
+        if getattr(self.refiner, "adapter", None) is None:
+            return False
+        self.refiner.save_adapter(path)
+        return True
+
+    def load_refiner_state(self, path: Path) -> None:
+        self.refiner.load_adapter(path)
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> cuda when available, else cpu; anything else as torch understands it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserInputError(f"priors.device: {name!r} is not a torch device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(f"priors.device: {name!r} requested but CUDA is not available")
+    return device
+
+
+def build_priors(config: GenerateConfig) -> Priors:
+    """Build (load) every prior named by ``config.priors``; each heavy model is loaded once."""
+    pc = config.priors
+    device = resolve_device(pc.device)
+    world_needed = {pc.text_to_image, pc.inpainter, pc.depth} & {"procedural", "oracle"}
+    offline = None
+    if world_needed:
+        from ..priors.offline import build_offline_priors
+
+        offline = build_offline_priors(config.prompt, config.seed, pc.world, pc.oracle_depth)
+
+    load_config = None
+    sd_cache: dict[tuple[str, bool], object] = {}
+
+    def load_cfg():
+        nonlocal load_config
+        if load_config is None:
+            from ..priors.loading import ModelLoadConfig
+
+            dtype = pc.dtype if device.type == "cuda" else "fp32"   # half-precision CPU kernels are slow
+            load_config = ModelLoadConfig(device=str(device), dtype=dtype, offline=pc.offline,
+                                          cpu_offload=pc.cpu_offload, attention_slicing=pc.attention_slicing,
+                                          cache_dir=pc.cache_dir, variant=pc.variant)
+        return load_config
+
+    def sd_pipeline(name: str, inpainting: bool):
+        from ..priors.loading import load_sd_pipeline
+
+        key = (name, inpainting)
+        if key not in sd_cache:
+            sd_cache[key] = load_sd_pipeline(name, load_cfg(), inpainting=inpainting)
+        return sd_cache[key]
+
+    # first view
+    if pc.text_to_image == "procedural":
+        text_to_image = offline.text_to_image
+    elif pc.text_to_image in OFFLINE_NAMES:
+        raise UserInputError(f"priors.text_to_image: {pc.text_to_image!r} cannot make a first view "
+                             "(use \"procedural\" or a text-to-image model)")
+    else:
+        from ..priors.diffusion import StableDiffusionTextToImage
+
+        text_to_image = StableDiffusionTextToImage(sd_pipeline(pc.text_to_image, False), pc.diffusion,
+                                                   label=pc.text_to_image)
+
+    # inpainting
+    if pc.inpainter in ("oracle", "procedural"):
+        inpainter = offline.inpainter
+    elif pc.inpainter == "classical":
+        from ..priors.classical import ClassicalInpainter
+
+        inpainter = ClassicalInpainter(pc.classical)
+    elif pc.inpainter == "offline":
+        raise UserInputError("priors.inpainter: \"offline\" is a refiner; use \"oracle\", \"classical\" or a model")
+    else:
+        from ..priors.diffusion import StableDiffusionInpainter
+
+        inpainter = StableDiffusionInpainter(sd_pipeline(pc.inpainter, True), pc.diffusion, label=pc.inpainter)
+
+    # depth
+    if pc.depth in ("oracle", "procedural"):
+        depth = offline.depth
+    elif pc.depth in OFFLINE_NAMES:
+        raise UserInputError(f"priors.depth: {pc.depth!r} is not a depth estimator (use \"oracle\" or a model)")
+    else:
+        from ..priors.depth_networks import TransformersDepthEstimator
+
+        depth = TransformersDepthEstimator.load(pc.depth, load_cfg(), pc.depth_network)
+
+    # refiner: its adapter reads as many feature channels as the representation renders
+    if pc.refiner == "offline" or not config.ablation.refinement:
+        from ..priors.offline_refiner import OfflineRefiner
+
+        refiner = OfflineRefiner(config.offline_refiner)
+    elif pc.refiner in OFFLINE_NAMES:
+        raise UserInputError(f"priors.refiner: {pc.refiner!r} is not a refiner (use \"offline\" or a diffusion model)")
+    else:
+        from ..priors.refiner import DiffusionRefiner
+
+        feature_dim = int(getattr(config.representation, "feature_dim", 0))
+        rcfg = replace(config.refiner, feature_channels=feature_dim,
+                       use_adapter=config.refiner.use_adapter and config.ablation.adapter,
+                       consistency_weight=config.refiner.consistency_weight if config.ablation.consistency else 0.0)
+        pipe = sd_pipeline(pc.refiner, False)
+        refiner = DiffusionRefiner(pipe, rcfg, device=None if pc.cpu_offload else device,
+                                   dtype=load_cfg().torch_dtype)
+
+    return Priors(text_to_image, inpainter, depth, refiner, device)

@@ -1,0 +1,60 @@
+import pytest
+
+from scenedreamer.cli import main
+from scenedreamer.cli.generate import build_config, parse_resolution
+from scenedreamer.cli import build_parser
+from scenedreamer.errors import UserInputError
+
+
+def _args(*argv):
+    return build_parser().parse_args(["generate", *argv])
+
+
+def test_resolution_parsing():
+    assert parse_resolution("320x240") == (320, 240)
+    for bad in ("320", "0x10", "axb", "-5x5"):
+        with pytest.raises(UserInputError, match="--resolution"):
+            parse_resolution(bad)
+
+
+def test_options_reach_the_config():
+    cfg = build_config(_args("a desert", "--seed", "5", "--resolution", "96x64", "--trajectory", "orbit",
+                             "--frames", "3", "--no-replay", "--representation", "gaussians",
+                             "--set", "fit.lr_decay_steps=7" if False else "progressive.fit_steps_per_view=3"))
+    assert cfg.prompt == "a desert" and cfg.seed == 5 and (cfg.width, cfg.height) == (96, 64)
+    assert cfg.trajectory.preset == "orbit" and cfg.trajectory.frames == 3
+    assert cfg.ablation.replay is False and cfg.ablation.refinement is True
+    assert type(cfg.representation).__name__ == "GaussianConfig"
+    assert cfg.progressive.fit_steps_per_view == 3
+
+
+def test_set_rejects_unknown_fields_and_bad_types():
+    with pytest.raises(UserInputError, match="no field"):
+        build_config(_args("x", "--set", "progressive.nope=1"))
+    with pytest.raises(UserInputError, match="progressive.fit_steps_per_view"):
+        build_config(_args("x", "--set", "progressive.fit_steps_per_view=\"many\""))
+
+
+def test_diffusion_preset_rounds_resolution(capsys):
+    cfg = build_config(_args("x", "--preset", "sd2", "--resolution", "250x130"))
+    assert (cfg.width, cfg.height) == (248, 128)
+    assert "rounded" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["generate", "   "], "prompt is empty"),
+    (["generate", "x", "--resolution", "0x5"], "--resolution"),
+    (["generate", "x", "--preset", "bogus"], "unknown preset"),
+])
+def test_bad_input_exits_2_with_one_line(argv, fragment, capsys, tmp_path):
+    code = main(argv + ["--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert fragment in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_dry_run_prints_plan(capsys, tmp_path):
+    assert main(["generate", "a forest", "--dry-run", "--frames", "5", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "5 cameras" in out and "procedural world" in out and "expected memory" in out
+    assert not (tmp_path / "r").exists()    # a dry run writes nothing
