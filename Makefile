@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 run: setup
 	$(VENV)/bin/scenedreamer generate "a forest lake at sunset" --preset offline --out runs/demo --overwrite
 
+# Two pytest-xdist workers (one per core), one torch thread each (tests/conftest.py).
 test: setup
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --durations=15
 
 bench: setup
 	$(PY) -m benchmarks.run_all

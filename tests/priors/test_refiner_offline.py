@@ -124,3 +124,16 @@ def test_guided_filter_matches_twin_and_keeps_edges():
     flat_guide = guided_filter(torch.full((16, 16), 0.5), step, 3, 1e-4)
     assert float((along_edge[:, 8] - along_edge[:, 7]).min()) > 0.95
     assert float((flat_guide[:, 8] - flat_guide[:, 7]).max()) < 0.5
+
+
+def test_consistency_weight_pulls_known_pixels_to_the_local_frame():
+    view = make_view()
+    free = refine(view)
+    half = refine(view, consistency_weight=0.5)
+    full = refine(view, consistency_weight=1.0)
+    known = view.local_known
+    assert torch.equal(full[known], view.local_rgb[known])                   # weight 1: the warp wins
+    assert torch.allclose(half[known], 0.5 * (free[known] + view.local_rgb[known]), atol=1e-6)
+    assert torch.equal(full[~known], free[~known])                           # unknown pixels untouched
+    with pytest.raises(UserInputError, match="consistency_weight"):
+        OfflineRefinerConfig(consistency_weight=1.5)

@@ -51,6 +51,8 @@ class PriorsConfig:
     """hole filler: "oracle" (procedural world renders the hole), "classical" (OpenCV/PatchMatch) or a model preset / hub id / folder"""
     depth: str = "oracle"
     """monocular depth: "oracle" (procedural world depth, optionally corrupted) or a model preset / hub id / folder (e.g. zoedepth)"""
+    first_view_depth: str = "oracle-exact"
+    """depth of the first view, which fixes the scene's metric scale: "" (same as `depth`), "oracle-exact" (the procedural world's exact metric depth, standing in for a metric network such as ZoeDepth), "oracle", or a model; later views are aligned to the scene, so they may use a relative network"""
     refiner: str = "offline"
     """3D-aware refiner: "offline" (composite stand-in) or a Stable Diffusion preset / hub id / folder whose UNet is frozen and adapted"""
     device: str = "auto"
@@ -169,7 +171,7 @@ class GenerateConfig:
     """fitting of the representation to the support database"""
     refiner: RefinerConfig = field(default_factory=RefinerConfig)
     """diffusion refiner + adapter (used when priors.refiner is a diffusion model)"""
-    offline_refiner: OfflineRefinerConfig = field(default_factory=OfflineRefinerConfig)
+    offline_refiner: OfflineRefinerConfig = field(default_factory=lambda: OfflineRefinerConfig(consistency_weight=1.0))
     """the refiner stand-in (used when priors.refiner is "offline")"""
     warp: ForwardWarpConfig = field(default_factory=ForwardWarpConfig)
     """forward warp (depth-based rendering) of support views into new cameras"""
@@ -194,7 +196,7 @@ def _offline() -> GenerateConfig:
 def _sd(name: str, model: str, inpaint: str, size: int) -> GenerateConfig:
     return GenerateConfig(
         preset=name, width=size, height=size,
-        priors=PriorsConfig(text_to_image=model, inpainter=inpaint, depth="zoedepth", refiner=model,
+        priors=PriorsConfig(text_to_image=model, inpainter=inpaint, depth="zoedepth", first_view_depth="", refiner=model,
                             dtype="fp16"),
     )
 

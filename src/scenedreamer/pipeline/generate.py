@@ -72,8 +72,7 @@ def generate_scene(config: GenerateConfig, run: RunFolder, priors: Priors, progr
         state = _restore(run, progress, priors, device)
         total_steps = len(trajectory.cameras)
         emit(on_event, "run", max(progress.last_step, 0), total_steps,
-             f"refiner: {priors.refiner.label}; first view: {priors.text_to_image.label}; "
-             f"depth: {priors.depth.label}; inpainting: {priors.inpainter.label}")
+             "; ".join(f"{role}: {label}" for role, label in priors.describe().items()))
 
         if progress.last_step < 0:
             state = initialise_scene_context(config, trajectory, database, priors, on_event)
@@ -102,7 +101,7 @@ def initialise_scene_context(config: GenerateConfig, trajectory: Trajectory, dat
     image0 = priors.text_to_image.generate(prompt0, camera0, step_generator(config.seed, 0, "first_view"))
     no_depth = torch.zeros(camera0.height, camera0.width, device=priors.device)
     no_known = torch.zeros_like(no_depth, dtype=torch.bool)
-    depth0 = metric_depth_for_new_view(image0, camera0, no_depth, no_known, priors.depth, config.align,
+    depth0 = metric_depth_for_new_view(image0, camera0, no_depth, no_known, priors.first_depth, config.align,
                                        config.seams, config.init.first_view_median_depth)
     everything = torch.ones_like(no_known)
     database.add(_record(image0, depth0, everything, no_known, camera0, Provenance.INITIAL, 0, prompt0))

@@ -7,6 +7,7 @@ from .config import GenerateConfig
 
 _OFFLINE_NAMES = {"procedural": "procedural world (offline stand-in)",
                   "oracle": "procedural world oracle (offline stand-in)",
+                  "oracle-exact": "procedural world exact metric depth (offline stand-in for a metric network)",
                   "classical": "OpenCV Telea/NS + PatchMatch (classical)",
                   "offline": "composite of render + local frame (offline stand-in)"}
 
@@ -59,7 +60,7 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
     ]
     total_gb = 0.0
     for role, name in (("first view", config.priors.text_to_image), ("inpainting", config.priors.inpainter),
-                       ("depth", config.priors.depth), ("refiner", config.priors.refiner if config.ablation.refinement else "offline")):
+                       ("depth", config.priors.depth), ("first depth", config.priors.first_view_depth or config.priors.depth), ("refiner", config.priors.refiner if config.ablation.refinement else "offline")):
         line, gb = _model_line(role, name)
         lines.append(line)
         total_gb += gb

@@ -1,6 +1,6 @@
 """Turns the run config's prior names into the objects that play each role of the method.
 
-Names: "procedural" / "oracle" (the procedural world stand-ins), "classical" (OpenCV +
+Names: "procedural" / "oracle" / "oracle-exact" (the procedural world stand-ins), "classical" (OpenCV +
 PatchMatch inpainting), "offline" (the refiner stand-in), or a real model: a preset name from
 `scenedreamer models list`, a hub id or a local folder, loaded through priors/loading.py. A
 requested real model that is missing is an error (MissingWeightsError), never a silent fallback.
@@ -33,11 +33,18 @@ class Priors:
     depth: DepthEstimator
     refiner: Refiner
     device: torch.device
+    first_view_depth: DepthEstimator | None = None
+    """depth of the first view (the scene's metric scale); None: ``depth``"""
 
     def describe(self) -> dict[str, str]:
         """Role -> label, saved in the run's log so every run says what it used."""
         return {"text_to_image": self.text_to_image.label, "inpainter": self.inpainter.label,
-                "depth": self.depth.label, "refiner": self.refiner.label}
+                "depth": self.depth.label, "first_view_depth": self.first_depth.label,
+                "refiner": self.refiner.label}
+
+    @property
+    def first_depth(self) -> DepthEstimator:
+        return self.first_view_depth or self.depth
 
     def save_refiner_state(self, path: Path) -> bool:
         """Write the refiner's trainable state (adapter) to ``path``; False when it has none."""
@@ -67,7 +74,8 @@ def build_priors(config: GenerateConfig) -> Priors:
     """Build (load) every prior named by ``config.priors``; each heavy model is loaded once."""
     pc = config.priors
     device = resolve_device(pc.device)
-    world_needed = {pc.text_to_image, pc.inpainter, pc.depth} & {"procedural", "oracle"}
+    world_needed = {pc.text_to_image, pc.inpainter, pc.depth, pc.first_view_depth} & {"procedural", "oracle",
+                                                                                        "oracle-exact"}
     offline = None
     if world_needed:
         from ..priors.offline import build_offline_priors
@@ -122,15 +130,24 @@ def build_priors(config: GenerateConfig) -> Priors:
 
         inpainter = StableDiffusionInpainter(sd_pipeline(pc.inpainter, True), pc.diffusion, label=pc.inpainter)
 
-    # depth
-    if pc.depth in ("oracle", "procedural"):
-        depth = offline.depth
-    elif pc.depth in OFFLINE_NAMES:
-        raise UserInputError(f"priors.depth: {pc.depth!r} is not a depth estimator (use \"oracle\" or a model)")
-    else:
+    # depth (and, optionally, another estimator for the first view, which fixes the metric scale)
+    def depth_estimator(name: str, field: str) -> DepthEstimator:
+        if name in ("oracle", "procedural"):
+            return offline.depth
+        if name == "oracle-exact":
+            from ..priors.offline import OracleDepthEstimator
+
+            return OracleDepthEstimator(offline.world)
+        if name in OFFLINE_NAMES:
+            raise UserInputError(f"priors.{field}: {name!r} is not a depth estimator "
+                                 "(use \"oracle\", \"oracle-exact\" or a model)")
         from ..priors.depth_networks import TransformersDepthEstimator
 
-        depth = TransformersDepthEstimator.load(pc.depth, load_cfg(), pc.depth_network)
+        return TransformersDepthEstimator.load(name, load_cfg(), pc.depth_network)
+
+    depth = depth_estimator(pc.depth, "depth")
+    first_view_depth = depth_estimator(pc.first_view_depth, "first_view_depth") \
+        if pc.first_view_depth and pc.first_view_depth != pc.depth else None
 
     # refiner: its adapter reads as many feature channels as the representation renders
     if pc.refiner == "offline" or not config.ablation.refinement:
@@ -150,4 +167,4 @@ def build_priors(config: GenerateConfig) -> Priors:
         refiner = DiffusionRefiner(pipe, rcfg, device=None if pc.cpu_offload else device,
                                    dtype=load_cfg().torch_dtype)
 
-    return Priors(text_to_image, inpainter, depth, refiner, device)
+    return Priors(text_to_image, inpainter, depth, refiner, device, first_view_depth)

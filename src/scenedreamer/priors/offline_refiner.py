@@ -59,11 +59,19 @@ class OfflineRefinerConfig:
     """Window radius of the edge-aware seam filter, in pixels."""
     seam_edge_eps: float = 1e-3
     """Guided-filter regulariser: smaller follows image edges more closely, larger blurs more."""
+    consistency_weight: float = 0.0
+    """Local consistency regularisation: on pixels the warp knows (``local_known``) the output
+    moves this fraction of the way to the local frame (1 = the warped support content, which is
+    sharper than a render of a partly fitted scene; 0 = keep the composite; the pipeline's
+    offline preset uses 1). The stand-in has no
+    image prior to correct a blurry render, so the warp of real support pixels plays that role."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.opacity_low < self.opacity_high:
             raise UserInputError("OfflineRefinerConfig: need 0 <= opacity_low < opacity_high "
                                  f"(got {self.opacity_low}, {self.opacity_high})")
+        if not 0.0 <= self.consistency_weight <= 1.0:
+            raise UserInputError(f"OfflineRefinerConfig.consistency_weight: {self.consistency_weight} is not in [0, 1]")
         if self.seam_radius_px < 0 or self.seam_edge_eps <= 0:
             raise UserInputError("OfflineRefinerConfig: seam_radius_px must be >= 0 and seam_edge_eps > 0")
 
@@ -77,7 +85,8 @@ class OfflineRefiner:
         self.config = config
 
     def refine(self, view: RefinerInput, prompt: str, generator: torch.Generator) -> Tensor:
-        """(H, W, 3) float32 in [0, 1]: render where trusted, local frame elsewhere, smooth seam.
+        """(H, W, 3) float32 in [0, 1]: render where trusted, local frame elsewhere, smooth seam;
+        then pulled toward the local frame on warp-known pixels by ``consistency_weight``.
 
         prompt and generator are unused (the result is deterministic).
         """
@@ -92,7 +101,11 @@ class OfflineRefiner:
         trust = guided_filter(guide, trust, cfg.seam_radius_px, cfg.seam_edge_eps).clamp(0.0, 1.0)
         out = (trust[..., None] * over + (1.0 - trust[..., None]) * local).clamp(0.0, 1.0)
         keep = (view.opacity >= cfg.keep_threshold) & ~floaters
-        return torch.where(keep[..., None], view.rendered_rgb.float(), out)
+        out = torch.where(keep[..., None], view.rendered_rgb.float(), out)
+        if cfg.consistency_weight > 0:
+            w = cfg.consistency_weight
+            out = torch.where(view.local_known[..., None], w * local + (1.0 - w) * out, out)
+        return out
 
     def train_adapter(self, batches: Iterable[tuple[RefinerInput, Tensor]], steps: int,
                       generator: torch.Generator, on_event: EventSink | None = None,

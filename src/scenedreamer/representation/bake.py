@@ -63,15 +63,16 @@ def sample_surface(representation: SceneRepresentation, cameras: Cameras, config
     surface's own values; depth is the representation's expected z-depth.
     """
     pts, cols, feats, foots, norms, views = [], [], [], [], [], []
+    # Every stride-th pixel per axis = the same cameras at 1/stride resolution (same field of
+    # view): rendering at that size costs stride^2 less than rendering everything and dropping
+    # pixels, and the footprint (depth / focal) grows by stride on its own.
     s = config.stride
+    low_res = cameras.scaled(max(1, -(-cameras.width // s)), max(1, -(-cameras.height // s)))
     for b0 in range(0, len(cameras), config.render_batch):
-        cams = cameras[b0:b0 + config.render_batch]
+        cams = low_res[b0:b0 + config.render_batch]
         with torch.no_grad():
             out = representation.render(cams)
         keep = (out.opacity >= config.min_opacity) & (out.depth > 0) & torch.isfinite(out.depth)
-        grid = torch.zeros_like(keep)
-        grid[:, ::s, ::s] = True
-        keep &= grid
         opacity = out.opacity.clamp_min(1e-6).unsqueeze(-1)
         cams = cams.to(device=out.depth.device, dtype=out.depth.dtype)
         points = unproject_depth(out.depth, cams)
@@ -85,7 +86,7 @@ def sample_surface(representation: SceneRepresentation, cameras: Cameras, config
         pts.append(points[keep])
         cols.append((out.rgb / opacity).clamp(0, 1)[keep])
         feats.append((out.features / opacity)[keep])
-        foots.append(footprint[keep] * s)
+        foots.append(footprint[keep])
         norms.append(normals[keep])
         views.append(view[keep])
         emit(on_event, "bake", step=min(b0 + config.render_batch, len(cameras)), total=len(cameras),
