@@ -8,7 +8,6 @@ the same loading code as real weights.
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -126,3 +125,48 @@ def test_trajectory_file_with_one_camera_is_refused(tmp_path, capsys):
                  "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "at least 2 cameras" in err and "one.json" in err
+
+
+def test_diffusion_run_resumes_to_the_same_scene(tiny_model_folders, tmp_path, monkeypatch):
+    """An interrupted diffusion run (adapter weights and optimiser state in the step checkpoint)
+    resumes to the same support views and the same final scene as an uninterrupted run."""
+    import scenedreamer.pipeline.generate as generate_module
+    from scenedreamer.representation.checkpoint import load_checkpoint
+    from scenedreamer.support.database import SupportDatabase
+
+    m = tiny_model_folders
+    argv = ["generate", "a kitchen", "--preset", "sd15", "--resolution", "64x64", *REDUCED, *TINY_NERF,
+            "--frames", "4", "--set", "export.video=false", "--set", "export.ply=false",
+            "--set", f"priors.text_to_image=\"{m / 'sd'}\"", "--set", f"priors.refiner=\"{m / 'sd'}\"",
+            "--set", f"priors.inpainter=\"{m / 'sd-inpaint'}\"", "--set", f"priors.depth=\"{m / 'zoe'}\"",
+            "--set", "priors.diffusion.num_inference_steps=2", "--set", "refiner.num_inference_steps=2",
+            "--set", "refiner.adapter_train_steps_per_view=2", "--set", "progressive.adapter_views=1"]
+    assert main([*argv, "--out", str(tmp_path / "reference")]) == 0
+
+    real_step = generate_module.generate_next_view
+
+    def interrupted(config, step, *args, **kwargs):
+        if step == 2:
+            raise KeyboardInterrupt
+        return real_step(config, step, *args, **kwargs)
+
+    monkeypatch.setattr(generate_module, "generate_next_view", interrupted)
+    assert main([*argv, "--out", str(tmp_path / "resumed")]) == 130
+    monkeypatch.setattr(generate_module, "generate_next_view", real_step)
+    assert main([*argv, "--out", str(tmp_path / "resumed"), "--resume"]) == 0
+
+    def views(run):
+        with SupportDatabase.open(run / "support", create=False) as db:
+            return [db.get(v) for v in db.ids()]
+
+    ref, res = views(tmp_path / "reference"), views(tmp_path / "resumed")
+    assert len(ref) == len(res) == 5
+    for a, b in zip(ref, res):
+        assert torch.equal(a.rgb, b.rgb) and torch.equal(a.depth, b.depth)
+    sa = load_checkpoint(tmp_path / "reference" / "scene.pt").representation.state_dict()
+    sb = load_checkpoint(tmp_path / "resumed" / "scene.pt").representation.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    from safetensors.torch import load_file
+
+    aa, ab = load_file(tmp_path / "reference" / "adapter.safetensors"), load_file(tmp_path / "resumed" / "adapter.safetensors")
+    assert aa.keys() == ab.keys() and all(torch.equal(aa[k], ab[k]) for k in aa)

@@ -147,7 +147,7 @@ def test_paste_back_feathered_seam():
 
 @pytest.mark.parametrize("radius", [0, 1, 4])
 def test_box_mean_matches_square_pool(radius):
-    from scenedreamer.priors.diffusion import box_mean, box_mean_reference
+    from scenedreamer.priors.filters import box_mean_zero_padded as box_mean, box_mean_zero_padded_reference as box_mean_reference
 
     x = torch.rand(1, 3, 23, 31, generator=gen(3))
     assert torch.allclose(box_mean(x, radius), box_mean_reference(x, radius), atol=1e-6)

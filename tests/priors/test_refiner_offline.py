@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from scenedreamer.errors import UserInputError
-from scenedreamer.priors.offline_refiner import (OfflineRefiner, OfflineRefinerConfig, box_mean,
-                                                 box_mean_reference, guided_filter)
+from scenedreamer.priors.filters import box_mean_clipped, box_mean_clipped_reference
+from scenedreamer.priors.offline_refiner import OfflineRefiner, OfflineRefinerConfig, guided_filter
 from scenedreamer.priors.refiner import Refiner, RefinerInput
 
 H, W = 32, 48
@@ -108,14 +108,14 @@ def test_bad_config_is_a_user_error():
 @pytest.mark.parametrize("radius", [0, 1, 3])
 def test_box_mean_matches_loop_twin(radius):
     x = torch.rand(9, 13, generator=torch.Generator().manual_seed(radius))
-    torch.testing.assert_close(box_mean(x, radius), box_mean_reference(x, radius), rtol=0, atol=1e-6)
+    torch.testing.assert_close(box_mean_clipped(x, radius), box_mean_clipped_reference(x, radius), rtol=0, atol=1e-6)
 
 
 def test_guided_filter_matches_twin_and_keeps_edges():
     g = torch.Generator().manual_seed(1)
     guide, source = torch.rand(12, 14, generator=g), torch.rand(12, 14, generator=g)
     torch.testing.assert_close(guided_filter(guide, source, 2, 1e-3),
-                               guided_filter(guide, source, 2, 1e-3, box=box_mean_reference),
+                               guided_filter(guide, source, 2, 1e-3, box=box_mean_clipped_reference),
                                rtol=0, atol=1e-5)
     # a step in the source that follows a step in the guide stays sharp; with a flat guide it blurs
     step = torch.zeros(16, 16)

@@ -73,7 +73,7 @@ def apply_override(config, dotted: str, value):
 def build_config(args: argparse.Namespace):
     """The resolved GenerateConfig from a preset (or saved config) and the command-line options."""
     from ..config_io import from_json_dict, load_config, to_json_dict
-    from ..pipeline.config import GenerateConfig, TrajectorySpec, preset_config
+    from ..pipeline.config import GenerateConfig, preset_config
     from ..representation.gaussians import GaussianConfig
     from ..representation.triplane import TriplaneConfig
 

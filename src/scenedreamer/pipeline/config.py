@@ -135,9 +135,9 @@ class ExportConfig:
 
     video: bool = True
     """render video.mp4 along the trajectory"""
-    video_frames_per_view: int = 4
+    video_frames_per_view: int = 3
     """video frames per trajectory camera (poses interpolated between cameras)"""
-    fps: int = 24
+    fps: int = 12
     """video frame rate"""
     ply: bool = True
     """write scene.ply in the standard 3DGS layout (baked from the NeRF when that is the representation)"""

@@ -118,7 +118,7 @@ def initialise_scene_context(config: GenerateConfig, trajectory: Trajectory, dat
         database.add(_record(local.rgb, depth, valid, new, camera, Provenance.WARP_INPAINT, 0, prompt0))
 
     views = [database.get(v) for v in database.ids()]
-    representation = create_representation(config, views, priors.device)
+    representation = create_representation(config, views, priors.device, trajectory.cameras.centers)
     fit_state = fit(representation, database, config.fit, steps=config.init.fit_steps,
                     generator=step_generator(config.seed, 0, "fit"), on_event=on_event)
     return RunState(representation, fit_state)
@@ -219,14 +219,17 @@ def _record(rgb, depth, valid, inpainted, camera: Cameras, provenance: Provenanc
 
 
 def _commit(run: RunFolder, step: int, database: SupportDatabase, state: RunState, priors: Priors) -> None:
-    """Write the step's state (representation + fitting state, adapter) and only then record the
-    step as complete: a kill anywhere before the record leaves the previous step committed.
-    The database is flushed first so no checkpoint is ever newer than its views on disk."""
+    """Write the step's state (representation, fitting state, refiner adapter + optimiser) and
+    only then record the step as complete: a kill anywhere before the record leaves the previous
+    step committed. The database is flushed first so no checkpoint is newer than its views."""
     database.sync()
-    priors.save_refiner_state(run.adapter_checkpoint_path(step))
     fit_state = state.fit_state or FitState()
+    extra = {"step": step, **fit_state.to_extra()}
+    refiner_state = priors.refiner_training_state()
+    if refiner_state is not None:
+        extra["refiner"] = refiner_state
     save_checkpoint(run.checkpoint_path(step), state.representation, optimizer_state=fit_state.optimizer_state,
-                    extra={"step": step, **fit_state.to_extra()})
+                    extra=extra)
     run.commit_step(step)
 
 
@@ -235,7 +238,6 @@ def _restore(run: RunFolder, progress: Progress, priors: Priors, device: torch.d
     if progress.last_step < 0:
         return None
     ckpt = load_checkpoint(run.checkpoints_dir / progress.checkpoint, device=device)
-    adapter = run.adapter_checkpoint_path(progress.last_step)
-    if adapter.exists():
-        priors.load_refiner_state(adapter)
+    if "refiner" in ckpt.extra:
+        priors.load_refiner_training_state(ckpt.extra["refiner"])
     return RunState(ckpt.representation, FitState.from_checkpoint(ckpt))

@@ -55,7 +55,7 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
         f"  support views  {n_views} ({n_init} at initialisation, {len(traj.cameras) - 1} progressive)",
         f"  representation {rep_kind}",
         f"  fitting        {config.init.fit_steps} + {config.progressive.fit_steps_per_view}/view iterations",
-        f"  ablations      " + ", ".join(f"{k}={'on' if v else 'off'}" for k, v in vars(config.ablation).items()),
+        "  ablations      " + ", ".join(f"{k}={'on' if v else 'off'}" for k, v in vars(config.ablation).items()),
         "  models:",
     ]
     total_gb = 0.0

@@ -47,14 +47,20 @@ class Priors:
         return self.first_view_depth or self.depth
 
     def save_refiner_state(self, path: Path) -> bool:
-        """Write the refiner's trainable state (adapter) to ``path``; False when it has none."""
+        """Write the refiner's adapter weights to ``path`` (reusable for later scenes); False
+        when the refiner has no adapter."""
         if getattr(self.refiner, "adapter", None) is None:
             return False
         self.refiner.save_adapter(path)
         return True
 
-    def load_refiner_state(self, path: Path) -> None:
-        self.refiner.load_adapter(path)
+    def refiner_training_state(self) -> dict | None:
+        """The refiner's trainable state (adapter + optimiser) for step checkpoints, or None."""
+        get = getattr(self.refiner, "training_state", None)
+        return get() if get is not None else None
+
+    def load_refiner_training_state(self, state: dict) -> None:
+        self.refiner.load_training_state(state)
 
 
 def resolve_device(name: str) -> torch.device:

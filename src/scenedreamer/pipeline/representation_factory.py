@@ -18,16 +18,18 @@ from ..support.records import ViewRecord
 from .config import GenerateConfig
 
 
-def create_representation(config: GenerateConfig, views: list[ViewRecord], device: torch.device) -> SceneRepresentation:
+def create_representation(config: GenerateConfig, views: list[ViewRecord], device: torch.device,
+                          camera_centres: torch.Tensor | None = None) -> SceneRepresentation:
     """A fresh representation for the initial support views.
 
     Tri-plane NeRF: its contraction centre and radius are set from the views' cameras and depth
-    (the bounded inner region holds most of the content; the rest is contracted).
+    and ``camera_centres`` (N, 3), the whole trajectory's camera positions (the bounded inner
+    region holds the cameras and the content near them; the rest is contracted).
     Gaussians: one Gaussian per valid pixel of the views (strided by the config).
     """
     rep_config = config.representation
     if isinstance(rep_config, TriplaneConfig):
-        bounds = bounds_from_views(views)
+        bounds = bounds_from_views(views, camera_centres=camera_centres)
         return TriplaneNeRF.from_config(replace(rep_config, center=bounds.center, radius=bounds.radius), device)
     if isinstance(rep_config, GaussianConfig):
         from ..geometry.cameras import Cameras

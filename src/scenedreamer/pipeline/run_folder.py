@@ -5,8 +5,7 @@
     RUN/events.jsonl           progress events, one JSON object a line
     RUN/progress.json          commit record: last completed step + its checkpoint (written last)
     RUN/support/               the support database (SQLite + arrays)
-    RUN/checkpoints/step_NNNN.pt   representation + fitting state after each completed step
-    RUN/checkpoints/step_NNNN.adapter.safetensors   refiner adapter after that step (diffusion refiner)
+    RUN/checkpoints/step_NNNN.pt   representation + fitting state (+ refiner adapter and its optimiser) after each completed step
     RUN/adapter.safetensors    refinement adapter weights (diffusion refiner only)
     RUN/scene.pt               final representation checkpoint
     RUN/scene.ply              standard 3DGS splats
@@ -123,9 +122,6 @@ class RunFolder:
     def checkpoint_path(self, step: int) -> Path:
         return self.checkpoints_dir / f"step_{step:04d}.pt"
 
-    def adapter_checkpoint_path(self, step: int) -> Path:
-        return self.checkpoints_dir / f"step_{step:04d}.adapter.safetensors"
-
     def commit_step(self, step: int) -> None:
         """Record ``step`` as completed (its checkpoint must already be written) and prune old
         checkpoints. This single atomic write is what makes the step durable."""
@@ -134,4 +130,3 @@ class RunFolder:
         for old in sorted(self.checkpoints_dir.glob("step_*.pt"))[:-KEEP_CHECKPOINTS]:
             if old.name != self.checkpoint_path(step).name:
                 old.unlink(missing_ok=True)
-                old.with_suffix(".adapter.safetensors").unlink(missing_ok=True)

@@ -51,6 +51,9 @@ class AdapterConfig:
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
     """Gradient-norm clip per training step (0 disables)."""
+    init_seed: int = 0
+    """Seed of the adapter's initial weights (its own generator: the same seed gives the same
+    adapter whatever ran before in the process)."""
     train_batch_size: int = 1
     """Database views per training step (views in one step must share a size)."""
     train_timestep_fraction: float = 1.0

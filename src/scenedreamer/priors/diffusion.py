@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ..errors import UserInputError
 from ..geometry.cameras import Cameras
+from .filters import box_mean_zero_padded
 from .loading import ModelLoadConfig, load_sd_pipeline
 
 log = logging.getLogger(__name__)
@@ -129,22 +130,6 @@ def _dilate(mask: Tensor, px: int) -> Tensor:
     return F.max_pool2d(m, (1, k), stride=1, padding=(0, px))[0, 0] > 0
 
 
-def box_mean(x: Tensor, radius: int) -> Tensor:
-    """Mean over a (2r+1)^2 window of (N, C, H, W), zero padded (== ``avg_pool2d(x, 2r+1, 1, r)``).
-
-    Separable (column then row), so the cost does not grow with the square of the radius;
-    ``box_mean_reference`` is the one-pass twin the tests compare against.
-    """
-    k = 2 * radius + 1
-    x = F.avg_pool2d(x, (k, 1), stride=1, padding=(radius, 0))
-    return F.avg_pool2d(x, (1, k), stride=1, padding=(0, radius))
-
-
-def box_mean_reference(x: Tensor, radius: int) -> Tensor:
-    """Slow, obviously-correct twin of ``box_mean``: one square average pool."""
-    return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius)
-
-
 def _distance_inside(inpaint: Tensor, max_px: int) -> Tensor:
     """(H, W) float: chessboard distance in pixels from each inpaint pixel to the nearest known
     pixel, capped at ``max_px`` (0 on known pixels). Computed by repeated erosion."""
@@ -172,8 +157,8 @@ def paste_back(original: Tensor, generated: Tensor, inpaint: Tensor, feather_px:
         return out
     ring = _dilate(inpaint, feather_px) & ~inpaint                               # (H, W) known pixels near the hole
     offset = (original - generated) * ring[..., None]                           # (H, W, 3)
-    weight_sum = box_mean(ring.float()[None, None], feather_px)[0, 0]
-    offset_sum = box_mean(offset.permute(2, 0, 1)[None], feather_px)[0]
+    weight_sum = box_mean_zero_padded(ring.float()[None, None], feather_px)[0, 0]
+    offset_sum = box_mean_zero_padded(offset.permute(2, 0, 1)[None], feather_px)[0]
     spread = (offset_sum / weight_sum.clamp_min(1e-6)).permute(1, 2, 0)         # mean offset nearby
     fade = (1.0 - (_distance_inside(inpaint, feather_px + 1) - 1.0) / feather_px).clamp(0, 1)
     fade = fade * inpaint * (weight_sum > 0)                                     # only inside the hole

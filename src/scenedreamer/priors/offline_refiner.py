@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..atomic import atomic_write_json
 from ..errors import UserInputError
 from ..events import EventSink
+from .filters import box_mean_clipped
 from .refiner import RefinerInput, floater_mask, render_over_local
 
 OFFLINE_MARKER_FORMAT = "scenedreamer-offline-refiner/1"
@@ -137,32 +137,8 @@ def render_trust(opacity: Tensor, floaters: Tensor, low: float, high: float) -> 
     return torch.where(floaters, torch.zeros_like(x), x * x * (3.0 - 2.0 * x))
 
 
-def box_mean(x: Tensor, radius: int) -> Tensor:
-    """Mean of (H, W) ``x`` over the (2r+1)^2 window around each pixel, clipped at the border.
-
-    Fast path (average pooling that does not count padding); ``box_mean_reference`` is its twin.
-    """
-    if radius <= 0:
-        return x.float()
-    pooled = F.avg_pool2d(x.float()[None, None], kernel_size=2 * radius + 1, stride=1, padding=radius,
-                          count_include_pad=False)
-    return pooled[0, 0]
-
-
-def box_mean_reference(x: Tensor, radius: int) -> Tensor:
-    """Slow, obviously-correct twin of ``box_mean``: a loop over pixels and clipped windows."""
-    height, width = x.shape
-    out = torch.empty(height, width, dtype=torch.float64)
-    xd = x.double()
-    for i in range(height):
-        for j in range(width):
-            window = xd[max(0, i - radius): i + radius + 1, max(0, j - radius): j + radius + 1]
-            out[i, j] = window.mean()
-    return out.float()
-
-
 def guided_filter(guide: Tensor, source: Tensor, radius: int, eps: float,
-                  box: Callable[[Tensor, int], Tensor] = box_mean) -> Tensor:
+                  box: Callable[[Tensor, int], Tensor] = box_mean_clipped) -> Tensor:
     """Edge-aware smoothing of ``source`` (H, W) along the edges of ``guide`` (H, W) (He et al. 2010).
 
     In each window the output is a linear function of the guide, a * guide + b, fitted to the

@@ -279,8 +279,10 @@ class DiffusionRefiner:
         self.multiple = required_multiple(self.specs, self.vae_scale_factor)
         self.adapter: RenderAdapter | None = None
         if config.use_adapter:
-            self.adapter = RenderAdapter(NON_FEATURE_CHANNELS + config.feature_channels, self.specs,
-                                         self.vae_scale_factor, config.adapter)
+            with torch.random.fork_rng(devices=[]):      # seeded init, global RNG left untouched
+                torch.manual_seed(config.adapter.init_seed)
+                self.adapter = RenderAdapter(NON_FEATURE_CHANNELS + config.feature_channels, self.specs,
+                                             self.vae_scale_factor, config.adapter)
             self.adapter.to(device=self.device, dtype=torch.float32).eval()
         self._optimizer: torch.optim.Optimizer | None = None
         name = getattr(getattr(pipeline, "config", None), "_name_or_path", "") or "stable diffusion"
@@ -418,6 +420,27 @@ class DiffusionRefiner:
             raise UserInputError(f"{path}: not a readable adapter file ({err})") from None
         self.adapter.load_state_dict(state)
         self._optimizer = None    # optimiser moments belonged to the previous weights
+
+    def training_state(self) -> dict[str, Any] | None:
+        """Everything adapter training carries between calls (weights and AdamW moments), for a
+        run's step checkpoint; None without an adapter. A run resumed from it trains on exactly
+        as an uninterrupted one would."""
+        if self.adapter is None:
+            return None
+        return {"adapter": {k: v.detach().cpu().clone() for k, v in self.adapter.state_dict().items()},
+                "optimizer": self._optimizer.state_dict() if self._optimizer is not None else None}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``training_state`` returned (UserInputError if it does not fit)."""
+        if self.adapter is None:
+            raise UserInputError("refiner: this refiner has no adapter to restore (use_adapter is False)")
+        try:
+            self.adapter.load_state_dict(state["adapter"])
+        except (KeyError, RuntimeError) as err:
+            raise UserInputError(f"refiner: saved adapter state does not fit this adapter ({err})") from None
+        self._optimizer = None
+        if state.get("optimizer") is not None:
+            self._get_optimizer().load_state_dict(state["optimizer"])
 
     def reconstruct(self, image: Tensor) -> Tensor:
         """What the VAE can represent of an image: decode(encode(image)), (H, W, 3) in [0, 1].

@@ -78,32 +78,39 @@ class SceneBounds:
     radius: float
 
 
-def bounds_from_views(views: list, quantile: float = 0.5, margin: float = 1.5,
-                      max_points_per_view: int = 4096) -> SceneBounds:
+def bounds_from_views(views: list, quantile: float = 0.3, margin: float = 1.5,
+                      max_points_per_view: int = 4096, camera_centres: Tensor | None = None) -> SceneBounds:
     """Scene centre/radius (scene units) from support views' cameras and depth.
 
-    views: ViewRecords (depth (H, W) z-depth, valid (H, W), K, c2w). The centre is the median of
-    the camera centres and the valid surface points (robust to far outliers); the radius is the
-    ``quantile`` of those points' distances to it, times ``margin``. A low quantile is deliberate:
-    grazing ground planes and distant backgrounds produce far points, which belong in the contracted
-    region, while the inner region's plane resolution should go to the content near the cameras.
+    views: ViewRecords (depth (H, W) z-depth, valid (H, W), K, c2w). camera_centres: optional
+    (N, 3) world positions of cameras still to come (e.g. the whole trajectory), so the inner
+    region is placed where the cameras will be.
+    The centre is the median of the camera centres (as in mip-NeRF 360: the cameras look out at
+    the scene; a median of surface points would be dragged toward far backgrounds and sky). The
+    radius is the ``quantile`` of the surface points' distances to it times ``margin``, and at
+    least ``margin`` times the farthest camera. A low quantile is deliberate: grazing ground planes,
+    distant backgrounds and sky belong in the contracted region, while the inner region's plane
+    resolution should go to the content near the cameras.
     At most ``max_points_per_view`` evenly spaced surface points per view are used.
     """
     from ..geometry.projection import unproject_depth
 
     if not views:
         raise ValueError("bounds_from_views: no views given")
-    pts = []
+    pts, cams = [], [v.c2w[None, :3, 3].float() for v in views]
+    if camera_centres is not None:
+        cams.append(camera_centres.reshape(-1, 3).float().cpu())
     for v in views:
         known = v.valid & (v.depth > 0)
         world = unproject_depth(v.depth[None].float(), v.camera.to(dtype=torch.float32))[0][known]
         if world.shape[0] > max_points_per_view:
             world = world[torch.linspace(0, world.shape[0] - 1, max_points_per_view).long()]
-        pts += [world, v.c2w[None, :3, 3].float()]
-    allpts = torch.cat(pts)
-    center = allpts.median(dim=0).values
-    dist = (allpts - center).norm(dim=-1)
-    radius = float(torch.quantile(dist, quantile)) * margin
+        pts.append(world)
+    cams = torch.cat(cams)
+    center = cams.median(dim=0).values
+    allpts = torch.cat(pts + [cams])
+    radius = float(torch.quantile((allpts - center).norm(dim=-1), quantile)) * margin
+    radius = max(radius, margin * float((cams - center).norm(dim=-1).max()))
     return SceneBounds(center=tuple(float(c) for c in center), radius=max(radius, 1e-3))
 
 
