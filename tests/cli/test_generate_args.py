@@ -58,3 +58,17 @@ def test_dry_run_prints_plan(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "5 cameras" in out and "procedural world" in out and "expected memory" in out
     assert not (tmp_path / "r").exists()    # a dry run writes nothing
+
+
+def test_file_system_failures_are_one_line_exit_1(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import scenedreamer.cli.generate as generate_cli
+
+    def full_disk(args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "x.npy"))
+
+    monkeypatch.setattr(generate_cli, "run", full_disk)
+    code = main(["generate", "a forest", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith("scenedreamer generate: failed: disk full") and len(err.splitlines()) == 1

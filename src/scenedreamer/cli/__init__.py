@@ -7,7 +7,10 @@ parser and sets ``func`` to that module's ``run(args) -> int``).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
+import sqlite3
 import sys
 
 from ..errors import RunFailedError, UserInputError
@@ -53,6 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     except RunFailedError as err:
         print(f"scenedreamer {args.command}: failed: {err}", file=sys.stderr)
         return err.exit_code
+    except (OSError, sqlite3.Error) as err:
+        # the file system said no (disk full, permissions, ...): one line, exit 1; every step a
+        # run committed is kept. SCENEDREAMER_DEBUG=1 shows the traceback.
+        if os.environ.get("SCENEDREAMER_DEBUG") == "1":
+            raise
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        what = "disk full" if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "full" in str(err) \
+            else (getattr(err, "strerror", None) or str(err))
+        print(f"scenedreamer {args.command}: failed: {what}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"scenedreamer {args.command}: interrupted", file=sys.stderr)
         return 130

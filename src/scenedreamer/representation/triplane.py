@@ -87,8 +87,9 @@ def bounds_from_views(views: list, quantile: float = 0.3, margin: float = 1.5,
     region is placed where the cameras will be.
     The centre is the median of the camera centres (as in mip-NeRF 360: the cameras look out at
     the scene; a median of surface points would be dragged toward far backgrounds and sky). The
-    radius is the ``quantile`` of the surface points' distances to it times ``margin``, and at
-    least ``margin`` times the farthest camera. A low quantile is deliberate: grazing ground planes,
+    radius is the ``quantile`` of the surface points' (and cameras') distances to it times
+    ``margin``; cameras outside it are fine (contraction covers all space). A low quantile is
+    deliberate: grazing ground planes,
     distant backgrounds and sky belong in the contracted region, while the inner region's plane
     resolution should go to the content near the cameras.
     At most ``max_points_per_view`` evenly spaced surface points per view are used.
@@ -110,7 +111,6 @@ def bounds_from_views(views: list, quantile: float = 0.3, margin: float = 1.5,
     center = cams.median(dim=0).values
     allpts = torch.cat(pts + [cams])
     radius = float(torch.quantile((allpts - center).norm(dim=-1), quantile)) * margin
-    radius = max(radius, margin * float((cams - center).norm(dim=-1).max()))
     return SceneBounds(center=tuple(float(c) for c in center), radius=max(radius, 1e-3))
 
 
