@@ -21,7 +21,8 @@ import torch
 
 from scenedreamer.atomic import atomic_write_json
 from scenedreamer.priors.adapter import AdapterConfig
-from scenedreamer.priors.offline_refiner import OfflineRefiner, box_mean, box_mean_reference
+from scenedreamer.priors.filters import box_mean_clipped as box_mean, box_mean_clipped_reference as box_mean_reference
+from scenedreamer.priors.offline_refiner import OfflineRefiner
 from scenedreamer.priors.refiner import (DiffusionRefiner, RefinerConfig, RefinerInput, feather_alpha,
                                          feather_alpha_reference)
 
