@@ -137,3 +137,19 @@ def test_consistency_weight_pulls_known_pixels_to_the_local_frame():
     assert torch.equal(full[~known], free[~known])                           # unknown pixels untouched
     with pytest.raises(UserInputError, match="consistency_weight"):
         OfflineRefinerConfig(consistency_weight=1.5)
+
+
+def test_unknown_render_trust_zero_takes_the_local_frame_where_the_warp_is_blind():
+    # an opaque red render everywhere (e.g. floaters in never-seen space); the warp knows the left half
+    red, blue = torch.zeros(H, W, 3), torch.zeros(H, W, 3)
+    red[..., 0], blue[..., 2] = 1.0, 1.0
+    known = torch.zeros(H, W, dtype=torch.bool)
+    known[:, :24] = True
+    view = RefinerInput(rendered_rgb=red, rendered_depth=torch.full((H, W), 3.0), opacity=torch.ones(H, W),
+                        features=torch.zeros(H, W, 0), local_rgb=blue, local_known=known)
+    trusting, blind = refine(view), refine(view, unknown_render_trust=0.0)
+    assert torch.equal(trusting, red)                                  # opaque render kept everywhere
+    assert torch.equal(blind[:, :24], red[:, :24])                     # known + opaque: still the render
+    assert torch.equal(blind[:, 33:], blue[:, 33:])     # the warp is blind: local frame (past the 2 x 4 px seam filter)
+    with pytest.raises(UserInputError, match="unknown_render_trust"):
+        OfflineRefinerConfig(unknown_render_trust=-0.1)

@@ -109,6 +109,8 @@ class ProgressiveConfig:
     """support views (replay-sampled) rendered as the adapter's training pairs after each new view; the number of adapter steps is refiner.adapter_train_steps_per_view"""
     unseen_opacity: float = 0.5
     """a rendered pixel with opacity below this counts as unseen (new content)"""
+    render_depth_tolerance: float = 0.05
+    """the rendered depth is used for a warp-known pixel only if it is within this relative distance of the warped depth (else the render shows a floater there and the warped depth is used)"""
     occlusion_margin: float = 0.05
     """new points closer than (1 - margin) x an earlier view's depth would occlude it and are dropped"""
     max_hole_fraction_warn: float = 0.6
@@ -171,7 +173,8 @@ class GenerateConfig:
     """fitting of the representation to the support database"""
     refiner: RefinerConfig = field(default_factory=RefinerConfig)
     """diffusion refiner + adapter (used when priors.refiner is a diffusion model)"""
-    offline_refiner: OfflineRefinerConfig = field(default_factory=lambda: OfflineRefinerConfig(consistency_weight=1.0))
+    offline_refiner: OfflineRefinerConfig = field(
+        default_factory=lambda: OfflineRefinerConfig(consistency_weight=1.0, unknown_render_trust=0.0))
     """the refiner stand-in (used when priors.refiner is "offline")"""
     warp: ForwardWarpConfig = field(default_factory=ForwardWarpConfig)
     """forward warp (depth-based rendering) of support views into new cameras"""

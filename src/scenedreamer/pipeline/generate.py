@@ -161,12 +161,17 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
         image = local.rgb
         provenance = Provenance.WARP_INPAINT
 
-    # depth for the new content: the scene's own depth where it is well observed, estimated +
-    # aligned + seam-compensated elsewhere; new points that would hide earlier content dropped
-    observed = ~unseen & (render.depth[0] > 0)
-    depth = metric_depth_for_new_view(image, camera, render.depth[0], observed, priors.depth,
+    # depth. Known pixels (carried by the warp of support views) keep the scene's rendered depth
+    # where it agrees with the warp, the warped depth where the render shows a floater; the new
+    # content gets estimated depth, aligned to the known depth and seam-compensated; new points
+    # that would hide what earlier views saw are dropped
+    warped = local.warped_depth
+    render_agrees = (~unseen & (render.depth[0] > 0)
+                     & ((render.depth[0] - warped).abs() <= prog.render_depth_tolerance * warped))
+    known_depth = torch.where(local.known & render_agrees, render.depth[0], warped)
+    depth = metric_depth_for_new_view(image, camera, known_depth, local.known, priors.depth,
                                       config.align, config.seams, config.init.first_view_median_depth)
-    new = ~observed
+    new = ~local.known
     earlier = [database.get(v) for v in neighbour_ids]
     valid = ~drop_occluding_points(depth, new, camera, earlier, prog.occlusion_margin)
     record = _record(image, depth, valid, new, camera, provenance, step, prompt)

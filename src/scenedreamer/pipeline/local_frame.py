@@ -82,11 +82,13 @@ def metric_depth_for_new_view(image: Tensor, camera: Cameras, known_depth: Tenso
     if prediction.kind is DepthKind.DISPARITY:
         # an affine-invariant disparity: make it positive before inverting; alignment fixes the rest
         values = 1.0 / (values - values.min() + 1e-3 * values.abs().max().clamp_min(1e-6))
-    if int(known.sum()) < 16:
+    if int(known.sum()) < align.min_pixels:   # nothing to align to (the first view)
         if prediction.kind is DepthKind.METRIC:
             return values
         return values * (fallback_median_depth / values.median().clamp_min(1e-6))
-    space = "depth" if prediction.kind is DepthKind.METRIC else "disparity"
+    # align where the prediction is affine: relative and metric depth in depth space, an
+    # affine-invariant disparity (made a pseudo-depth above) in disparity space
+    space = "disparity" if prediction.kind is DepthKind.DISPARITY else "depth"
     aligned = align_depth(values, known_depth, known, space=space, config=align).aligned
     new = compensate_seams(aligned, known_depth, known, config=seams)
     return torch.where(known, known_depth, new)

@@ -59,6 +59,10 @@ class OfflineRefinerConfig:
     """Window radius of the edge-aware seam filter, in pixels."""
     seam_edge_eps: float = 1e-3
     """Guided-filter regulariser: smaller follows image edges more closely, larger blurs more."""
+    unknown_render_trust: float = 1.0
+    """Factor on the trust in the render at pixels the warp does not know (``~local_known``): the
+    render of space no support view saw is extrapolation (often floaters); 0 = take the local
+    frame's inpainting there (the render is then never kept there either)."""
     consistency_weight: float = 0.0
     """Local consistency regularisation: on pixels the warp knows (``local_known``) the output
     moves this fraction of the way to the local frame (1 = the warped support content, which is
@@ -70,6 +74,8 @@ class OfflineRefinerConfig:
         if not 0.0 <= self.opacity_low < self.opacity_high:
             raise UserInputError("OfflineRefinerConfig: need 0 <= opacity_low < opacity_high "
                                  f"(got {self.opacity_low}, {self.opacity_high})")
+        if not 0.0 <= self.unknown_render_trust <= 1.0:
+            raise UserInputError(f"OfflineRefinerConfig.unknown_render_trust: {self.unknown_render_trust} is not in [0, 1]")
         if not 0.0 <= self.consistency_weight <= 1.0:
             raise UserInputError(f"OfflineRefinerConfig.consistency_weight: {self.consistency_weight} is not in [0, 1]")
         if self.seam_radius_px < 0 or self.seam_edge_eps <= 0:
@@ -94,13 +100,16 @@ class OfflineRefiner:
         floaters = floater_mask(view, cfg.floater_depth_tolerance)
         over = render_over_local(view, floaters)                         # (H, W, 3)
         trust = render_trust(view.opacity, floaters, cfg.opacity_low, cfg.opacity_high)
+        unknown_factor = torch.where(view.local_known, torch.ones_like(trust),
+                                     torch.full_like(trust, cfg.unknown_render_trust))
+        trust = trust * unknown_factor
         local = view.local_rgb.float()
         # Guide by the local frame: it is complete and seam-free, so its edges are scene edges
         # (the composite would carry the render/local switch itself and keep the seam sharp).
         guide = (local * local.new_tensor(LUMA_WEIGHTS)).sum(-1)          # (H, W) luminance
         trust = guided_filter(guide, trust, cfg.seam_radius_px, cfg.seam_edge_eps).clamp(0.0, 1.0)
         out = (trust[..., None] * over + (1.0 - trust[..., None]) * local).clamp(0.0, 1.0)
-        keep = (view.opacity >= cfg.keep_threshold) & ~floaters
+        keep = (view.opacity >= cfg.keep_threshold) & ~floaters & (unknown_factor > 0)
         out = torch.where(keep[..., None], view.rendered_rgb.float(), out)
         if cfg.consistency_weight > 0:
             w = cfg.consistency_weight
