@@ -121,7 +121,9 @@ def build_config(args: argparse.Namespace):
 
 def _fit_resolution_to_priors(config):
     """Diffusion models need sizes that are multiples of 8: round (and say so)."""
-    uses_diffusion = any(name not in ("procedural", "oracle", "classical", "offline")
+    from ..pipeline.priors_factory import OFFLINE_NAMES
+
+    uses_diffusion = any(name not in OFFLINE_NAMES
                          for name in (config.priors.text_to_image, config.priors.inpainter, config.priors.refiner))
     if not uses_diffusion:
         return config

@@ -6,7 +6,6 @@ A run's resolved config is saved as plain JSON (config_io) beside its outputs an
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -219,8 +218,3 @@ def preset_config(name: str) -> GenerateConfig:
     if name not in PRESETS:
         raise UserInputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
     return PRESETS[name]()
-
-
-def replace(config, **changes):
-    """dataclasses.replace, re-exported for dotted overrides in the CLI."""
-    return dataclasses.replace(config, **changes)

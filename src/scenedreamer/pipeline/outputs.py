@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from ..events import EventSink, emit
@@ -49,9 +47,8 @@ def as_gaussians(representation: SceneRepresentation, database: SupportDatabase,
         return representation
     device = next(representation.parameters()).device
     cameras = database.cameras().to(device)
-    bake = dataclasses.replace(config.export.bake)
     with torch.no_grad():
-        return bake_to_gaussians(representation, cameras, bake, on_event=on_event)
+        return bake_to_gaussians(representation, cameras, config.export.bake, on_event=on_event)
 
 
 def video_cameras(trajectory: Trajectory, frames_per_view: int) -> Cameras:
