@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 
 # Sizes of the tiny models (kept in one place so tests can refer to them).
@@ -190,14 +189,3 @@ def tiny_depth_model(kind: str = "zoedepth", folder: str | Path | None = None, s
         model.save_pretrained(folder, safe_serialization=True)
         processor.save_pretrained(folder)
     return model
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    """One torch thread for a test module (restored after). Import it into a test module
-    (``from tiny_models import single_torch_thread``) to use it: tiny models are dominated by
-    thread hand-off costs, which explode when other processes share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

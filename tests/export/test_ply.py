@@ -12,15 +12,6 @@ from scenedreamer.export.ply import gaussian_ply_property_names, read_gaussians_
 from scenedreamer.representation.gaussians import PARAM_NAMES, GaussianConfig, GaussianScene
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Shared 2-core box: single-threaded torch avoids ~20 ms stalls per op when the other core is busy.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 def random_scene(n: int, sh_degree: int, feature_dim: int, seed: int = 0) -> GaussianScene:
     g = torch.Generator().manual_seed(seed)
     scene = GaussianScene(GaussianConfig(sh_degree=sh_degree, feature_dim=feature_dim), num=n)

@@ -12,16 +12,6 @@ from scenedreamer.priors.classical import (ClassicalInpaintConfig, ClassicalInpa
                                            complete_depth, complete_depth_reference, split_holes)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_intra_op_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a loaded machine their
-    synchronisation costs more than the work (10x here); restored after this module."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 H = W = 96
 
 

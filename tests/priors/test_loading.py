@@ -12,7 +12,7 @@ from scenedreamer.errors import MissingWeightsError, RunFailedError, UserInputEr
 from scenedreamer.priors import loading
 from scenedreamer.priors.loading import (ModelLoadConfig, download_model, load_depth_network, load_sd_components,
                                          load_sd_pipeline, local_status, resolve_source)
-from tiny_models import tiny_depth_model, tiny_sd_pipeline, single_torch_thread  # noqa: F401 (autouse fixture)
+from tiny_models import tiny_depth_model, tiny_sd_pipeline
 
 UNREACHABLE_HUB = "http://127.0.0.1:9"  # connection refused at once: no test can download anything
 

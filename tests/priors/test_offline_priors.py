@@ -14,16 +14,6 @@ from scenedreamer.priors.offline import (OracleDepthConfig, OracleDepthEstimator
 from scenedreamer.priors.procedural import ProceduralWorldConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_intra_op_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a loaded machine their
-    synchronisation costs more than the work (10x here); restored after this module."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 FAST = ProceduralWorldConfig(heightmap_resolution=256, texture_resolution=64)
 S = 48
 

@@ -17,16 +17,6 @@ from scenedreamer.priors.procedural.primitives import (box, cone, cylinder, elli
                                                        screen_rects)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_intra_op_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a loaded machine their
-    synchronisation costs more than the work (10x here); restored after this module."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # small heightmap: world construction in ~0.1 s; the geometry is just as exact
 FAST = ProceduralWorldConfig(heightmap_resolution=256, texture_resolution=64)
 S = 64

@@ -10,7 +10,7 @@ from scenedreamer.priors.base import DepthEstimator, DepthKind
 from scenedreamer.priors.depth_networks import (DepthNetworkConfig, TransformersDepthEstimator, network_input_size,
                                                 postprocess, preprocess, reference_preprocess)
 from scenedreamer.priors.loading import ModelLoadConfig
-from tiny_models import tiny_depth_model, single_torch_thread  # noqa: F401 (autouse fixture)
+from tiny_models import tiny_depth_model
 
 H, W = 40, 52
 

@@ -13,7 +13,7 @@ from scenedreamer.priors.base import Inpainter, TextToImage
 from scenedreamer.priors.diffusion import (DiffusionConfig, StableDiffusionInpainter, StableDiffusionTextToImage,
                                            network_size, paste_back, to_network_mask, truncate_prompt)
 from scenedreamer.priors.loading import ModelLoadConfig
-from tiny_models import TINY_STEPS, tiny_sd_pipeline, single_torch_thread  # noqa: F401 (autouse fixture)
+from tiny_models import TINY_STEPS, tiny_sd_pipeline
 
 CONFIG = DiffusionConfig(num_inference_steps=TINY_STEPS, seam_feather_px=3)
 H, W = 44, 60  # deliberately not multiples of 8

@@ -14,15 +14,6 @@ from scenedreamer.representation.base import RenderOutput, SceneRepresentation
 from representation.scenes import default_scene, orbit_cameras, render_scene
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Shared 2-core box: single-threaded torch avoids ~20 ms stalls per op when the other core is busy.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class AnalyticRepresentation(SceneRepresentation):
     """The ray-cast analytic scene as a SceneRepresentation (opacity 1 on hits, 0 on sky);
     one feature channel = the world y coordinate of the hit."""

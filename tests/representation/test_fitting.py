@@ -19,16 +19,6 @@ from scenedreamer.representation.triplane import TriplaneConfig, TriplaneNeRF, b
 from .scenes import InMemoryDatabase, default_scene, make_views, orbit_cameras, render_scene
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """This shared 2-core box is oversubscribed by parallel jobs; OpenMP with 2 threads then
-    spin-waits and runs ~8x slower than 1 thread. The tests check results, not speed."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_nerf(views) -> TriplaneNeRF:
     b = bounds_from_views(views)
     cfg = TriplaneConfig(center=b.center, radius=b.radius, resolution=64, channels=8, hidden_width=32,

@@ -14,16 +14,6 @@ from scenedreamer.representation.gaussians import PARAM_NAMES, GaussianConfig, G
 from representation.scenes import default_scene, orbit_cameras, render_scene
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # On a shared 2-core box with the other core busy, torch's 2-thread ops stall (~20 ms each);
-    # these tiny renders are fastest single-threaded. Restored after the module.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def two_views():
     cams = orbit_cameras([0.0, 20.0], 48, 32)

@@ -17,16 +17,6 @@ from scenedreamer.representation.rasterize import (RasterConfig, covariance_3d, 
 from scenedreamer.representation.rasterize import backends as backends_module
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # On a shared 2-core box with the other core busy, torch's 2-thread ops stall (~20 ms each);
-    # these tiny renders are fastest single-threaded. Restored after the module.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def random_scene(n: int, seed: int, channels: int = 4, spread: float = 0.5, max_opacity: float = 0.95):
     g = torch.Generator().manual_seed(seed)
     means = torch.randn(n, 3, generator=g) * spread + torch.tensor([0.0, 0.0, 3.0])

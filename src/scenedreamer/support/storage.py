@@ -31,6 +31,11 @@ EXTRA_PREFIX = "extra."
 _STORABLE_KINDS = "biuf"
 
 
+def camera_from_lists(K: list[list[float]], c2w: list[list[float]], width: int, height: int) -> Cameras:
+    """A CPU float32 batch of 1 camera from the nested lists stored in a row."""
+    return Cameras(torch.tensor(K, dtype=torch.float32), torch.tensor(c2w, dtype=torch.float32), width, height)
+
+
 @dataclass(frozen=True)
 class EncodedView:
     """A validated record split into what goes to the view file and what goes to the SQLite row.
@@ -56,8 +61,7 @@ class EncodedView:
     @property
     def camera(self) -> Cameras:
         """This view's camera as a CPU float32 batch of 1."""
-        return Cameras(torch.tensor(self.K, dtype=torch.float32),
-                       torch.tensor(self.c2w, dtype=torch.float32), self.width, self.height)
+        return camera_from_lists(self.K, self.c2w, self.width, self.height)
 
 
 def _fail(what: str) -> NoReturn:
@@ -230,8 +234,7 @@ class ViewInfo:
     @property
     def camera(self) -> Cameras:
         """This view's camera as a CPU float32 batch of 1."""
-        return Cameras(torch.tensor(self.K, dtype=torch.float32),
-                       torch.tensor(self.c2w, dtype=torch.float32), self.width, self.height)
+        return camera_from_lists(self.K, self.c2w, self.width, self.height)
 
 
 def decode_record(view_id: int, arrays: dict[str, np.ndarray], row: ViewInfo) -> ViewRecord:
