@@ -64,6 +64,17 @@ def test_gaussians_representation_end_to_end(tmp_path):
     _check_run_folder(out, views=4)
 
 
+def test_classical_inpainter_runs_end_to_end(tmp_path):
+    """The offline preset with the classical (OpenCV/PatchMatch) inpainter instead of the oracle."""
+    out = tmp_path / "run"
+    code = main(["generate", "a beach", "--resolution", "32x32", "--out", str(out), *REDUCED, *TINY_NERF,
+                 "--set", "priors.inpainter=classical", "--set", "export.video=false"])
+    assert code == 0
+    events = (out / "events.jsonl").read_text()
+    assert "inpainter: classical inpainting (OpenCV + PatchMatch" in events
+    assert (out / "scene.ply").exists()
+
+
 def test_ablations_run_and_are_recorded(tmp_path):
     out = tmp_path / "run"
     code = main(["generate", "a snowy mountain", "--resolution", "32x32", "--out", str(out), "--no-refinement",

@@ -124,6 +124,9 @@ class OracleDepthEstimator:
     def __init__(self, world: ProceduralWorld, config: OracleDepthConfig | None = None) -> None:
         self.world = world
         self.config = config or OracleDepthConfig()
+        # say which of the two it is: exact metric depth, or corrupted like a monocular network's
+        self.label = OracleDepthEstimator.label.replace(
+            "oracle depth", "oracle depth, exact" if self.config.exact else "oracle depth, corrupted")
         if not self.config.scale > 0:
             raise UserInputError(f"{self.label}: scale must be > 0, got {self.config.scale}")
 
