@@ -42,7 +42,7 @@ def _check_run_folder(root: Path, views: int):
     assert reader.count_frames() >= 3
     events = [json.loads(line) for line in (root / "events.jsonl").read_text().splitlines()]
     stages = {e["stage"] for e in events}
-    assert {"run", "init", "fit", "view", "export"} <= stages
+    assert {"run", "init", "fit", "view", "export", "video"} <= stages
     assert (root / "scene.pt").exists() and json.loads((root / "progress.json").read_text())["last_step"] == 2
 
 

@@ -35,8 +35,8 @@ def export_outputs(config: GenerateConfig, run: RunFolder, trajectory: Trajector
         write_gaussians_ply(run.root / "scene.ply", as_gaussians(representation, database, config, on_event))
     if exp.video:
         emit(on_event, "export", 3, 4, "video")
-        write_video(run.root / "video.mp4", render_path(representation, video_cameras(trajectory, exp.video_frames_per_view)),
-                    fps=exp.fps)
+        cameras = video_cameras(trajectory, exp.video_frames_per_view)
+        write_video(run.root / "video.mp4", render_path(representation, cameras, on_event), fps=exp.fps)
     emit(on_event, "export", 4, 4, "done")
 
 
@@ -60,9 +60,12 @@ def video_cameras(trajectory: Trajectory, frames_per_view: int) -> Cameras:
     return Cameras(K.contiguous(), c2w, cams.width, cams.height)
 
 
-def render_path(representation: SceneRepresentation, cameras: Cameras):
-    """Yield rendered colour frames (H, W, 3) one camera at a time (bounded memory)."""
+def render_path(representation: SceneRepresentation, cameras: Cameras, on_event: EventSink | None = None):
+    """Yield rendered colour frames (H, W, 3) one camera at a time (bounded memory), with a
+    "video" progress event per frame."""
     device = next(representation.parameters()).device
     for i in range(len(cameras)):
         with torch.no_grad():
-            yield representation.render(cameras[i].to(device)).rgb[0].cpu()
+            frame = representation.render(cameras[i].to(device)).rgb[0].cpu()
+        emit(on_event, "video", i + 1, len(cameras), "rendering video frames")
+        yield frame
