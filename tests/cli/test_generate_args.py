@@ -24,7 +24,7 @@ def test_options_reach_the_config():
     assert cfg.prompt == "a desert" and cfg.seed == 5 and (cfg.width, cfg.height) == (96, 64)
     assert cfg.trajectory.preset == "orbit" and cfg.trajectory.frames == 3
     assert cfg.ablation.replay is False and cfg.ablation.refinement is True
-    assert type(cfg.representation).__name__ == "GaussianConfig"
+    assert type(cfg.representation).__name__ == "GaussianConfig" and cfg.representation.init_stride == 2
     assert cfg.progressive.fit_steps_per_view == 3
 
 

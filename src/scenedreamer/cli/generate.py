@@ -73,7 +73,7 @@ def apply_override(config, dotted: str, value):
 def build_config(args: argparse.Namespace):
     """The resolved GenerateConfig from a preset (or saved config) and the command-line options."""
     from ..config_io import from_json_dict, load_config, to_json_dict
-    from ..pipeline.config import GenerateConfig, preset_config
+    from ..pipeline.config import GenerateConfig, gaussian_representation, preset_config
     from ..representation.gaussians import GaussianConfig
     from ..representation.triplane import TriplaneConfig
 
@@ -95,7 +95,7 @@ def build_config(args: argparse.Namespace):
     if args.frames is not None:
         config = dataclasses.replace(config, trajectory=dataclasses.replace(config.trajectory, frames=args.frames))
     if args.representation == "gaussians" and not isinstance(config.representation, GaussianConfig):
-        config = dataclasses.replace(config, representation=GaussianConfig())
+        config = dataclasses.replace(config, representation=gaussian_representation())
     if args.representation == "nerf" and not isinstance(config.representation, TriplaneConfig):
         config = dataclasses.replace(config, representation=TriplaneConfig())
     if args.device:
