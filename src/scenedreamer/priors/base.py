@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from ..errors import UserInputError
 from ..geometry.cameras import Cameras
 
 
@@ -67,3 +68,23 @@ class DepthEstimator(Protocol):
     def estimate(self, image: Tensor, camera: Cameras | None = None) -> DepthPrediction:
         """image (H, W, 3) in [0, 1] -> DepthPrediction with values (H, W)."""
         ...
+
+
+# input checks shared by every prior wrapper (one line naming the prior and the input)
+def check_image(image: Tensor, who: str, name: str = "image") -> None:
+    """UserInputError unless ``image`` is a float (H, W, 3) tensor."""
+    if not isinstance(image, Tensor):
+        raise UserInputError(f"{who}: {name} must be a torch tensor (H, W, 3), got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise UserInputError(f"{who}: {name} must be (H, W, 3) channels-last RGB, got shape {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise UserInputError(f"{who}: {name} must be float in [0, 1], got dtype {image.dtype}")
+
+
+def check_mask(mask: Tensor, image: Tensor, who: str, name: str = "inpaint") -> None:
+    """UserInputError unless ``mask`` is a bool (H, W) tensor matching the image."""
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        raise UserInputError(f"{who}: {name} mask must be a bool tensor (H, W), got "
+                             f"{getattr(mask, 'dtype', type(mask).__name__)}")
+    if tuple(mask.shape) != tuple(image.shape[:2]):
+        raise UserInputError(f"{who}: {name} mask is {tuple(mask.shape)} but the image is {tuple(image.shape[:2])}")

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserInputError
-from .offline import check_image, check_mask
+from .base import check_image, check_mask
 
 
 @dataclass(frozen=True)

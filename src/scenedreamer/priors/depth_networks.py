@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..geometry.cameras import Cameras
-from .base import DepthKind, DepthPrediction
-from .diffusion import check_image
+from .base import DepthKind, DepthPrediction, check_image
 from .loading import LoadedDepthNetwork, ModelLoadConfig, load_depth_network
 
 _PIL_RESAMPLE_TO_MODE = {2: "bilinear", 3: "bicubic"}  # PIL.Image.Resampling codes
@@ -171,7 +170,7 @@ class TransformersDepthEstimator:
         METRIC values are z-depth in metres; DISPARITY values are inverse depth up to scale and
         shift. The camera is ignored (these networks do not take intrinsics).
         """
-        check_image(image, "depth image")
+        check_image(image, self.label, "depth image")
         model = self.network.model
         param = next(model.parameters())
         pixels = preprocess(image.to(param.device), self.spec, param.dtype)

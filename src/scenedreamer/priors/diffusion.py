@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ..errors import UserInputError
 from ..geometry.cameras import Cameras
+from .base import check_image
 from .filters import box_mean_zero_padded
 from .loading import ModelLoadConfig, load_sd_pipeline
 
@@ -91,14 +92,6 @@ def to_network_mask(inpaint: Tensor, size: tuple[int, int]) -> Tensor:
     if tuple(m.shape[-2:]) != tuple(size):
         m = (F.interpolate(m, size=size, mode="area" if size[0] <= m.shape[-2] else "bilinear") > 0).float()
     return m
-
-
-def check_image(image: Tensor, name: str = "image") -> None:
-    """UserInputError unless ``image`` is (H, W, 3) floating point."""
-    if image.ndim != 3 or image.shape[-1] != 3:
-        raise UserInputError(f"{name}: expected an (H, W, 3) RGB image, got shape {tuple(image.shape)}")
-    if not image.is_floating_point():
-        raise UserInputError(f"{name}: expected float values in [0, 1], got dtype {image.dtype}")
 
 
 def truncate_prompt(prompt: str, tokenizer, model_label: str) -> str:
@@ -228,7 +221,7 @@ class StableDiffusionInpainter:
         Pixels where ``inpaint`` is False equal the input bit for bit. An all-False mask is a
         UserInputError (nothing to do is almost always a caller bug); the camera is ignored.
         """
-        check_image(image, "inpaint image")
+        check_image(image, self.label, "inpaint image")
         if inpaint.shape != image.shape[:2] or inpaint.dtype != torch.bool:
             raise UserInputError(f"inpaint mask: expected bool (H, W) = {tuple(image.shape[:2])}, "
                                  f"got {inpaint.dtype} {tuple(inpaint.shape)}")

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..errors import UserInputError
 from ..geometry.cameras import Cameras
-from .base import DepthKind, DepthPrediction
+from .base import DepthKind, DepthPrediction, check_image, check_mask
 from .procedural import ProceduralWorld, ProceduralWorldConfig
 
 
@@ -52,25 +52,6 @@ def _check_camera(camera: Cameras | None, who: str, height: int | None = None,
         raise UserInputError(f"{who}: camera is {camera.width}x{camera.height} but the image is "
                              f"{width}x{height}")
     return camera
-
-
-def check_image(image: Tensor, who: str, name: str = "image") -> None:
-    """UserInputError unless ``image`` is a float (H, W, 3) tensor."""
-    if not isinstance(image, Tensor):
-        raise UserInputError(f"{who}: {name} must be a torch tensor (H, W, 3), got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[-1] != 3:
-        raise UserInputError(f"{who}: {name} must be (H, W, 3) channels-last RGB, got shape {tuple(image.shape)}")
-    if not image.is_floating_point():
-        raise UserInputError(f"{who}: {name} must be float in [0, 1], got dtype {image.dtype}")
-
-
-def check_mask(mask: Tensor, image: Tensor, who: str, name: str = "inpaint") -> None:
-    """UserInputError unless ``mask`` is a bool (H, W) tensor matching the image."""
-    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-        raise UserInputError(f"{who}: {name} mask must be a bool tensor (H, W), got "
-                             f"{getattr(mask, 'dtype', type(mask).__name__)}")
-    if tuple(mask.shape) != tuple(image.shape[:2]):
-        raise UserInputError(f"{who}: {name} mask is {tuple(mask.shape)} but the image is {tuple(image.shape[:2])}")
 
 
 class ProceduralTextToImage:
