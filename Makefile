@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup browser run test bench clean
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -19,8 +19,15 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 run: setup
 	$(VENV)/bin/scenedreamer generate "a forest lake at sunset" --preset offline --out runs/demo --overwrite
 
-# Two pytest-xdist workers (one per core), one torch thread each (tests/conftest.py).
-test: setup
+# The viewer tests drive Debian's chromium with playwright (no browser download): install it
+# when it is missing (root, as on the project's machines and CI).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q chromium)
+
+# pyflakes first (unused imports, undefined names), then two pytest-xdist workers (one per core),
+# one torch thread each (tests/conftest.py).
+test: setup browser
+	$(PY) -m pyflakes src tests benchmarks
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --durations=15
 
 bench: setup
