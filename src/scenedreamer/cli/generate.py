@@ -137,30 +137,18 @@ def _fit_resolution_to_priors(config):
 
 def run(args: argparse.Namespace) -> int:
     from ..pipeline.plan import describe_plan
-    from ..pipeline.run_folder import RunFolder
+    from ..pipeline.run import run_generation
+    from .progress import ProgressBar
 
     config = build_config(args)
     if args.dry_run:
         print(describe_plan(config, args.out))
         return 0
-    if args.resume and args.overwrite:
-        raise UserInputError("--resume and --overwrite exclude each other")
-    from ..pipeline.event_log import JsonlEventLog, fan_out
-    from ..pipeline.generate import generate_scene
-    from ..pipeline.priors_factory import build_priors
-    from .progress import ProgressBar
-
-    run_folder = RunFolder(args.out)
-    progress = run_folder.prepare(config, resume=args.resume, overwrite=args.overwrite)
-    events = JsonlEventLog(run_folder.events_path)
     bar = None if args.quiet else ProgressBar()
     try:
-        priors = build_priors(config)
-        sink = fan_out(events, bar)
-        root = generate_scene(config, run_folder, priors, progress, on_event=sink)
+        root = run_generation(config, args.out, resume=args.resume, overwrite=args.overwrite, on_event=bar)
     finally:
         if bar is not None:
             bar.close()
-        events.close()
     print(f"scene written to {root} (scene.ply, video.mp4, transforms.json, config.json)")
     return 0
