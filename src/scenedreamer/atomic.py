@@ -6,7 +6,6 @@ never a half-written one. Every file the project writes goes through these helpe
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
@@ -77,12 +76,3 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
-
-
-def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
-    """``torch.save`` to ``path`` atomically."""
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())

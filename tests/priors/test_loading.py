@@ -10,7 +10,7 @@ import torch
 
 from scenedreamer.errors import MissingWeightsError, RunFailedError, UserInputError
 from scenedreamer.priors import loading
-from scenedreamer.priors.loading import (ModelLoadConfig, download_model, load_depth_network, load_sd_components,
+from scenedreamer.priors.loading import (ModelLoadConfig, download_model, load_depth_network,
                                          load_sd_pipeline, local_status, resolve_source)
 from tiny_models import tiny_depth_model, tiny_sd_pipeline
 
@@ -84,8 +84,6 @@ def test_sd_pipeline_round_trip(sd_folder):
     assert pipe.safety_checker is None
     assert pipe.unet.dtype == torch.float32 and pipe.unet.device.type == "cpu"
     assert pipe.unet.config.down_block_types[0] == "CrossAttnDownBlock2D"
-    # the alias the refiner uses gives the same kind of object
-    assert type(load_sd_components(sd_folder, ModelLoadConfig())) is StableDiffusionPipeline
     inpaint = load_sd_pipeline(sd_folder, ModelLoadConfig(), inpainting=True)
     assert type(inpaint) is StableDiffusionInpaintPipeline
 

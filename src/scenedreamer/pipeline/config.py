@@ -82,7 +82,7 @@ class PriorsConfig:
 
 @dataclass(frozen=True)
 class InitConfig:
-    """Scene context initialisation (METHOD.md part a)."""
+    """Scene context initialisation (docs/method.md part a)."""
 
     neighbour_yaws_deg: tuple[float, ...] = (-20.0, 20.0)
     """yaw offsets (degrees, about the first camera's vertical axis) of the neighbour cameras filled by warp + inpaint"""
@@ -98,7 +98,7 @@ class InitConfig:
 
 @dataclass(frozen=True)
 class ProgressiveConfig:
-    """Progressive generation along the trajectory (METHOD.md parts c, d)."""
+    """Progressive generation along the trajectory (docs/method.md parts c, d)."""
 
     neighbours: int = 4
     """support views warped into each new camera for its local (warp + inpaint) frame"""

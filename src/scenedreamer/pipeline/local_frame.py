@@ -1,7 +1,7 @@
 """Building blocks of a pipeline step that combine geometry and priors (no stage order here).
 
 - the LOCAL frame of a camera: warp neighbouring support views into it, z-buffer them, inpaint
-  what none of them sees (METHOD.md part a.3 and the regulariser of part d);
+  what none of them sees (docs/method.md part a.3 and the regulariser of part d);
 - depth for new content: estimate, align to known depth, compensate seams;
 - dropping new points that would occlude what earlier views saw.
 """

@@ -307,12 +307,6 @@ def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpai
     return pipe
 
 
-def load_sd_components(ref: str | os.PathLike, load_config: ModelLoadConfig, inpainting: bool = False):
-    """Alias of ``load_sd_pipeline`` for code that wants the pipeline's parts (unet, vae, scheduler,
-    text_encoder, tokenizer): ``pipe = load_sd_components(ref, cfg); unet = pipe.unet``."""
-    return load_sd_pipeline(ref, load_config, inpainting=inpainting)
-
-
 def place_pipeline(pipe, load_config: ModelLoadConfig) -> None:
     """Move a diffusers pipeline to its device, or set up model CPU offload; attention slicing.
 

@@ -1,4 +1,4 @@
-"""3D-aware generative refinement (METHOD.md (c), (d)): a frozen diffusion model + a trained adapter.
+"""3D-aware generative refinement (docs/method.md (c), (d)): a frozen diffusion model + a trained adapter.
 
 For the next camera the scene's render (colour, depth, opacity, features) is corrected by a
 frozen Stable Diffusion model; the render's 3D information enters the UNet through the

@@ -486,4 +486,4 @@ class SupportDatabase:
         """Write the views as a nerfstudio dataset: folder/transforms.json, images/, depths/
         (and masks/ with SupportConfig.export_masks). Returns the transforms.json path.
         See nerfstudio_export.py for the format."""
-        return export_nerfstudio(self, Path(folder), self.config, on_event)
+        return export_nerfstudio(self.ids(), self.get, str(self.folder), Path(folder), self.config, on_event)

@@ -22,7 +22,7 @@ names a missing file. ``scenedreamer`` per frame keeps view_id, provenance, step
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Sequence
 
 import imageio.v3 as iio
 import numpy as np
@@ -34,9 +34,6 @@ from ..events import EventSink, emit
 from ..geometry.cameras import opencv_to_opengl_c2w
 from .config import SupportConfig
 from .records import ViewRecord
-
-if TYPE_CHECKING:
-    from .database import SupportDatabase
 
 _UINT16_MAX = np.iinfo(np.uint16).max
 
@@ -72,17 +69,18 @@ def _intrinsics(record: ViewRecord) -> dict[str, Any]:
             "cy": float(K[1, 2]), "w": record.width, "h": record.height}
 
 
-def export_nerfstudio(database: "SupportDatabase", folder: Path, config: SupportConfig,
-                      on_event: EventSink | None = None) -> Path:
-    """Write every view of ``database`` into ``folder`` as a nerfstudio dataset (layout above).
+def export_nerfstudio(ids: Sequence[int], get_view: Callable[[int], ViewRecord], source: str, folder: Path,
+                      config: SupportConfig, on_event: EventSink | None = None) -> Path:
+    """Write the views ``ids`` (read one at a time with ``get_view``, so memory stays bounded)
+    into ``folder`` as a nerfstudio dataset (layout above). ``source`` names where the views come
+    from (the database folder) in errors.
 
-    Returns the path of transforms.json. Raises UserInputError when the database is empty or
+    Returns the path of transforms.json. Raises UserInputError when there is no view or
     ``folder`` cannot be written (the message names it). Existing files of the same names are
     replaced; other files in ``folder`` are left alone.
     """
-    ids = database.ids()
     if not ids:
-        raise UserInputError(f"{database.folder}: the support database is empty, nothing to export")
+        raise UserInputError(f"{source}: the support database is empty, nothing to export")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -90,7 +88,7 @@ def export_nerfstudio(database: "SupportDatabase", folder: Path, config: Support
 
     frames = []
     for n, view_id in enumerate(ids):
-        record = database.get(view_id)
+        record = get_view(view_id)
         stem = f"frame_{view_id:05d}"
         frame: dict[str, Any] = {"file_path": f"images/{stem}.png",
                                  "depth_file_path": f"depths/{stem}.png"}
