@@ -225,10 +225,19 @@ def test_fit_on_the_real_support_database(tmp_path):
     from scenedreamer.support.database import SupportDatabase
 
     views, rep = tiny_setup()
+    _, twin = tiny_setup()
+    only_given = dataclasses.replace(FAST, replay_fraction=0.0)   # the two stores replay differently
     db = SupportDatabase.open(tmp_path / "support")
     try:
         ids = [db.add(dataclasses.replace(v, view_id=-1)) for v in views]
-        state = fit(rep, db, FAST, 3, torch.Generator().manual_seed(0), view_ids=ids[-1:])
+        state = fit(rep, db, only_given, 3, torch.Generator().manual_seed(0), view_ids=ids[-1:])
     finally:
         db.close()
-    assert state.step == 3 and state.metrics["psnr"] > 0
+    # views read back from the SQLite database train exactly as the same views held in memory
+    memory = InMemoryDatabase(views)
+    twin_state = fit(twin, memory, only_given, 3, torch.Generator().manual_seed(0), view_ids=memory.ids()[-1:])
+    assert state.step == twin_state.step == 3
+    for (name, a), b in zip(rep.named_parameters(), twin.parameters()):
+        assert torch.equal(a, b), name
+    untouched = tiny_setup()[1]
+    assert not torch.equal(rep.field.planes, untouched.field.planes)

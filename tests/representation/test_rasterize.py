@@ -218,34 +218,43 @@ def test_gsplat_matches_torch_backend():
     assert (ours.depth - theirs.depth).abs().mean() < 1e-2
 
 
-def test_gsplat_backend_plumbing_with_a_stand_in_module(monkeypatch):
-    # gsplat is CUDA-only; a stand-in with gsplat's signature and output layout (colours with the
-    # accumulated depth appended for "RGB+D", alphas (C,H,W,1), info["means2d"], info["radii"])
-    # checks that our wrapper passes the right arguments and maps the outputs back.
+@pytest.mark.parametrize("radii_shape", ["per_axis", "scalar"])
+def test_gsplat_backend_maps_arguments_and_outputs(monkeypatch, radii_shape):
+    # gsplat is CUDA-only. A stand-in records what our wrapper passes and returns distinctive
+    # tensors in gsplat's output layout ("RGB+D": colours with the accumulated depth appended,
+    # alphas (C,H,W,1), info["radii"] (C,N,2) in gsplat >= 1.4, (C,N) before); the wrapper must
+    # pass world-to-camera matrices and our settings and map every output back to its field.
     import sys
     import types
 
     from scenedreamer.representation.rasterize.gsplat_backend import rasterize_gsplat
 
-    seen = {}
-
-    def fake_rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                           near_plane, far_plane, eps2d, tile_size, render_mode, packed, sh_degree,
-                           rasterize_mode):
-        seen.update(render_mode=render_mode, sh_degree=sh_degree, eps2d=eps2d, packed=packed)
-        w2c = viewmats
-        cams = Cameras(Ks, torch.linalg.inv(w2c), width, height)
-        out = rasterize_torch(means, quats, scales, opacities, colors, cams,
-                              RasterConfig(near_plane=near_plane, far_plane=far_plane, blur_2d=eps2d))
-        radii = torch.stack([out.visible.int(), out.visible.int()], -1)
-        return (torch.cat([out.values, out.depth[..., None]], -1), out.alpha[..., None],
-                {"means2d": out.means2d, "radii": radii})
-
-    monkeypatch.setitem(sys.modules, "gsplat", types.SimpleNamespace(rasterization=fake_rasterization))
     params = random_scene(30, 8, channels=5)
     cams = camera(32, 24)
-    theirs = rasterize_gsplat(*params, cams, RasterConfig())
-    ours = rasterize_torch(*params, cams, RasterConfig())
-    assert seen == {"render_mode": "RGB+D", "sh_degree": None, "eps2d": 0.3, "packed": False}
-    for name in ["values", "depth", "alpha", "means2d", "visible"]:
-        torch.testing.assert_close(getattr(theirs, name), getattr(ours, name), atol=1e-5, rtol=1e-5)
+    B, N, H, W, C = len(cams), 30, 24, 32, 5
+    gen = torch.Generator().manual_seed(3)
+    colours = torch.rand(B, H, W, C + 1, generator=gen)
+    alphas = torch.rand(B, H, W, 1, generator=gen)
+    means2d = torch.rand(B, N, 2, generator=gen)
+    radii = torch.randint(0, 3, (B, N, 2), generator=gen)
+    if radii_shape == "scalar":
+        radii = radii[..., 0]
+    seen = {}
+
+    def stand_in(**kwargs):
+        seen.update(kwargs)
+        return colours, alphas, {"means2d": means2d, "radii": radii}
+
+    monkeypatch.setitem(sys.modules, "gsplat", types.SimpleNamespace(rasterization=stand_in))
+    config = RasterConfig()
+    out = rasterize_gsplat(*params, cams, config)
+    torch.testing.assert_close(seen["viewmats"], cams.w2c)
+    torch.testing.assert_close(seen["Ks"], cams.K)
+    assert (seen["width"], seen["height"]) == (W, H)
+    assert seen["render_mode"] == "RGB+D" and seen["packed"] is False and seen["sh_degree"] is None
+    assert seen["eps2d"] == config.blur_2d and seen["near_plane"] == config.near_plane
+    assert seen["colors"] is params[4]
+    assert torch.equal(out.values, colours[..., :C]) and torch.equal(out.depth, colours[..., C])
+    assert torch.equal(out.alpha, alphas[..., 0]) and out.means2d is means2d
+    expected_visible = (radii.reshape(B, N, -1) > 0).any(-1)
+    assert torch.equal(out.visible, expected_visible) and 0 < int(expected_visible.sum()) < B * N
