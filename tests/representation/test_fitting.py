@@ -43,6 +43,9 @@ def test_fit_reaches_held_out_psnr_on_analytic_scene():
     after = psnr(out.rgb, truth.rgb)
     depth_err = ((out.depth - truth.depth).abs() / truth.depth)[truth.hit].median()
     assert state.step == 350
+    # measured (seed 0, torch 2.13 CPU): untrained 14.6 dB; 120 steps 19.0 dB / 13 % depth error,
+    # 200 steps 19.9 dB / 6 %, 350 steps 22.7 dB / 3.5 %. The bounds keep ~2 dB and 3x depth
+    # margin for other CPUs' float rounding while failing a fit that stalls at 200 steps' level.
     assert after > 20.5 and after > before + 5.0, (before, after)
     assert depth_err < 0.1, float(depth_err)
     assert [e.step for e in events][-1] == 350 and all(e.stage == "fit" for e in events)
