@@ -6,14 +6,59 @@ never a half-written one. Every file the project writes goes through these helpe
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import RunFailedError, UserInputError
+
+
+# mkstemp's random part: 8 characters of this alphabet (CPython tempfile._RandomNameSequence)
+_TEMP_RANDOM = r"[a-z0-9_]{8}"
+
+
+def temp_name_pattern(name: str) -> "re.Pattern[str]":
+    """Regex matching the temp files ``atomic_path`` makes for a target named ``name``
+    (``.NAME.<8 random chars><suffix>``): what a killed writer can leave behind."""
+    return re.compile(rf"^\.{re.escape(name)}\.{_TEMP_RANDOM}(\.[^/]*)?$")
+
+
+def is_temp_file(file_name: str) -> bool:
+    """Whether ``file_name`` has the shape of an ``atomic_path`` temp file of any target."""
+    return re.match(rf"^\..+\.{_TEMP_RANDOM}(\.[^/]*)?$", file_name) is not None
+
+
+def describe_os_error(err: BaseException, path: str | os.PathLike) -> str:
+    """One line saying in words what went wrong while writing ``path`` (the target, never
+    the temp file), e.g. "disk full while writing RUN/scene.ply"."""
+    code = getattr(err, "errno", None)
+    text = str(err)
+    if code in (errno.ENOSPC, errno.EDQUOT) or "full" in text.lower() or _no_space_left(path):
+        return f"disk full while writing {path}"
+    if code == errno.EFBIG or "too large" in text.lower():
+        return f"file too large while writing {path} (file size limit, e.g. ulimit -f, or the file system's)"
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"no permission to write {path} ({getattr(err, 'strerror', None) or text})"
+    return f"cannot write {path} ({getattr(err, 'strerror', None) or text})"
+
+
+def _no_space_left(path: str | os.PathLike) -> bool:
+    # some writers (numpy's tofile, torch) report a short write without an errno; ask the disk
+    try:
+        st = os.statvfs(Path(path).parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _LOW_SPACE_BYTES
+
+
+# below this many free bytes a short write is reported as "disk full" (one SQLite page /
+# a few file-system blocks: a short write at this level is the disk running out)
+_LOW_SPACE_BYTES = 1 << 20
 
 
 @contextmanager
@@ -24,7 +69,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool 
     (imageio, matplotlib). ``fsync=False`` skips flushing the data to disk before the rename:
     still safe against a killed process, not against a power cut (callers that group-commit,
     like the support database, flush later). On error the temp file is removed and ``path`` is
-    untouched.
+    untouched; an OSError (disk full, file too large, ...) becomes RunFailedError naming
+    ``path`` (not the temp file) and saying what happened.
     """
     path = Path(path)
     folder = path.parent
@@ -36,7 +82,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool 
     except PermissionError as err:
         raise UserInputError(f"{folder}: folder is not writable ({err.strerror})") from None
     except OSError as err:
-        raise RunFailedError(f"{folder}: cannot write here ({err.strerror})") from None
+        raise RunFailedError(describe_os_error(err, path)) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -48,9 +94,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool 
         os.replace(tmp_path, path)
     except OSError as err:
         tmp_path.unlink(missing_ok=True)
-        if err.errno == 28:  # ENOSPC
-            raise RunFailedError(f"{path}: disk full while writing; the previous file is kept") from None
-        raise
+        raise RunFailedError(describe_os_error(err, path) + "; the previous file is kept") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
