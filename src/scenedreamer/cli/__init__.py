@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "generate": "scenedreamer.cli.generate",
     "trajectory": "scenedreamer.cli.trajectory",
     "models": "scenedreamer.cli.models",
+    "batch": "scenedreamer.cli.batch",
 }
 
 
@@ -47,9 +48,12 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Exit codes: 0 ok, 2 bad input, 1 run failed, 130 interrupted."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    # only `batch` takes options it does not declare (they are `generate` options for every scene)
+    if unknown and not getattr(args, "accepts_unknown", False):
+        parser.parse_args(argv)     # exits 2 with argparse's own "unrecognized arguments" line
     try:
-        code = args.func(args)
+        code = args.func(args, unknown) if getattr(args, "accepts_unknown", False) else args.func(args)
     except UserInputError as err:
         print(f"scenedreamer {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code

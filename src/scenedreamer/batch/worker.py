@@ -1,0 +1,90 @@
+"""What runs for one scene of a batch, inside a worker process (a local child or a Ray worker).
+
+The driver sends the scene's resolved config as plain JSON and its run folder; the worker runs
+(or resumes) the generation there and reports a SceneOutcome. Bad input is reported as not worth
+retrying; any other failure may be retried by the driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+DEFAULT_TASK = "scenedreamer.batch.worker:run_scene"
+"""The scene function a batch runs (``module:function``). The only other use is fault
+injection in tests; a task takes (config JSON dict, run folder) and returns a SceneOutcome."""
+
+
+@dataclass(frozen=True)
+class SceneOutcome:
+    """How one attempt of a scene ended.
+
+    ok: the run folder holds the finished scene; error: one line when not ok; retryable: a
+    retry may succeed (False for bad input, which fails the same way every time); seconds: wall
+    time of the attempt; peak_rss_mb: the worker process's peak resident memory (MiB).
+    """
+
+    ok: bool
+    error: str = ""
+    retryable: bool = True
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_scene(config_data: dict, run_folder: str) -> SceneOutcome:
+    """Generate the scene of ``config_data`` (a GenerateConfig as JSON) into ``run_folder``,
+    resuming it from its last committed step when an earlier attempt began it."""
+    from ..config_io import from_json_dict
+    from ..errors import RunFailedError, UserInputError
+    from ..pipeline.config import GenerateConfig
+    from ..pipeline.run import run_generation
+    from ..pipeline.run_folder import RunFolder
+
+    start = time.monotonic()
+    try:
+        config = from_json_dict(GenerateConfig, config_data, where=f"{run_folder} config")
+        resume = RunFolder(run_folder).config_path.exists()
+        run_generation(config, run_folder, resume=resume)
+        return SceneOutcome(ok=True, seconds=time.monotonic() - start, peak_rss_mb=peak_rss_mb())
+    except UserInputError as err:
+        return SceneOutcome(ok=False, error=_one_line(err), retryable=False,
+                            seconds=time.monotonic() - start, peak_rss_mb=peak_rss_mb())
+    except (RunFailedError, OSError, RuntimeError, ValueError, MemoryError) as err:
+        return SceneOutcome(ok=False, error=f"{type(err).__name__}: {_one_line(err)}",
+                            seconds=time.monotonic() - start, peak_rss_mb=peak_rss_mb())
+
+
+def resolve_task(name: str) -> Callable[[dict, str], SceneOutcome]:
+    """The function named ``module:function``."""
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text[:500] or type(err).__name__
+
+
+def set_parent_death_signal() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, so a killed batch driver leaves
+    no orphan worker holding a run folder's lock (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
