@@ -379,6 +379,8 @@ def segment_prompts(prompts: Sequence[str | None] | None, frames: int) -> list[s
     if not prompts:
         return [None] * frames
     n = len(prompts)
+    if n > frames:   # some prompts would silently never be used
+        raise UserInputError(f"trajectory: {n} prompts but only {frames} frames (at most one prompt per frame)")
     return [prompts[min(n - 1, (f * n) // frames)] for f in range(frames)]
 
 

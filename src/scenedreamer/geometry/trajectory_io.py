@@ -22,6 +22,10 @@ frame is kept as the file has it. Frames must share one image size (one Cameras 
 
 Bad files raise UserInputError naming the file, the frame and the field, e.g.
 ``path/transforms.json: frame 3: transform_matrix: rotation is not orthonormal (error 0.21)``.
+Hostile files are refused before they cost anything: a file over ``MAX_FILE_BYTES`` or that is
+not a regular file (``/dev/zero``, a FIFO) is refused from ``stat`` without being opened, nesting
+deeper than ``MAX_NESTING`` is refused before parsing, and every number must be finite and within
+the ranges below (so a 400-digit integer or ``fl_x: 1e-300`` never reaches the camera maths).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +51,123 @@ within it the rotation is re-orthonormalised (SVD) so float noise from other too
 
 _INTRINSIC_FIELDS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
 
+MAX_FILE_BYTES = 16 * 2**20
+"""Largest accepted trajectory file (bytes). A frame takes ~300 bytes, so this allows ~50k
+frames, far more than a run can generate; a bigger file is refused from stat, before reading."""
+MAX_NESTING = 32
+"""Deepest accepted JSON nesting (objects/lists); transforms.json needs 4. Checked on the raw text
+before parsing, so json's recursion limit (RecursionError) is never reached."""
+MAX_FRAMES = 10_000
+"""Most accepted frames (each becomes a support view; a run of more is not practical)."""
+MAX_IMAGE_SIDE = 16384
+"""Largest accepted w/h (pixels)."""
+MAX_TRANSLATION = 1e6
+"""Largest accepted |camera position| coordinate (scene units); beyond it float32 cannot
+represent the small steps between cameras."""
+MAX_PRINCIPAL_OFFSET = 10.0
+"""cx/cy must lie within this many image sizes of the image (a principal point further out is
+not a real camera and makes the rays degenerate)."""
+MAX_PROMPT_CHARS = 10_000
+"""Longest accepted per-frame prompt (characters)."""
+
+
+def check_prompt(where: str, prompt: str) -> str:
+    """A prompt that can be written as UTF-8 (no lone surrogates, e.g. from undecodable command
+    line bytes), not over MAX_PROMPT_CHARS; UserInputError "<where>: ..." otherwise."""
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise UserInputError(f"{where}: not valid text (undecodable character at position {err.start}; "
+                             "use UTF-8)") from None
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise UserInputError(f"{where}: longer than {MAX_PROMPT_CHARS} characters ({len(prompt)})")
+    return prompt
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _nesting_depth_exceeds(text: str, limit: int) -> bool:
+    """True when brackets nest deeper than ``limit`` (outside strings). Linear in len(text)."""
+    depth = 0
+    for m in _BRACKET.finditer(_STRING.sub("", text)):
+        depth += 1 if m.group() in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, refusing (UserInputError naming the path) what is not a regular file of at
+    most MAX_FILE_BYTES of UTF-8, before opening it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: file not found") from None
+    except OSError as err:
+        raise UserInputError(f"{path}: cannot read ({err.strerror or err})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UserInputError(f"{path}: is a folder, not a transforms.json file")
+    if not stat.S_ISREG(st.st_mode):
+        # /dev/zero never ends, a FIFO blocks until a writer comes: never open them
+        raise UserInputError(f"{path}: not a regular file (a device, pipe or socket)")
+    if st.st_size > MAX_FILE_BYTES:
+        raise UserInputError(f"{path}: {st.st_size} bytes, more than the {MAX_FILE_BYTES // 2**20} MB a "
+                             "trajectory file may have")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)        # bounded even if the file grew since stat
+    except OSError as err:
+        raise UserInputError(f"{path}: cannot read ({err.strerror or err})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise UserInputError(f"{path}: more than the {MAX_FILE_BYTES // 2**20} MB a trajectory file may have")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserInputError(f"{path}: not UTF-8 text (byte {err.start})") from None
+
+
+def _parse_json(path: Path, text: str) -> Any:
+    """json.loads with bounded nesting and numbers (UserInputError naming the path)."""
+    if _nesting_depth_exceeds(text, MAX_NESTING):
+        raise UserInputError(f"{path}: JSON nested deeper than {MAX_NESTING} levels")
+
+    def parse_int(digits: str) -> int | float:
+        # a huge integer would raise OverflowError in float(); keep it as inf and let the range
+        # checks name the field
+        return int(digits) if len(digits) <= 18 else float("inf")
+
+    try:
+        return json.loads(text, parse_int=parse_int)
+    except json.JSONDecodeError as err:
+        raise UserInputError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    except RecursionError:                      # unreachable after the depth check; kept as a guard
+        raise UserInputError(f"{path}: JSON nested too deeply") from None
+
 
 def _fail(path: Path, where: str, message: str) -> UserInputError:
     return UserInputError(f"{path}: {where}{message}")
 
 
+def _shown(value: Any) -> str:
+    """A short JSON rendering of a bad value for an error line."""
+    text = json.dumps(value, ensure_ascii=True, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _number(path: Path, where: str, name: str, value: Any, *, positive: bool = False,
-            integer: bool = False) -> float:
+            integer: bool = False, limit: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(path, where, f"{name}: expected a number, got {json.dumps(value)}")
-    value = float(value)
+        raise _fail(path, where, f"{name}: expected a number, got {_shown(value)}")
+    try:
+        value = float(value)
+    except OverflowError:
+        value = math.inf
     if not math.isfinite(value):
         raise _fail(path, where, f"{name}: must be finite, got {value}")
+    if limit is not None and abs(value) > limit:
+        raise _fail(path, where, f"{name}: must be at most {limit:g} in size, got {value:g}")
     if integer and value != int(value):
         raise _fail(path, where, f"{name}: must be a whole number of pixels, got {value:g}")
     if positive and value <= 0:
@@ -71,7 +182,7 @@ def _intrinsics(path: Path, top: dict, frame: dict, where: str) -> dict[str, flo
     for name in ("w", "h"):
         if merged[name] is None:
             raise _fail(path, where, f"{name}: missing (neither in the frame nor at the top level)")
-        out[name] = _number(path, where, name, merged[name], positive=True, integer=True)
+        out[name] = _number(path, where, name, merged[name], positive=True, integer=True, limit=MAX_IMAGE_SIDE)
     if merged["fl_x"] is None and merged["camera_angle_x"] is not None:
         angle = _number(path, where, "camera_angle_x", merged["camera_angle_x"], positive=True)
         if angle >= math.pi:
@@ -82,8 +193,21 @@ def _intrinsics(path: Path, top: dict, frame: dict, where: str) -> dict[str, flo
     out["fl_x"] = _number(path, where, "fl_x", merged["fl_x"], positive=True)
     out["fl_y"] = out["fl_x"] if merged["fl_y"] is None else _number(path, where, "fl_y", merged["fl_y"],
                                                                        positive=True)
-    out["cx"] = out["w"] / 2 if merged["cx"] is None else _number(path, where, "cx", merged["cx"])
-    out["cy"] = out["h"] / 2 if merged["cy"] is None else _number(path, where, "cy", merged["cy"])
+    for name, size in (("fl_x", out["w"]), ("fl_y", out["h"])):
+        # between a ~0.01 degree and a ~179.9 degree field of view: outside it K is singular in
+        # float32 (fl_x 1e-300 made generate fail with LinAlgError)
+        low, high = size / 2 / math.tan(math.radians(179.9) / 2), size / 2 / math.tan(math.radians(0.01) / 2)
+        if not low <= out[name] <= high:
+            raise _fail(path, where, f"{name}: {out[name]:g} pixels is not a usable focal length for a "
+                                     f"{int(size)}-pixel image (expected {low:.3g} to {high:.3g})")
+    for name, size in (("cx", out["w"]), ("cy", out["h"])):
+        if merged[name] is None:
+            out[name] = size / 2
+            continue
+        out[name] = _number(path, where, name, merged[name])
+        if not -MAX_PRINCIPAL_OFFSET * size <= out[name] <= (1 + MAX_PRINCIPAL_OFFSET) * size:
+            raise _fail(path, where, f"{name}: {out[name]:g} is too far outside the {int(size)}-pixel image "
+                                     f"(at most {MAX_PRINCIPAL_OFFSET:g} image sizes)")
     return out
 
 
@@ -95,12 +219,15 @@ def _transform(path: Path, value: Any, where: str) -> torch.Tensor:
     if (not isinstance(value, list) or len(value) not in (3, 4)
             or not all(isinstance(row, list) and len(row) == 4 for row in value)):
         raise _fail(path, where, f"{name}: must be a 4x4 (or 3x4) list of numbers")
-    for row in value:
-        for x in row:
+    for r, row in enumerate(value):
+        for c, x in enumerate(row):
             if isinstance(x, bool) or not isinstance(x, (int, float)):
-                raise _fail(path, where, f"{name}: expected numbers, got {json.dumps(x)}")
-            if not math.isfinite(float(x)):
-                raise _fail(path, where, f"{name}: must be finite, got {x}")
+                raise _fail(path, where, f"{name}: expected numbers, got {_shown(x)}")
+            x = _number(path, where, f"{name}[{r}][{c}]", x)
+            if c == 3 and r < 3 and abs(x) > MAX_TRANSLATION:
+                raise _fail(path, where, f"{name}: translation {x:g} is beyond +-{MAX_TRANSLATION:g} scene units")
+            if c < 3 and abs(x) > 2.0:          # a rotation's entries are within [-1, 1]
+                raise _fail(path, where, f"{name}: rotation entry {x:g} is not part of a rotation")
     m = torch.tensor(value, dtype=torch.float64)
     if m.shape[0] == 3:
         m = torch.cat([m, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)])
@@ -123,16 +250,7 @@ def read_transforms_json(path: str | os.PathLike, dtype: torch.dtype = torch.flo
     Raises UserInputError "<file>: frame <i>: <field>: <problem>" for every malformed input.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserInputError(f"{path}: cannot read ({err})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UserInputError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    data = _parse_json(path, _read_text(path))
     if not isinstance(data, dict):
         raise UserInputError(f"{path}: top level must be a JSON object with 'frames'")
     frames = data.get("frames")
@@ -140,6 +258,8 @@ def read_transforms_json(path: str | os.PathLike, dtype: torch.dtype = torch.flo
         raise UserInputError(f"{path}: frames: missing")
     if not isinstance(frames, list) or not frames:
         raise UserInputError(f"{path}: frames: must be a non-empty list")
+    if len(frames) > MAX_FRAMES:
+        raise UserInputError(f"{path}: frames: {len(frames)} frames, more than the {MAX_FRAMES} accepted")
 
     Ks, c2ws, prompts, sizes = [], [], [], set()
     for i, frame in enumerate(frames):
@@ -154,7 +274,9 @@ def read_transforms_json(path: str | os.PathLike, dtype: torch.dtype = torch.flo
         Ks.append([[intr["fl_x"], 0.0, intr["cx"]], [0.0, intr["fl_y"], intr["cy"]], [0.0, 0.0, 1.0]])
         prompt = frame.get("prompt")
         if prompt is not None and not isinstance(prompt, str):
-            raise _fail(path, where, f"prompt: must be a string or null, got {json.dumps(prompt)}")
+            raise _fail(path, where, f"prompt: must be a string or null, got {_shown(prompt)}")
+        if prompt is not None:
+            check_prompt(f"{path}: frame {i}: prompt", prompt)
         prompts.append(prompt)
 
     (width, height), = sizes
