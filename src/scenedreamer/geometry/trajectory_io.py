@@ -223,7 +223,7 @@ def _transform(path: Path, value: Any, where: str) -> torch.Tensor:
         for c, x in enumerate(row):
             if isinstance(x, bool) or not isinstance(x, (int, float)):
                 raise _fail(path, where, f"{name}: expected numbers, got {_shown(x)}")
-            x = _number(path, where, f"{name}[{r}][{c}]", x)
+            x = _number(path, where, name, x)
             if c == 3 and r < 3 and abs(x) > MAX_TRANSLATION:
                 raise _fail(path, where, f"{name}: translation {x:g} is beyond +-{MAX_TRANSLATION:g} scene units")
             if c < 3 and abs(x) > 2.0:          # a rotation's entries are within [-1, 1]
