@@ -19,20 +19,23 @@ def test_new_folder_writes_config_and_starts_from_scratch(tmp_path):
 def test_existing_run_is_refused_unless_overwrite(tmp_path):
     run = RunFolder(tmp_path / "run")
     run.prepare(GenerateConfig(), resume=False, overwrite=False)
+    run.release()
     (run.root / "keep.txt").write_text("precious")
     with pytest.raises(UserInputError, match="already holds a run"):
         run.prepare(GenerateConfig(), resume=False, overwrite=False)
     assert (run.root / "keep.txt").read_text() == "precious"   # nothing lost by a refusal
     run.prepare(GenerateConfig(seed=3), resume=False, overwrite=True)
-    assert not (run.root / "keep.txt").exists()
+    assert (run.root / "keep.txt").read_text() == "precious"   # overwrite removes only run files
 
 
 def test_resume_with_another_config_names_the_difference(tmp_path):
     run = RunFolder(tmp_path / "run")
     run.prepare(GenerateConfig(), resume=False, overwrite=False)
+    run.release()
     other = dataclasses.replace(GenerateConfig(), seed=7)
     with pytest.raises(UserInputError, match="seed"):
         run.prepare(other, resume=True, overwrite=False)
+    run.release()
     assert run.prepare(GenerateConfig(), resume=True, overwrite=False).last_step == -1
 
 
@@ -63,3 +66,15 @@ def test_every_preset_round_trips_through_json(tmp_path):
         assert load_config(GenerateConfig, tmp_path / f"{name}.json") == cfg
     with pytest.raises(UserInputError, match="unknown preset"):
         preset_config("nope")
+
+
+def test_folder_without_marker_is_never_written_or_cleared(tmp_path):
+    root = tmp_path / "w1"
+    (root / "src").mkdir(parents=True)
+    (root / "config.json").write_text("{}")
+    for resume, overwrite in [(False, False), (False, True), (True, False)]:
+        with pytest.raises(UserInputError, match="not a run folder written by scenedreamer"):
+            RunFolder(root).prepare(GenerateConfig(), resume=resume, overwrite=overwrite)
+    assert (root / "src").is_dir() and (root / "config.json").read_text() == "{}"
+    with pytest.raises(UserInputError, match="--out is empty"):
+        RunFolder("")

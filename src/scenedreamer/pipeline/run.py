@@ -1,9 +1,10 @@
 """One generation run into a run folder, as a library call: what `scenedreamer generate` and
-`scenedreamer batch` both use (prepare or resume the folder, build the priors, run the method,
-log events)."""
+`scenedreamer batch` both use (validate, prepare or resume the folder, build the priors, run the
+method, log events)."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from ..events import EventSink
@@ -14,23 +15,43 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
                    on_event: EventSink | None = None) -> Path:
     """Generate (or, with ``resume``, continue) the scene of ``config`` into the run folder ``out``.
 
-    ``overwrite`` replaces a finished or abandoned run that this program wrote there; the two
-    flags exclude each other. Progress goes to ``on_event`` and to ``out/events.jsonl``.
-    Returns the run folder. Raises UserInputError for bad input (nothing is created then).
+    ``overwrite`` replaces a run that this program wrote there (only the files it wrote); the
+    two flags exclude each other. Progress goes to ``on_event`` and to ``out/events.jsonl``.
+    Returns the run folder. Raises UserInputError for bad input: the config, trajectory and
+    folder are checked and the priors built before anything is written, and a new run that is
+    refused before its first step is rolled back (no stub is left). Filesystem and SQLite
+    failures become RunFailedError naming the file; committed steps are kept.
     """
-    from ..errors import UserInputError
+    from ..errors import RunFailedError, UserInputError
+    from ..support.database import DB_FILE, SupportDatabase
     from .event_log import JsonlEventLog, fan_out
     from .generate import generate_scene
     from .priors_factory import build_priors
     from .run_folder import RunFolder
+    from .scene_cameras import load_trajectory
 
-    if resume and overwrite:
-        raise UserInputError("--resume and --overwrite exclude each other")
     run_folder = RunFolder(out)
+    run_folder.check(resume=resume, overwrite=overwrite)   # refusals first: nothing written yet
+    load_trajectory(config)                                 # the trajectory file / preset is valid
+    priors = build_priors(config)                           # names and weights exist
     progress = run_folder.prepare(config, resume=resume, overwrite=overwrite)
-    events = JsonlEventLog(run_folder.events_path)
     try:
-        priors = build_priors(config)
-        return generate_scene(config, run_folder, priors, progress, on_event=fan_out(events, on_event))
+        if progress.last_step >= 0:
+            # every view of a committed step must be intact, or the resumed scene would differ
+            SupportDatabase.open(run_folder.support_dir, create=False,
+                                 committed_step=progress.last_step).close()
+        events = JsonlEventLog(run_folder.events_path)
+        try:
+            return generate_scene(config, run_folder, priors, progress, on_event=fan_out(events, on_event))
+        finally:
+            events.close()
+    except UserInputError:
+        if not resume and run_folder.read_progress().last_step < 0:
+            run_folder.roll_back()
+        raise
+    except sqlite3.Error as err:
+        db = run_folder.support_dir / DB_FILE
+        what = "disk full while writing" if "full" in str(err) else f"database error ({err}) in"
+        raise RunFailedError(f"{what} {db}; every committed step is kept") from None
     finally:
-        events.close()
+        run_folder.release()

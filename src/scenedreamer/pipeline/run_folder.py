@@ -12,25 +12,60 @@
     RUN/video.mp4              render along the trajectory
     RUN/transforms.json, images/, depths/   the support views as a nerfstudio dataset
 
+    RUN/.scenedreamer-run.json marker: this folder is a run written by scenedreamer (program,
+                               version, trajectory file hash); --overwrite and --resume need it
+    RUN/.scenedreamer-run.lock held (flock) by the one process writing the run
+
+--overwrite removes only the names above (inside support/, checkpoints/, images/, depths/ and
+masks/ only files of the names the program writes there; other files stay, and so does a folder
+that still holds them). Symbolic links are unlinked, never followed.
+
 A step is complete when progress.json names it; everything a step writes before that is either
 ignored (checkpoint files of later steps) or rolled back on resume (support views of later steps).
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
-import shutil
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import atomic_write_json
+from ..atomic import atomic_write_json, is_temp_file, temp_name_pattern
 from ..config_io import config_diff, load_config, save_config
 from ..errors import UserInputError
 from .config import GenerateConfig
 
 CONFIG_NAME = "config.json"
 PROGRESS_NAME = "progress.json"
+MARKER_NAME = ".scenedreamer-run.json"
+LOCK_NAME = ".scenedreamer-run.lock"
 KEEP_CHECKPOINTS = 2
+
+# every top-level file a run writes (besides the lock, which is never removed while held)
+RUN_FILES = (MARKER_NAME, CONFIG_NAME, "trajectory.json", "events.jsonl", PROGRESS_NAME,
+             "adapter.safetensors", "scene.pt", "scene.ply", "video.mp4", "transforms.json")
+# every sub-folder a run writes, with the names of the files it writes there
+RUN_FOLDERS: dict[str, re.Pattern[str]] = {
+    "support": re.compile(r"^(support\.sqlite(-wal|-shm|-journal)?|lock)$"),
+    "support/views": re.compile(r"^\d{8}\.npys$"),
+    "checkpoints": re.compile(r"^step_\d{4}\.pt$"),
+    "images": re.compile(r"^frame_\d{5}\.png$"),
+    "depths": re.compile(r"^frame_\d{5}\.png$"),
+    "masks": re.compile(r"^frame_\d{5}\.png$"),
+}
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -46,12 +81,21 @@ class RunFolder:
     """Paths and commit records of one run folder."""
 
     def __init__(self, root: str | Path):
+        if str(root).strip() == "":
+            raise UserInputError("--out is empty: name the run folder to write, e.g. --out runs/forest")
         self.root = Path(root)
+        self._lock_fd: int | None = None
+        self.created: bool = False
+        """Whether ``prepare`` created the folder itself (so a rollback may remove it)."""
 
     # paths -----------------------------------------------------------------
     @property
     def config_path(self) -> Path:
         return self.root / CONFIG_NAME
+
+    @property
+    def marker_path(self) -> Path:
+        return self.root / MARKER_NAME
 
     @property
     def support_dir(self) -> Path:
@@ -70,44 +114,159 @@ class RunFolder:
         return self.root / "adapter.safetensors"
 
     def holds_run(self) -> bool:
-        return self.config_path.exists() or self.support_dir.exists()
+        """Whether the folder carries the marker of a run written by this program."""
+        return self.marker_path.is_file()
+
+    def check(self, resume: bool, overwrite: bool) -> None:
+        """Refuse (UserInputError) what ``prepare`` would refuse, without writing anything."""
+        if resume and overwrite:
+            raise UserInputError("--resume and --overwrite exclude each other")
+        if self.root.exists() and not self.root.is_dir():
+            raise UserInputError(f"{self.root}: output path exists and is not a folder")
+        if not self.root.is_dir():
+            if resume:
+                raise UserInputError(f"{self.root}: nothing to resume (the folder does not exist)")
+            return
+        if self.holds_run():
+            if not resume and not overwrite:
+                raise UserInputError(f"{self.root}: folder already holds a run "
+                                     "(use --resume to continue it or --overwrite to replace it)")
+            return
+        if resume or overwrite or any(self.root.iterdir()):
+            raise UserInputError(f"{self.root}: not a run folder written by scenedreamer (no {MARKER_NAME}); "
+                                 "refusing to " + ("resume" if resume else "write into") +
+                                 " it: choose an empty or new folder")
 
     # lifecycle -------------------------------------------------------------
     def prepare(self, config: GenerateConfig, resume: bool, overwrite: bool) -> Progress:
-        """Create, resume or overwrite the folder. Returns the progress to continue from.
+        """Create, resume or overwrite the folder (holding its lock until ``release``). Returns
+        the progress to continue from.
 
-        Refuses (UserInputError) a folder that already holds a run unless resume or overwrite,
-        and a resume whose saved config differs from ``config`` (naming the differences).
+        Refuses (UserInputError) an existing non-empty folder that is not a run, a run unless
+        resume or overwrite, a run another process is writing, a resume whose saved config
+        differs from ``config`` (naming the differences) or whose trajectory file changed.
         """
-        if self.root.exists() and not self.root.is_dir():
-            raise UserInputError(f"{self.root}: output path exists and is not a folder")
-        if resume:
-            if not self.config_path.exists():
-                raise UserInputError(f"{self.root}: nothing to resume (no {CONFIG_NAME})")
-            saved = load_config(GenerateConfig, self.config_path)
-            diff = config_diff(saved, config)
-            if diff:
-                shown = "; ".join(diff[:4]) + (" ..." if len(diff) > 4 else "")
-                raise UserInputError(f"{self.root}: cannot resume a run made with another config ({shown})")
-            return self.read_progress()
-        if self.holds_run():
-            if not overwrite:
-                raise UserInputError(f"{self.root}: folder already holds a run "
-                                     "(use --resume to continue it or --overwrite to replace it)")
-            self._clear()
+        self.check(resume, overwrite)
+        if not self.root.exists():
+            try:
+                self.root.mkdir(parents=True)
+            except OSError as err:
+                raise UserInputError(f"{self.root}: cannot create the output folder ({err.strerror})") from None
+            self.created = True
+        self._lock()
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UserInputError(f"{self.root}: cannot create the output folder ({err.strerror})") from None
-        save_config(self.config_path, config)
+            if resume:
+                saved = load_config(GenerateConfig, self.config_path)
+                diff = config_diff(saved, config)
+                if diff:
+                    shown = "; ".join(diff[:4]) + (" ..." if len(diff) > 4 else "")
+                    raise UserInputError(f"{self.root}: cannot resume a run made with another config ({shown})")
+                self._check_trajectory(config)
+                self.remove_stale_temp_files()
+                return self.read_progress()
+            if overwrite:
+                self.remove_run_files()
+            atomic_write_json(self.marker_path, self._marker(config))
+            save_config(self.config_path, config)
+        except BaseException:
+            self.release()
+            raise
         return Progress()
 
-    def _clear(self) -> None:
-        for child in self.root.iterdir():
-            if child.is_dir():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+    def _marker(self, config: GenerateConfig) -> dict:
+        from .. import __version__
+
+        traj_file = config.trajectory.file
+        return {"program": "scenedreamer", "version": __version__,
+                "trajectory_file": traj_file,
+                "trajectory_sha256": file_sha256(traj_file) if traj_file else None}
+
+    def _check_trajectory(self, config: GenerateConfig) -> None:
+        traj_file = config.trajectory.file
+        if not traj_file:
+            return  # a preset: the config (compared above) determines the cameras
+        try:
+            saved = json.loads(self.marker_path.read_text()).get("trajectory_sha256")
+        except (OSError, ValueError, AttributeError):
+            raise UserInputError(f"{self.marker_path}: corrupt run marker") from None
+        if saved is not None and file_sha256(traj_file) != saved:
+            raise UserInputError(f"{traj_file}: the trajectory file changed since the run started; "
+                                 "cannot resume (restore it, or start a new run)")
+
+    def _lock(self) -> None:
+        try:
+            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as err:
+            raise UserInputError(f"{self.root}: cannot write here ({err.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # a run of an older layout holds only the support database's lock
+            legacy = self.support_dir / "lock"
+            if legacy.is_file() and not legacy.is_symlink():
+                probe = os.open(legacy, os.O_RDWR)
+                try:
+                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                finally:
+                    os.close(probe)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserInputError(f"{self.root}: another scenedreamer process is writing this run; "
+                                 "wait for it or stop it first") from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Release the run's lock (idempotent)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def remove_run_files(self) -> None:
+        """Remove what a run writes (RUN_FILES, RUN_FOLDERS' files, their temp files); nothing
+        else. Links are unlinked, never followed; a folder keeps what the program did not write."""
+        for name in RUN_FILES:
+            _unlink(self.root / name)
+        self.remove_stale_temp_files()
+        for sub in sorted(RUN_FOLDERS, key=len, reverse=True):   # support/views before support
+            folder = self.root / sub
+            if folder.is_symlink():
+                folder.unlink()
+                continue
+            if not folder.is_dir():
+                continue
+            for entry in os.scandir(folder):
+                if (RUN_FOLDERS[sub].match(entry.name) or is_temp_file(entry.name)) and \
+                        (entry.is_symlink() or entry.is_file(follow_symlinks=False)):
+                    os.unlink(entry.path)
+            try:
+                folder.rmdir()
+            except OSError:
+                pass   # still holds files the program did not write: they stay
+
+    def remove_stale_temp_files(self) -> None:
+        """Delete temp files a killed writer left beside the run's own top-level files, and any
+        temp file inside the run's sub-folders (support/views is the database's own business)."""
+        patterns = [temp_name_pattern(name) for name in RUN_FILES]
+        for entry in os.scandir(self.root):
+            if entry.is_file(follow_symlinks=False) and any(p.match(entry.name) for p in patterns):
+                os.unlink(entry.path)
+        for sub in ("checkpoints", "images", "depths", "masks"):
+            folder = self.root / sub
+            if folder.is_dir() and not folder.is_symlink():
+                for entry in os.scandir(folder):
+                    if entry.is_file(follow_symlinks=False) and is_temp_file(entry.name):
+                        os.unlink(entry.path)
+
+    def roll_back(self) -> None:
+        """Undo a new run that never committed a step: remove what it wrote (and the folder
+        when ``prepare`` created it and nothing else is in it)."""
+        self.remove_run_files()
+        self.release()
+        _unlink(self.root / LOCK_NAME)
+        if self.created:
+            try:
+                self.root.rmdir()
+            except OSError:
+                pass
 
     def read_progress(self) -> Progress:
         path = self.root / PROGRESS_NAME
@@ -130,3 +289,9 @@ class RunFolder:
         for old in sorted(self.checkpoints_dir.glob("step_*.pt"))[:-KEEP_CHECKPOINTS]:
             if old.name != self.checkpoint_path(step).name:
                 old.unlink(missing_ok=True)
+
+
+def _unlink(path: Path) -> None:
+    """Remove a file or a link (the link itself); leave a real folder of that name alone."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)

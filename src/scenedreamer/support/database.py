@@ -131,7 +131,7 @@ class SupportDatabase:
     # --- opening and closing -----------------------------------------------------------------
     @classmethod
     def open(cls, folder: str | os.PathLike, create: bool = True,
-             config: SupportConfig = SupportConfig()) -> "SupportDatabase":
+             config: SupportConfig = SupportConfig(), committed_step: int | None = None) -> "SupportDatabase":
         """Open (or with ``create``, make) the support database in ``folder`` and resume it.
 
         Deletes leftovers of a killed writer (temp files, files no committed row names).
@@ -164,7 +164,7 @@ class SupportDatabase:
         try:
             connection = cls._connect(db_path, config)
             database = cls(folder, connection, lock_fd, config)
-            database._load_and_recover()
+            database._load_and_recover(committed_step)
         except BaseException:
             os.close(lock_fd)  # releases the flock
             raise
@@ -211,7 +211,7 @@ class SupportDatabase:
             raise
         return conn
 
-    def _load_and_recover(self) -> None:
+    def _load_and_recover(self, committed_step: int | None = None) -> None:
         """Read every row; drop rows whose file is missing/short; delete unreferenced files."""
         assert self._conn is not None
         self._views_dir.mkdir(exist_ok=True)
@@ -225,6 +225,10 @@ class SupportDatabase:
                 size = -1
             if size == row.file_bytes:
                 self._rows[row.view_id] = row
+            elif committed_step is not None and row.step <= committed_step:
+                # a view of a committed step is never dropped silently: the run would differ
+                raise UserInputError(f"{self._views_dir / row.file}: support view of committed step "
+                                     f"{row.step} is " + ("missing" if size < 0 else "truncated"))
             else:
                 broken.append(row.view_id)
         if broken:
