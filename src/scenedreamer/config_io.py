@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import json
 import types
 import typing
@@ -81,7 +82,12 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if unknown:
             raise UserInputError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in value.items() if k != "type"}
-        return tp(**kwargs)
+        try:
+            return tp(**kwargs)
+        except UserInputError as err:
+            raise UserInputError(f"{where}: {err}") from None
+        except (ValueError, TypeError) as err:     # a config's own __post_init__ checks
+            raise UserInputError(f"{where}: {' '.join(str(err).split())}") from None
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
             return tp(value)
@@ -111,7 +117,13 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserInputError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise UserInputError(f"{where}: number out of range") from None
+        if not math.isfinite(number):
+            raise UserInputError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise UserInputError(f"{where}: expected an integer, got {value!r}")

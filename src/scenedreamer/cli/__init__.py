@@ -12,6 +12,7 @@ import importlib
 import os
 import sqlite3
 import sys
+import threading
 
 from ..errors import RunFailedError, UserInputError
 
@@ -45,8 +46,22 @@ def _version() -> str:
     return __version__
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so the same clean-up as Ctrl-C runs (finally blocks,
+    released locks; committed steps are kept)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point. Exit codes: 0 ok, 2 bad input, 1 run failed, 130 interrupted."""
+    """Entry point. Exit codes: 0 ok, 2 bad input, 1 run failed, 130 interrupted (Ctrl-C),
+    143 terminated (SIGTERM)."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     # only `batch` takes options it does not declare (they are `generate` options for every scene)
@@ -70,9 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             else (getattr(err, "strerror", None) or str(err))
         print(f"scenedreamer {args.command}: failed: {what}{where}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"scenedreamer {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        hint = "; resume with --resume" if args.command == "generate" else \
+            "; run the same command again to go on" if args.command == "batch" else ""
+        print(f"scenedreamer {args.command}: interrupted{hint}", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
     return int(code or 0)
 
 

@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="torch device: auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--config", default=None, metavar="FILE", help="start from a saved config.json instead of a preset")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field by dotted path, e.g. --set fit.lr=0.01 "
+                   help="override any config field by dotted path, e.g. --set fit.lr_scale=0.5 "
                         "(VALUE is JSON, or a plain string); repeatable")
     for name, what in [("refinement", "the 3D-aware refiner"), ("adapter", "the feature adapter"),
                        ("replay", "replay of old views"), ("consistency", "local consistency regularisation")]:
@@ -113,7 +113,10 @@ def build_config(args: argparse.Namespace):
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        config = apply_override(config, key.strip(), value)
+        try:
+            config = apply_override(config, key.strip(), value)
+        except (ValueError, TypeError) as err:      # a config's own __post_init__ checks
+            raise UserInputError(f"--set {key.strip()}: {' '.join(str(err).split())}") from None
     # round-trip through JSON: validates every overridden value against its declared type
     config = from_json_dict(GenerateConfig, to_json_dict(config), where="config")
     return _fit_resolution_to_priors(config)

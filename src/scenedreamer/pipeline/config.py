@@ -190,6 +190,22 @@ class GenerateConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
     """run outputs"""
 
+    def __post_init__(self) -> None:
+        # checked here, where every config is built (presets, --set, a saved config.json, a batch
+        # line), so a bad value fails before a run folder exists, not after step 0 committed
+        from ..errors import UserInputError
+        from ..geometry.trajectory_io import check_prompt
+
+        if not self.prompt.strip():
+            raise UserInputError("prompt: empty; describe the scene, e.g. \"a forest lake at sunset\"")
+        check_prompt("prompt", self.prompt)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise UserInputError(f"seed: {self.seed!r} is not an integer in [0, 2^63)")
+        for name in ("width", "height"):
+            size = getattr(self, name)
+            if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 4096:
+                raise UserInputError(f"{name}: {size!r} pixels; expected an integer from 8 to 4096")
+
 
 def gaussian_representation() -> GaussianConfig:
     """3D Gaussians as the pipeline uses them: one Gaussian per 2x2 pixels of each support view

@@ -5,11 +5,7 @@ from __future__ import annotations
 from ..representation.triplane import TriplaneConfig
 from .config import GenerateConfig
 
-_OFFLINE_NAMES = {"procedural": "procedural world (offline stand-in)",
-                  "oracle": "procedural world oracle (offline stand-in)",
-                  "oracle-exact": "procedural world exact metric depth (offline stand-in for a metric network)",
-                  "classical": "OpenCV Telea/NS + PatchMatch (classical)",
-                  "offline": "composite of render + local frame (offline stand-in)"}
+from .priors_factory import OFFLINE_LABELS as _OFFLINE_NAMES
 
 
 def _model_line(role: str, name: str) -> tuple[str, float]:

@@ -21,7 +21,14 @@ from .config import GenerateConfig
 
 log = logging.getLogger(__name__)
 
-OFFLINE_NAMES = ("procedural", "oracle", "classical", "offline")
+OFFLINE_LABELS = {"procedural": "procedural world (offline stand-in)",
+                  "oracle": "procedural world oracle (offline stand-in)",
+                  "oracle-exact": "procedural world exact metric depth (offline stand-in for a metric network)",
+                  "classical": "OpenCV Telea/NS + PatchMatch (classical)",
+                  "offline": "composite of render + local frame (offline stand-in)"}
+"""Every prior name that is not a model (preset, hub id or folder), with the label --dry-run shows.
+Which role accepts which name is decided in build_priors (a wrong role is one line saying so)."""
+OFFLINE_NAMES = tuple(OFFLINE_LABELS)
 
 
 @dataclass
