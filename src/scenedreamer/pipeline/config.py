@@ -201,6 +201,9 @@ class GenerateConfig:
         check_prompt("prompt", self.prompt)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise UserInputError(f"seed: {self.seed!r} is not an integer in [0, 2^63)")
+        if self.ablation.refinement and not self.ablation.adapter and self.priors.refiner == "offline":
+            raise UserInputError("--no-adapter: the offline refiner has no adapter, so this ablation would "
+                                 "change nothing; ablate the adapter with a diffusion refiner (--preset sd15 or sd2)")
         for name in ("width", "height"):
             size = getattr(self, name)
             if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 4096:

@@ -153,7 +153,10 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
         view_in = RefinerInput(
             rendered_rgb=render.rgb[0], rendered_depth=render.depth[0], opacity=render.opacity[0],
             features=render.features[0], local_rgb=local.rgb,
-            local_known=local.known if config.ablation.consistency else torch.zeros_like(local.known),
+            # the real mask always: it also says where the render is trusted and where floaters
+            # are detected; --no-consistency switches off only the pull toward the local frame
+            # (the refiner's consistency weight, set to 0 in priors_factory)
+            local_known=local.known,
             local_depth=local.warped_depth)
         image = priors.refiner.refine(view_in, prompt, step_generator(config.seed, step, "refine"))
         provenance = Provenance.REFINED

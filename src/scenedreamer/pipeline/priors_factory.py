@@ -166,7 +166,10 @@ def build_priors(config: GenerateConfig) -> Priors:
     if pc.refiner == "offline" or not config.ablation.refinement:
         from ..priors.offline_refiner import OfflineRefiner
 
-        refiner = OfflineRefiner(config.offline_refiner)
+        ocfg = config.offline_refiner
+        if not config.ablation.consistency:      # the same switch as on the diffusion refiner
+            ocfg = replace(ocfg, consistency_weight=0.0)
+        refiner = OfflineRefiner(ocfg)
     elif pc.refiner in OFFLINE_NAMES:
         raise UserInputError(f"priors.refiner: {pc.refiner!r} is not a refiner (use \"offline\" or a diffusion model)")
     else:
