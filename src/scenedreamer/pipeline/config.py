@@ -19,6 +19,7 @@ from ..priors.offline import OracleDepthConfig
 from ..priors.procedural import ProceduralWorldConfig
 from ..priors.refiner import RefinerConfig
 from ..representation.bake import BakeConfig
+from ..representation.distill import DistillConfig
 from ..representation.fitting import FitConfig
 from ..representation.gaussians import GaussianConfig
 from ..representation.triplane import TriplaneConfig
@@ -144,6 +145,11 @@ class ExportConfig:
     """write scene.ply in the standard 3DGS layout (baked from the NeRF when that is the representation)"""
     bake: BakeConfig = field(default_factory=lambda: BakeConfig(stride=2))
     """how a NeRF is baked into Gaussians for scene.ply (from renders at the support cameras)"""
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    """how the exported Gaussians (baked, or the run's own) are fitted to the support views, NeRF
+    renders between them and a sky shell before scene.ply is written"""
+    video_source: Literal["scene_ply", "representation"] = "scene_ply"
+    """render video.mp4 from the exported Gaussians (what users get; fast) or the representation"""
     nerfstudio: bool = True
     """write transforms.json + images/ + depths/ of the support views"""
 

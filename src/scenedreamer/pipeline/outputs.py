@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
+from ..atomic import atomic_write_json
 from ..events import EventSink, emit
 from ..export.ply import write_gaussians_ply
 from ..export.video import write_video
@@ -12,6 +15,7 @@ from ..geometry.trajectory import Trajectory, interpolate_poses
 from ..representation.bake import bake_to_gaussians
 from ..representation.base import SceneRepresentation
 from ..representation.checkpoint import save_checkpoint
+from ..representation.distill import distill_to_gaussians
 from ..representation.gaussians import GaussianScene
 from ..support.database import SupportDatabase
 from .config import GenerateConfig
@@ -21,7 +25,9 @@ from .run_folder import RunFolder
 
 def export_outputs(config: GenerateConfig, run: RunFolder, trajectory: Trajectory, database: SupportDatabase,
                    representation: SceneRepresentation, priors: Priors, on_event: EventSink | None) -> None:
-    """scene.pt, adapter.safetensors, transforms.json + images/ + depths/, scene.ply, video.mp4."""
+    """scene.pt, adapter.safetensors, transforms.json + images/ + depths/, scene.ply + scene.json
+    (which representation produced scene.ply and how), video.mp4 (rendered from the exported
+    Gaussians unless export.video_source says "representation")."""
     exp = config.export
     emit(on_event, "export", 0, 4, "scene checkpoint")
     save_checkpoint(run.root / "scene.pt", representation)
@@ -30,25 +36,49 @@ def export_outputs(config: GenerateConfig, run: RunFolder, trajectory: Trajector
         emit(on_event, "export", 1, 4, "nerfstudio dataset")
         database.export_nerfstudio(run.root)
     representation.eval()
+    exported: GaussianScene | None = None
     if exp.ply:
         emit(on_event, "export", 2, 4, "3DGS splats")
-        write_gaussians_ply(run.root / "scene.ply", as_gaussians(representation, database, config, on_event))
+        exported = as_gaussians(representation, database, config, on_event)
+        write_gaussians_ply(run.root / "scene.ply", exported)
+        atomic_write_json(run.root / "scene.json", scene_provenance(representation, exported, config))
     if exp.video:
         emit(on_event, "export", 3, 4, "video")
         cameras = video_cameras(trajectory, exp.video_frames_per_view)
-        write_video(run.root / "video.mp4", render_path(representation, cameras, on_event), fps=exp.fps)
+        source = exported if (exported is not None and exp.video_source == "scene_ply") else representation
+        write_video(run.root / "video.mp4", render_path(source, cameras, on_event), fps=exp.fps)
     emit(on_event, "export", 4, 4, "done")
 
 
 def as_gaussians(representation: SceneRepresentation, database: SupportDatabase, config: GenerateConfig,
                  on_event: EventSink | None) -> GaussianScene:
-    """The scene as 3D Gaussians: itself, or baked from renders at every support camera."""
+    """The scene as faithful 3D Gaussians: a copy of itself (Gaussians) or baked from renders at
+    every support camera (NeRF), then fitted to the support views (+ NeRF renders between them)
+    with a sky shell (representation/distill.py). The representation itself is not changed."""
+    exp = config.export
+    generator = torch.Generator().manual_seed(config.seed)
     if isinstance(representation, GaussianScene):
-        return representation
-    device = next(representation.parameters()).device
-    cameras = database.cameras().to(device)
-    with torch.no_grad():
-        return bake_to_gaussians(representation, cameras, config.export.bake, on_event=on_event)
+        scene = copy.deepcopy(representation)
+        source = None
+    else:
+        device = next(representation.parameters()).device
+        cameras = database.cameras().to(device)
+        with torch.no_grad():
+            scene = bake_to_gaussians(representation, cameras, exp.bake, on_event=on_event)
+        source = representation
+    return distill_to_gaussians(scene, database, source, exp.distill, generator, on_event=on_event)
+
+
+def scene_provenance(representation: SceneRepresentation, exported: GaussianScene,
+                     config: GenerateConfig) -> dict:
+    """scene.json: which representation produced scene.ply and how (JSON-ready dict)."""
+    d = config.export.distill
+    how = "copy of the fitted Gaussians" if isinstance(representation, GaussianScene) else \
+        "baked from renders at the support cameras (representation/bake.py)"
+    return {"representation": representation.kind, "gaussians": exported.num_gaussians, "method": how,
+            "distill": {"steps": d.steps, "extra_views_per_gap": d.extra_views_per_gap if
+                        not isinstance(representation, GaussianScene) else 0, "sky_shell": d.sky},
+            "axes": "OpenCV world of the run (+y down)"}
 
 
 def video_cameras(trajectory: Trajectory, frames_per_view: int) -> Cameras:
