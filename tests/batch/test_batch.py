@@ -176,10 +176,12 @@ def test_ray_executor_retries_a_dying_worker_and_records_a_failing_scene(tmp_pat
 def test_bad_batch_inputs_are_one_line_exit_2(tmp_path):
     prompts = tmp_path / "p.jsonl"
     prompts.write_text('{"prompt": "a lake"}\n{"prompt": "a room", "set": {"fit.no_such": 1}}\n')
+    good = tmp_path / "good.txt"
+    good.write_text("a lake\n")
     cases = [
         ([tmp_path / "missing.txt", "--out", tmp_path / "o1"], "missing.txt: no such prompt file"),
-        ([prompts, "--out", tmp_path / "o2", *TINY], "p.jsonl line 2: "),
-        ([prompts, "--out", tmp_path / "o3", "--executor", "ray", "--address", "127.0.0.1:9"], "no Ray cluster answers"),
+        ([prompts, "--out", tmp_path / "o2", *TINY], "p.jsonl line 2: --set fit.no_such: FitConfig has no field"),
+        ([good, "--out", tmp_path / "o3", "--executor", "ray", "--address", "127.0.0.1:9"], "no Ray cluster answers"),
         ([prompts, "--out", tmp_path / "o4", "--resume"], "--resume: not a batch option"),
         (["--status", tmp_path], "no batch manifest here"),
     ]

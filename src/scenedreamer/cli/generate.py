@@ -56,17 +56,19 @@ def parse_resolution(text: str) -> tuple[int, int]:
     return w, h
 
 
-def apply_override(config, dotted: str, value):
-    """A copy of a nested frozen dataclass config with the field at ``dotted`` set to ``value``."""
+def apply_override(config, dotted: str, value, full: str | None = None):
+    """A copy of a nested frozen dataclass config with the field at ``dotted`` set to ``value``
+    (``full``: the whole dotted key, for error messages)."""
+    full = full or dotted
     head, _, rest = dotted.partition(".")
     names = {f.name for f in dataclasses.fields(config)}
     if head not in names:
-        raise UserInputError(f"--set {dotted}: {type(config).__name__} has no field {head!r}")
+        raise UserInputError(f"--set {full}: {type(config).__name__} has no field {head!r}")
     if rest:
         child = getattr(config, head)
         if not dataclasses.is_dataclass(child):
-            raise UserInputError(f"--set {dotted}: {head!r} is not a group of settings")
-        return dataclasses.replace(config, **{head: apply_override(child, rest, value)})
+            raise UserInputError(f"--set {full}: {head!r} is not a group of settings")
+        return dataclasses.replace(config, **{head: apply_override(child, rest, value, full)})
     return dataclasses.replace(config, **{head: value})
 
 
