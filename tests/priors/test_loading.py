@@ -189,7 +189,7 @@ def test_download_fetches_only_needed_files(monkeypatch, tmp_path):
         with pytest.raises(RunFailedError):
             download_model(ref, cache_dir=str(tmp_path), variant=variant)
     (sd_id, sd), (_, sd16), (_, zoe), (other_id, other) = calls
-    assert sd_id == "stabilityai/stable-diffusion-2-inpainting"
+    assert sd_id == "sd2-community/stable-diffusion-2-inpainting"
     assert "unet/diffusion_pytorch_model.safetensors" in sd["allow_patterns"]
     assert not any("safety_checker" in p for p in sd["allow_patterns"])
     assert "unet/diffusion_pytorch_model.fp16.safetensors" in sd16["allow_patterns"]

