@@ -19,7 +19,7 @@ from scenedreamer.errors import UserInputError
 
 HERE = Path(__file__).resolve().parent
 TINY = ["--resolution", "32x32", "--frames", "2", "--representation", "gaussians", "--set", "init.fit_steps=3",
-        "--set", "progressive.fit_steps_per_view=2", "--set", "export.video_frames_per_view=1", "--quiet"]
+        "--set", "progressive.fit_steps_per_view=2", "--set", "export.video_frames_per_view=1", "--set", "export.distill.steps=10", "--quiet"]
 PROMPTS = "# three tiny scenes\na forest lake\n\na small kitchen\na city street\n"
 
 
@@ -124,7 +124,8 @@ def test_sigkilled_batch_resumes_to_the_same_scenes(uninterrupted, tmp_path):
         pytest.fail("the batch never reached scene 1")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    _wait_until_unlocked(out / "0001-a-small-kitchen" / "support" / "lock")
+    for lock in (".scenedreamer-run.lock", "support/lock"):
+        _wait_until_unlocked(out / "0001-a-small-kitchen" / lock)
     assert [r[1] for r in manifest_rows(out)] == ["done", "running", "pending"]
     result = batch(prompts, "--out", out, *TINY)
     assert result.returncode == 0, result.stderr
@@ -140,7 +141,10 @@ def _wait_until_unlocked(lock: Path, seconds: float = 30.0) -> None:
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        fd = os.open(lock, os.O_RDWR)
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:        # never created: nobody holds it
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_UN)

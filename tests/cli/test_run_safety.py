@@ -12,7 +12,7 @@ import time
 import pytest
 
 TINY = ["--resolution", "32x32", "--frames", "3", "--representation", "gaussians", "--set", "init.fit_steps=3",
-        "--set", "progressive.fit_steps_per_view=2", "--set", "export.video_frames_per_view=1", "--quiet"]
+        "--set", "progressive.fit_steps_per_view=2", "--set", "export.video_frames_per_view=1", "--set", "export.distill.steps=10", "--quiet"]
 
 
 def cli(*args, cwd=None, **kw) -> subprocess.CompletedProcess:

@@ -18,7 +18,8 @@ REDUCED = ["--frames", "3", "--quiet",
            "--set", "init.fit_steps=6", "--set", "progressive.fit_steps_per_view=3",
            "--set", "init.neighbour_yaws_deg=[-15]",
            "--set", "fit.patches_per_step=2", "--set", "fit.patch_size=16",
-           "--set", "export.video_frames_per_view=1", "--set", "export.bake.stride=4"]
+           "--set", "export.video_frames_per_view=1", "--set", "export.bake.stride=4",
+           "--set", "export.distill.steps=10"]
 TINY_NERF = ["--set", "representation.resolution=16", "--set", "representation.channels=4",
              "--set", "representation.feature_dim=4", "--set", "representation.hidden_width=16"]
 
