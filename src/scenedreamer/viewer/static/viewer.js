@@ -1,0 +1,325 @@
+// scenedreamer viewer: a run's scene.ply (Spark 3DGS splats), its cameras as frusta, its prompt.
+//
+// Frames. The run's world is OpenCV-like: +y points DOWN (scene.ply, trajectory.json after the
+// server's conversion, /api/scene.json). three.js is +y up. The one place the two meet is
+// VIEWER_FROM_RUN_WORLD below: everything from the run hangs under the `world` group, which is
+// turned 180 degrees about x. Camera poses (OpenCV camera axes: +x right, +y down, +z forward)
+// become three.js cameras (+y up, looking down -z) with GL_FROM_CV_CAMERA_AXES.
+
+import * as THREE from "three";
+import { OrbitControls } from "three/addons/controls/OrbitControls.js";
+import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
+
+// 180 degrees about x: (x, y, z) -> (x, -y, -z). Quaternion (x, y, z, w) = (1, 0, 0, 0).
+const VIEWER_FROM_RUN_WORLD = new THREE.Quaternion(1, 0, 0, 0);
+// negate the camera's y and z axes (OpenCV camera -> OpenGL/three.js camera); its own inverse
+const GL_FROM_CV_CAMERA_AXES = new THREE.Matrix4().makeScale(1, -1, -1);
+const NEAR = 0.01;
+const FAR = 1000;
+const SECONDS_PER_CAMERA = 1.2;  // fly-along speed
+
+const hook = {
+  ready: false,        // true once Spark has loaded the splats and a first frame is drawn
+  error: null,         // a message when loading failed
+  numSplats: 0,
+  loaded: null,        // Promise resolved when ready
+  setCamera: null,     // (c2w_opencv 4x4 rows, K 3x3 rows, width, height) -> Promise (frame drawn)
+  manifest: null,
+};
+window.scenedreamer = hook;
+
+const canvas = document.getElementById("view");
+const statusEl = document.getElementById("status");
+const renderer = new THREE.WebGLRenderer({ canvas, antialias: false, preserveDrawingBuffer: true });
+renderer.setPixelRatio(1);  // one canvas pixel per image pixel: captures compare 1:1
+renderer.setSize(window.innerWidth, window.innerHeight);
+const scene = new THREE.Scene();
+// composited on black, like the project's reference renderer
+scene.background = new THREE.Color(0, 0, 0);
+const spark = new SparkRenderer({ renderer });
+scene.add(spark);
+
+const world = new THREE.Group();
+world.name = "run-world (OpenCV y-down, turned upright)";
+world.quaternion.copy(VIEWER_FROM_RUN_WORLD);
+scene.add(world);
+world.updateMatrixWorld(true);
+const viewerFromRun = world.matrixWorld.clone();
+
+const camera = new THREE.PerspectiveCamera(60, window.innerWidth / window.innerHeight, NEAR, FAR);
+const orbit = new OrbitControls(camera, canvas);
+orbit.enableDamping = false;
+
+let mode = "orbit";        // "orbit" | "fly" | "path" | "hook"
+let exactIntrinsics = null; // {K, width, height} while a camera from K is shown
+
+// ---------------------------------------------------------------------------------------------
+// cameras
+function rows4(m) {
+  // a row-major 4x4 (list of 4 lists) -> THREE.Matrix4
+  return new THREE.Matrix4().set(...m[0], ...m[1], ...m[2], ...m[3]);
+}
+
+function viewerPoseFromOpenCV(c2w) {
+  // world-from-camera in the viewer: flip(world) * c2w * flip(camera axes)
+  return viewerFromRun.clone().multiply(rows4(c2w)).multiply(GL_FROM_CV_CAMERA_AXES);
+}
+
+function projectionFromK(K, width, height) {
+  // OpenGL projection reproducing pinhole K (pixels) on a width x height image, principal point
+  // included (u = fx x/z + cx, v = fy y/z + cy in OpenCV camera coordinates).
+  const fx = K[0][0], fy = K[1][1], cx = K[0][2], cy = K[1][2];
+  const a = -(FAR + NEAR) / (FAR - NEAR), b = -2 * FAR * NEAR / (FAR - NEAR);
+  return new THREE.Matrix4().set(
+    2 * fx / width, 0, 1 - 2 * cx / width, 0,
+    0, 2 * fy / height, 2 * cy / height - 1, 0,
+    0, 0, a, b,
+    0, 0, -1, 0);
+}
+
+function applyPose(pose) {
+  pose.decompose(camera.position, camera.quaternion, camera.scale);
+  camera.updateMatrixWorld(true);
+}
+
+function applyIntrinsics(K, width, height) {
+  exactIntrinsics = { K, width, height };
+  camera.aspect = width / height;
+  camera.fov = 2 * Math.atan(height / (2 * K[1][1])) * 180 / Math.PI;
+  camera.projectionMatrix.copy(projectionFromK(K, width, height));
+  camera.projectionMatrixInverse.copy(camera.projectionMatrix).invert();
+}
+
+function forwardOf(cam) {
+  return new THREE.Vector3(0, 0, -1).applyQuaternion(cam.quaternion);
+}
+
+// ---------------------------------------------------------------------------------------------
+// frusta and the path
+function frustumLines(cams, color, depth) {
+  const pts = [];
+  const centres = [];
+  for (const c of cams) {
+    const M = rows4(c.c2w);
+    const K = c.K;
+    const o = new THREE.Vector3().setFromMatrixPosition(M);
+    centres.push(o);
+    const corners = [[0, 0], [c.width, 0], [c.width, c.height], [0, c.height]].map(([u, v]) =>
+      new THREE.Vector3((u - K[0][2]) / K[0][0] * depth, (v - K[1][2]) / K[1][1] * depth, depth).applyMatrix4(M));
+    for (let i = 0; i < 4; i++) {
+      pts.push(o, corners[i], corners[i], corners[(i + 1) % 4]);
+    }
+    // a tick on the image's top edge (OpenCV -y) so "up" reads at a glance
+    const top = new THREE.Vector3(0, -K[1][2] / K[1][1] * depth * 1.3, depth).applyMatrix4(M);
+    pts.push(corners[0], top, top, corners[1]);
+  }
+  const geom = new THREE.BufferGeometry().setFromPoints(pts);
+  const lines = new THREE.LineSegments(geom, new THREE.LineBasicMaterial({ color }));
+  const path = new THREE.Line(new THREE.BufferGeometry().setFromPoints(centres),
+    new THREE.LineBasicMaterial({ color }));
+  const group = new THREE.Group();
+  group.add(lines, path);
+  return group;
+}
+
+function sceneScale(cams) {
+  // frustum depth: a fraction of the path's extent, with a floor for paths that turn in place
+  const box = new THREE.Box3();
+  for (const c of cams) box.expandByPoint(new THREE.Vector3().setFromMatrixPosition(rows4(c.c2w)));
+  const size = box.getSize(new THREE.Vector3()).length();
+  return Math.max(0.15, 0.08 * size);
+}
+
+// ---------------------------------------------------------------------------------------------
+// controls: orbit (OrbitControls) and fly (drag to look, WASD/QE to move)
+const keys = new Set();
+let flyYaw = 0, flyPitch = 0, dragging = false, lastX = 0, lastY = 0;
+window.addEventListener("keydown", (e) => {
+  if (e.target && e.target.tagName === "INPUT") return;
+  keys.add(e.code);
+  if (e.code === "KeyF") setMode(mode === "fly" ? "orbit" : "fly");
+  if (e.code === "KeyC") toggleFrusta();
+});
+window.addEventListener("keyup", (e) => keys.delete(e.code));
+canvas.addEventListener("pointerdown", (e) => { dragging = true; lastX = e.clientX; lastY = e.clientY; });
+window.addEventListener("pointerup", () => { dragging = false; });
+window.addEventListener("pointermove", (e) => {
+  if (!dragging || mode !== "fly") return;
+  flyYaw -= (e.clientX - lastX) * 0.004;
+  flyPitch = Math.max(-1.5, Math.min(1.5, flyPitch - (e.clientY - lastY) * 0.004));
+  lastX = e.clientX; lastY = e.clientY;
+});
+
+function setMode(next) {
+  if (mode === "hook") {
+    document.body.classList.remove("hook-camera");
+    if (frusta) frusta.visible = frustaWanted;
+    exactIntrinsics = null;
+    resize();
+  }
+  mode = next;
+  orbit.enabled = next === "orbit";
+  if (next === "fly") {
+    const e = new THREE.Euler().setFromQuaternion(camera.quaternion, "YXZ");
+    flyYaw = e.y; flyPitch = e.x;
+  }
+  if (next === "orbit") {
+    orbit.target.copy(camera.position).addScaledVector(forwardOf(camera), orbitDistance);
+    orbit.update();
+  }
+  document.getElementById("mode").textContent = "mode: " + (next === "fly" ? "fly" : "orbit");
+}
+
+let lastTime = performance.now();
+function stepFly(dt) {
+  camera.quaternion.setFromEuler(new THREE.Euler(flyPitch, flyYaw, 0, "YXZ"));
+  const speed = orbitDistance * (keys.has("ShiftLeft") || keys.has("ShiftRight") ? 1.5 : 0.5) * dt;
+  const f = forwardOf(camera), r = new THREE.Vector3(1, 0, 0).applyQuaternion(camera.quaternion);
+  const u = new THREE.Vector3(0, 1, 0);
+  if (keys.has("KeyW")) camera.position.addScaledVector(f, speed);
+  if (keys.has("KeyS")) camera.position.addScaledVector(f, -speed);
+  if (keys.has("KeyD")) camera.position.addScaledVector(r, speed);
+  if (keys.has("KeyA")) camera.position.addScaledVector(r, -speed);
+  if (keys.has("KeyE")) camera.position.addScaledVector(u, speed);
+  if (keys.has("KeyQ")) camera.position.addScaledVector(u, -speed);
+}
+
+// fly along the generation path: position lerp + rotation slerp between trajectory cameras
+let pathPoses = [];
+let pathStart = 0;
+function startPath() {
+  if (pathPoses.length < 1) return;
+  if (mode === "hook") setMode("orbit");
+  mode = "path";
+  orbit.enabled = false;
+  pathStart = performance.now();
+}
+function stepPath(now) {
+  const t = (now - pathStart) / 1000 / SECONDS_PER_CAMERA;
+  const i = Math.min(Math.floor(t), pathPoses.length - 1);
+  const j = Math.min(i + 1, pathPoses.length - 1);
+  const s = Math.min(Math.max(t - i, 0), 1);
+  const a = pathPoses[i], b = pathPoses[j];
+  camera.position.lerpVectors(a.p, b.p, s);
+  camera.quaternion.slerpQuaternions(a.q, b.q, s);
+  camera.fov = a.fov + (b.fov - a.fov) * s;
+  camera.updateProjectionMatrix();
+  if (t >= pathPoses.length - 1) setMode("orbit");
+}
+
+let frusta = null;
+let frustaWanted = true;
+function toggleFrusta() {
+  if (!frusta || mode === "hook") return;
+  frustaWanted = !frustaWanted;
+  frusta.visible = frustaWanted;
+  document.getElementById("frusta").textContent = "cameras: " + (frusta.visible ? "on" : "off");
+}
+
+function resize() {
+  if (exactIntrinsics) return;  // a camera set through the hook keeps its own image size
+  renderer.setSize(window.innerWidth, window.innerHeight);
+  camera.aspect = window.innerWidth / window.innerHeight;
+  camera.updateProjectionMatrix();
+}
+window.addEventListener("resize", resize);
+
+// ---------------------------------------------------------------------------------------------
+// render loop
+let framesDrawn = 0;
+const frameWaiters = [];
+function loop(now) {
+  const dt = Math.min((now - lastTime) / 1000, 0.1);
+  lastTime = now;
+  if (mode === "fly") stepFly(dt);
+  else if (mode === "path") stepPath(now);
+  else if (mode === "orbit") orbit.update();
+  renderer.render(scene, camera);
+  framesDrawn += 1;
+  for (let k = frameWaiters.length - 1; k >= 0; k--) {
+    if (framesDrawn >= frameWaiters[k].at) { frameWaiters[k].resolve(); frameWaiters.splice(k, 1); }
+  }
+  requestAnimationFrame(loop);
+}
+function afterFrames(n) {
+  return new Promise((resolve) => frameWaiters.push({ at: framesDrawn + n, resolve }));
+}
+
+async function settled(maxMs = 20000) {
+  // Spark sorts splats in a worker after the camera moves; wait until no sort is pending and
+  // two more frames are drawn with the new order
+  const t0 = performance.now();
+  await afterFrames(2);
+  while (performance.now() - t0 < maxMs && (spark.sorting || spark.sortDirty)) await afterFrames(1);
+  await afterFrames(2);
+}
+
+hook.setCamera = async (c2w, K, width, height) => {
+  mode = "hook";
+  orbit.enabled = false;
+  document.body.classList.add("hook-camera");
+  if (frusta) frusta.visible = false;  // the bare scene, comparable with the run's images
+  exactIntrinsics = null;
+  renderer.setSize(width, height);
+  applyPose(viewerPoseFromOpenCV(c2w));
+  applyIntrinsics(K, width, height);
+  await settled();
+  return { width: canvas.width, height: canvas.height };
+};
+
+// ---------------------------------------------------------------------------------------------
+let orbitDistance = 1;
+async function main() {
+  const res = await fetch("/api/scene.json");
+  if (!res.ok) throw new Error(`/api/scene.json: HTTP ${res.status}`);
+  const m = await res.json();
+  hook.manifest = m;
+  // user text: textContent only, never innerHTML
+  document.getElementById("prompt").textContent = m.prompt || "(no prompt)";
+  document.title = "scenedreamer: " + (m.prompt || "view");
+
+  const cams = m.trajectory.length ? m.trajectory : m.support;
+  if (cams.length) {
+    const depth = sceneScale(cams);
+    frusta = frustumLines(cams, 0xffaa33, depth);
+    world.add(frusta);
+    orbitDistance = Math.max(4 * depth, 0.5);
+    const c0 = cams[0];
+    applyPose(viewerPoseFromOpenCV(c0.c2w));
+    camera.fov = 2 * Math.atan(c0.height / (2 * c0.K[1][1])) * 180 / Math.PI;
+    // start a little behind the first camera so its frustum is in view
+    camera.position.addScaledVector(forwardOf(camera), -2 * depth);
+    camera.updateProjectionMatrix();
+    pathPoses = cams.map((c) => {
+      const pose = viewerPoseFromOpenCV(c.c2w);
+      const p = new THREE.Vector3(), q = new THREE.Quaternion(), s = new THREE.Vector3();
+      pose.decompose(p, q, s);
+      return { p, q, fov: 2 * Math.atan(c.height / (2 * c.K[1][1])) * 180 / Math.PI };
+    });
+  }
+  setMode("orbit");
+  requestAnimationFrame(loop);
+
+  const t0 = performance.now();
+  const splats = new SplatMesh({ url: m.ply_url });
+  world.add(splats);
+  await splats.initialized;
+  hook.numSplats = splats.numSplats ?? (splats.packedSplats ? splats.packedSplats.numSplats : 0);
+  await settled();
+  const secs = ((performance.now() - t0) / 1000).toFixed(1);
+  statusEl.textContent = `${hook.numSplats.toLocaleString()} splats · loaded in ${secs} s · ${m.representation || "scene"}`;
+  hook.loadSeconds = (performance.now() - t0) / 1000;
+  hook.ready = true;
+  const btn = document.getElementById("fly-path");
+  btn.disabled = pathPoses.length < 2;
+  btn.addEventListener("click", startPath);
+}
+
+document.getElementById("mode").addEventListener("click", () => setMode(mode === "fly" ? "orbit" : "fly"));
+document.getElementById("frusta").addEventListener("click", toggleFrusta);
+hook.startPath = startPath;
+hook.loaded = main().catch((err) => {
+  hook.error = String(err && err.message ? err.message : err);
+  statusEl.textContent = "could not load the scene: " + hook.error;
+  throw err;
+});
