@@ -1,0 +1,57 @@
+"""A tiny generated run (Gaussians, 64x64, 2 cameras, few fit steps) and a running `scenedreamer
+view` on it, shared by the viewer tests (module-scoped: generation takes ~10 s on one core)."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(*args, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "scenedreamer.cli", *args], capture_output=True,
+                          text=True, cwd=REPO, env=env, **kw)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("viewer") / "run"
+    r = cli("generate", "a forest lake <b>&amp;</b>", "--resolution", "64x64", "--frames", "2",
+            "--representation", "gaussians", "--out", str(out), "--quiet",
+            "--set", "init.fit_steps=60", "--set", "progressive.fit_steps_per_view=15", timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert (out / "scene.ply").is_file()
+    return out
+
+
+@pytest.fixture(scope="session")
+def viewer(tiny_run):
+    """(base URL, process) of `scenedreamer view tiny_run --no-browser` on a free port."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "scenedreamer.cli", "view", str(tiny_run), "--no-browser",
+                             "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stderr.read())
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}", port, proc
+    proc.terminate()
+    proc.wait(timeout=10)

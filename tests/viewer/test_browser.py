@@ -1,0 +1,67 @@
+"""The viewer end to end in headless Debian Chromium (software WebGL via SwiftShader): Spark
+loads scene.ply, the hook sets a support camera, and the capture matches the support image."""
+
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+# WebGL2 on SwiftShader needs --use-angle=swiftshader --enable-unsafe-swiftshader with --disable-gpu
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+FLIP_YZ = np.diag([1.0, -1.0, -1.0, 1.0])  # nerfstudio OpenGL camera axes <-> OpenCV
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(-10 * np.log10(np.mean((a - b) ** 2) + 1e-12))
+
+
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium (make test installs it)")
+def test_spark_render_matches_support_views(viewer, tiny_run):
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    url, _, _ = viewer
+    tr = json.loads((tiny_run / "transforms.json").read_text())
+    K = [[tr["fl_x"], 0, tr["cx"]], [0, tr["fl_y"], tr["cy"]], [0, 0, 1]]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 256, "height": 256}, device_scale_factor=1)
+            page.goto(url)
+            page.wait_for_function("() => window.scenedreamer && (window.scenedreamer.ready || window.scenedreamer.error)",
+                                   timeout=90_000)
+            assert page.evaluate("() => window.scenedreamer.error") is None
+            assert page.evaluate("() => window.scenedreamer.numSplats") > 0
+            # the prompt is shown as text, not parsed as HTML
+            assert page.inner_text("#prompt") == "a forest lake <b>&amp;</b>"
+            assert page.locator("#prompt b").count() == 0
+            scores, flipped = [], []
+            for frame in tr["frames"][:2]:
+                c2w = (np.array(frame["transform_matrix"]) @ FLIP_YZ).tolist()
+                size = page.evaluate("([c, k, w, h]) => window.scenedreamer.setCamera(c, k, w, h)",
+                                     [c2w, K, tr["w"], tr["h"]])
+                assert size == {"width": tr["w"], "height": tr["h"]}
+                shot = Image.open(io.BytesIO(page.locator("#view").screenshot())).convert("RGB")
+                got = np.asarray(shot, dtype=np.float32) / 255
+                ref = np.asarray(Image.open(tiny_run / frame["file_path"]).convert("RGB"), dtype=np.float32) / 255
+                assert got.shape == ref.shape
+                scores.append(psnr(got, ref))
+                flipped.append(psnr(got[::-1], ref))
+        finally:
+            browser.close()
+    print("spark vs support PSNR", scores, "upside-down", flipped)
+    # Measured on a 64x64, 2-camera Gaussian run (default fit steps): our own rasterizer renders
+    # scene.ply at 25.3-26.1 dB against the support views, Spark at 21.6-22.5 dB (Spark and ours
+    # agree to ~26 dB at this size: sub-pixel footprint and cut-off differences weigh more on 64 px
+    # than the 35-39 dB seen at 256 px). With this fixture's shorter fit Spark scored 19.8-20.2 dB
+    # and the same captures upside down 9.1-9.2 dB. 18 dB leaves ~2 dB for SwiftShader variation
+    # and still fails a wrong pose, a wrong flip, a shifted principal point or an empty canvas.
+    assert min(scores) > 18.0, scores
+    # upright: the capture matches the support image far better than the same image upside down
+    assert min(s - f for s, f in zip(scores, flipped)) > 3.0, (scores, flipped)

@@ -1,0 +1,96 @@
+"""`scenedreamer view`'s server: only the run's files and the viewer's assets; bad ports exit 2."""
+
+import http.client
+import json
+import os
+import socket
+
+import pytest
+
+from .conftest import cli, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def get(port: int, raw_path: str) -> tuple[int, bytes]:
+    # http.client sends the path as given: no client-side normalisation of '..' or '%2e'
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", raw_path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_serves_page_assets_and_run_files(viewer, tiny_run):
+    _, port, _ = viewer
+    status, body = get(port, "/")
+    assert status == 200 and b'type="importmap"' in body
+    for asset in ("/static/vendor/three@0.187.0/three.module.js", "/static/vendor/spark@2.2.0/spark.module.min.js",
+                  "/static/vendor/three@0.187.0/LICENSE", "/static/vendor/spark@2.2.0/LICENSE"):
+        assert get(port, asset)[0] == 200, asset
+    status, body = get(port, "/run/scene.ply")
+    assert status == 200 and body == (tiny_run / "scene.ply").read_bytes()
+    status, body = get(port, "/api/scene.json")
+    manifest = json.loads(body)
+    # the prompt comes back as the exact user text (the page shows it with textContent)
+    assert manifest["prompt"] == "a forest lake <b>&amp;</b>"
+    assert len(manifest["trajectory"]) == 2
+    # trajectory.json's first camera is the identity in OpenCV axes (OpenGL diag(1,-1,-1) in the file)
+    assert manifest["trajectory"][0]["c2w"][1][1] == pytest.approx(1.0)
+
+
+def test_paths_out_of_the_run_are_404(viewer, tiny_run, tmp_path):
+    _, port, _ = viewer
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the run")
+    link = tiny_run / "escape.txt"
+    os.symlink(secret, link)
+    inside_link = tiny_run / "inside_link.json"
+    os.symlink(tiny_run / "config.json", inside_link)
+    try:
+        assert get(port, "/run/inside_link.json")[0] == 200  # a symlink that stays inside is fine
+        for path in ["/../../etc/passwd", "/run/../../etc/passwd", "/run/%2e%2e/%2e%2e/etc/passwd",
+                     "/run/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", "/static/%2e%2e/%2e%2e/%2e%2e/pyproject.toml",
+                     "/run//etc/passwd", "/run/%2Fetc%2Fpasswd", "/etc/passwd", f"/run/{secret}",
+                     "/run/escape.txt", "/run/", "/run/images", "/run/a%00b", "/run/..%5c..%5cetc"]:
+            status, body = get(port, path)
+            assert status == 404, (path, status)
+            assert b"root:" not in body and b"outside the run" not in body
+    finally:
+        link.unlink()
+        inside_link.unlink()
+
+
+def test_foreign_host_header_is_refused(viewer):
+    # a DNS-rebinding page reaches 127.0.0.1 under its own name: refuse it
+    _, port, _ = viewer
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/run/scene.ply", headers={"Host": "evil.example:80"})
+    assert conn.getresponse().status == 403
+    conn.close()
+
+
+def test_port_in_use_is_one_line_exit_2(tiny_run):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        r = cli("view", str(tiny_run), "--no-browser", "--port", str(port), timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "already in use" in lines[0] and str(port) in lines[0]
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_port_out_of_range_exit_2(tiny_run, port):
+    r = cli("view", str(tiny_run), "--no-browser", "--port", port, timeout=60)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "out of range" in r.stderr
+
+
+def test_run_without_scene_ply_exit_2(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    r = cli("view", str(tmp_path), "--no-browser", "--port", str(free_port()), timeout=60)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "scene.ply" in r.stderr
