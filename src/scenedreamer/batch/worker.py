@@ -56,6 +56,12 @@ def run_scene(config_data: dict, run_folder: str) -> SceneOutcome:
         run_generation(config, run_folder, resume=resume)
         return SceneOutcome(ok=True, seconds=time.monotonic() - start, peak_rss_mb=peak_rss_mb())
     except UserInputError as err:
+        if "another scenedreamer process is writing" in str(err):
+            # the worker of an attempt that a killed driver left behind may still be exiting
+            # (it holds the run's lock until the kernel has delivered its SIGKILL): retry later
+            time.sleep(2.0)
+            return SceneOutcome(ok=False, error=_one_line(err), retryable=True,
+                                seconds=time.monotonic() - start, peak_rss_mb=peak_rss_mb())
         return SceneOutcome(ok=False, error=_one_line(err), retryable=False,
                             seconds=time.monotonic() - start, peak_rss_mb=peak_rss_mb())
     except (RunFailedError, OSError, RuntimeError, ValueError, MemoryError) as err:
