@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "generate": "scenedreamer.cli.generate",
     "trajectory": "scenedreamer.cli.trajectory",
     "models": "scenedreamer.cli.models",
+    "export": "scenedreamer.cli.export",
     "view": "scenedreamer.cli.view",
     "batch": "scenedreamer.cli.batch",
 }
