@@ -17,6 +17,10 @@ class MissingWeightsError(UserInputError):
     """A requested real model has no weights locally and cannot be downloaded. Exit code 2."""
 
 
+class RunLockedError(UserInputError):
+    """Another process holds the run folder's lock (it is still writing the run). Exit code 2."""
+
+
 class RunFailedError(Exception):
     """The run could not go on for an environmental reason (disk full, ...). CLI exit code 1."""
 

@@ -44,7 +44,7 @@ def run_scene(config_data: dict, run_folder: str) -> SceneOutcome:
     """Generate the scene of ``config_data`` (a GenerateConfig as JSON) into ``run_folder``,
     resuming it from its last committed step when an earlier attempt began it."""
     from ..config_io import from_json_dict
-    from ..errors import RunFailedError, UserInputError
+    from ..errors import RunFailedError, RunLockedError, UserInputError
     from ..pipeline.config import GenerateConfig
     from ..pipeline.run import run_generation
     from ..pipeline.run_folder import RunFolder
@@ -55,13 +55,13 @@ def run_scene(config_data: dict, run_folder: str) -> SceneOutcome:
         resume = RunFolder(run_folder).config_path.exists()
         run_generation(config, run_folder, resume=resume)
         return SceneOutcome(ok=True, seconds=time.monotonic() - start, peak_rss_mb=peak_rss_mb())
+    except RunLockedError as err:
+        # the worker of an attempt that a killed driver left behind may still be exiting (it
+        # holds the run's lock until the kernel has delivered its SIGKILL): worth a retry
+        time.sleep(2.0)
+        return SceneOutcome(ok=False, error=_one_line(err), retryable=True,
+                            seconds=time.monotonic() - start, peak_rss_mb=peak_rss_mb())
     except UserInputError as err:
-        if "another scenedreamer process is writing" in str(err):
-            # the worker of an attempt that a killed driver left behind may still be exiting
-            # (it holds the run's lock until the kernel has delivered its SIGKILL): retry later
-            time.sleep(2.0)
-            return SceneOutcome(ok=False, error=_one_line(err), retryable=True,
-                                seconds=time.monotonic() - start, peak_rss_mb=peak_rss_mb())
         return SceneOutcome(ok=False, error=_one_line(err), retryable=False,
                             seconds=time.monotonic() - start, peak_rss_mb=peak_rss_mb())
     except (RunFailedError, OSError, RuntimeError, ValueError, MemoryError) as err:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write_json, is_temp_file, temp_name_pattern
 from ..config_io import config_diff, load_config, save_config
-from ..errors import UserInputError
+from ..errors import RunLockedError, UserInputError
 from .config import GenerateConfig
 
 CONFIG_NAME = "config.json"
@@ -210,7 +210,7 @@ class RunFolder:
                     os.close(probe)
         except BlockingIOError:
             os.close(fd)
-            raise UserInputError(f"{self.root}: another scenedreamer process is writing this run; "
+            raise RunLockedError(f"{self.root}: another scenedreamer process is writing this run; "
                                  "wait for it or stop it first") from None
         self._lock_fd = fd
 
