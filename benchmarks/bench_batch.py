@@ -24,11 +24,11 @@ PROMPTS = ["a forest lake", "a small kitchen", "a city street", "a snowy mountai
            "a living room", "a harbour at dusk", "a pine forest"]
 
 
-def timed_batch(prompts: Path, out: Path, executor: str) -> float:
+def timed_batch(prompts: Path, out: Path, executor: str, extra: tuple[str, ...] = ()) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled"}
     start = time.monotonic()
     subprocess.run([sys.executable, "-m", "scenedreamer.cli", "batch", str(prompts), "--out", str(out),
-                    "--executor", executor, *TINY], check=True, env=env, capture_output=True)
+                    "--executor", executor, *extra, *TINY], check=True, env=env, capture_output=True)
     return time.monotonic() - start
 
 
@@ -40,9 +40,12 @@ def main() -> None:
         prompts = Path(tmp) / "prompts.txt"
         prompts.write_text("\n".join(PROMPTS[:args.scenes]) + "\n")
         local = timed_batch(prompts, Path(tmp) / "local", "local")
+        # the like-for-like row: Ray on 2 CPUs runs two scenes at once, so does --workers 2
+        local2 = timed_batch(prompts, Path(tmp) / "local2", "local", ("--workers", "2"))
         ray = timed_batch(prompts, Path(tmp) / "ray", "ray")
-    print(json.dumps({"scenes": args.scenes, "local_s": round(local, 1), "ray_s": round(ray, 1),
-                      "ratio": round(ray / local, 2), "target_ratio": 1.3}))
+    print(json.dumps({"scenes": args.scenes, "local_s": round(local, 1), "local_workers2_s": round(local2, 1),
+                      "ray_s": round(ray, 1), "ratio": round(ray / local, 2),
+                      "ratio_vs_workers2": round(ray / local2, 2), "target_ratio": 1.3}))
 
 
 if __name__ == "__main__":
