@@ -189,3 +189,29 @@ def tiny_depth_model(kind: str = "zoedepth", folder: str | Path | None = None, s
         model.save_pretrained(folder, safe_serialization=True)
         processor.save_pretrained(folder)
     return model
+
+
+def tiny_clip_model(folder: str | Path | None = None, seed: int = 0, image_size: int = 32):
+    """A tiny random ``CLIPModel`` (2-layer text and vision towers, 16-d projection) with the
+    byte-level tokenizer; saved with ``save_pretrained`` (model, tokenizer and a
+    preprocessor_config.json) when ``folder`` is given, so ``priors.loading.load_clip`` loads it
+    exactly like the published CLIP weights."""
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(seed)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=514, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=77, bos_token_id=512,
+                         eos_token_id=513, pad_token_id=513),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=image_size, patch_size=8),
+        projection_dim=16)
+    model = CLIPModel(config).eval()
+    if folder is not None:
+        folder = Path(folder)
+        model.save_pretrained(folder, safe_serialization=True)
+        tiny_tokenizer(folder.parent / f".{folder.name}_tok").save_pretrained(folder)
+        (folder / "preprocessor_config.json").write_text(json.dumps({
+            "crop_size": {"height": image_size, "width": image_size}, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+            "image_std": [0.26862954, 0.26130258, 0.27577711], "image_processor_type": "CLIPImageProcessor"}))
+    return model

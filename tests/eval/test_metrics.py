@@ -47,3 +47,20 @@ def test_flow_warping_error_small_for_shifted_texture():
     a, b = base[:64, :64], base[2:66, 1:65]          # b = a shifted by (1, 2) pixels
     noise = torch.rand(64, 64, 3, generator=g)
     assert flow_warping_error(a, b) < 0.5 * flow_warping_error(a, noise)
+
+
+def test_flow_warping_error_zero_when_static_and_grows_with_an_inconsistent_shift():
+    """A static pair warps onto itself exactly; a square whose content slides by k pixels while
+    its outline stays (texture swimming, the flicker this metric is meant to catch) cannot be
+    explained by one smooth flow, and the error grows with k."""
+    import skimage.data
+
+    image = torch.from_numpy(skimage.data.astronaut()[::4, ::4].copy()).float() / 255
+    a = image[16:112, 16:112].clone()
+    assert flow_warping_error(a, a.clone()) < 1e-6
+    errors = []
+    for k in (2, 4, 8, 16):
+        b = a.clone()
+        b[32:64, 32:64] = a[32:64, 32 + k:64 + k]
+        errors.append(flow_warping_error(a, b))
+    assert errors == sorted(errors) and errors[-1] > 3 * errors[0], errors

@@ -36,3 +36,29 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class StageBar:
+    """An EventSink drawing one tqdm bar for the events of one stage (e.g. "eval", "render")."""
+
+    def __init__(self, stage: str, desc: str, unit: str = "frame", stream=None):
+        self.stage, self.desc, self.unit = stage, desc, unit
+        self._bar: tqdm | None = None
+        self._stream = stream or sys.stderr
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.stage != self.stage:
+            return
+        if self._bar is None or self._bar.total != event.total:
+            self.close()
+            self._bar = tqdm(total=event.total, unit=self.unit, desc=self.desc, file=self._stream,
+                             dynamic_ncols=True)
+        self._bar.n = event.step
+        if event.message:
+            self._bar.set_description_str(event.message[:60])
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -265,6 +265,22 @@ def download_model(ref: str, cache_dir: str | None = None, revision: str | None 
     return folder
 
 
+def _quiet_library_output() -> None:
+    """Turn off transformers' and diffusers' own loading bars and info/warning lines (e.g.
+    "Loading weights", the tokenizer's "182 > 77" notice): a command's progress is its own
+    display, fed by our events, and truncation is reported by ``priors.prompts`` in one line."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    try:
+        import diffusers
+    except ImportError:             # pragma: no cover - diffusers is a core dependency
+        return
+    diffusers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+
+
 def _one_line(err: BaseException, limit: int = 200) -> str:
     text = " ".join(str(err).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -288,6 +304,7 @@ def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpai
     from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
     source, folder = ensure_local_folder(ref, load_config)
+    _quiet_library_output()
     if not (folder / "model_index.json").is_file():
         raise UserInputError(f"{source.display_name}: {folder} is not a diffusers pipeline folder "
                              f"(no model_index.json)")
@@ -355,6 +372,7 @@ def load_depth_network(ref: str | os.PathLike, load_config: ModelLoadConfig) -> 
     from transformers import AutoModelForDepthEstimation, DPTImageProcessorPil, ZoeDepthImageProcessorPil
 
     source, folder = ensure_local_folder(ref, load_config)
+    _quiet_library_output()
     try:
         model_type = json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]
     except (OSError, ValueError, KeyError) as err:
@@ -374,3 +392,71 @@ def load_depth_network(ref: str | os.PathLike, load_config: ModelLoadConfig) -> 
                                   f"{source.how_to_get()}") from None
     model.to(load_config.device).eval()
     return LoadedDepthNetwork(model, processor, model_type, source)
+
+
+# --------------------------------------------------------------------------------------------
+# CLIP (transformers), for the evaluation's CLIP score
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LoadedClip:
+    """A transformers CLIPModel with its tokenizer and image settings.
+
+    model: ``CLIPModel`` (eval mode, on the configured device/dtype).
+    tokenizer: its tokenizer (``CLIPTokenizer`` / fast twin).
+    image_size: square input side in pixels the vision tower expects.
+    mean, std: per-channel RGB normalisation (images in [0, 1]).
+    source: where it came from.
+    """
+
+    model: Any
+    tokenizer: Any
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    source: ModelSource
+
+
+# OpenAI CLIP's normalisation, used when a folder has no preprocessor_config.json
+_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def load_clip(ref: str | os.PathLike, load_config: ModelLoadConfig) -> LoadedClip:
+    """Load a CLIP model (preset name such as ``clip-vit-b32``, hub id or local folder).
+
+    The image preprocessing settings are read from preprocessor_config.json (the transformers
+    image processor classes themselves are not used: the resizing happens in torch, on the
+    model's device). Absent weights raise MissingWeightsError with how to get them.
+    """
+    import json
+
+    from transformers import AutoTokenizer, CLIPModel
+
+    source, folder = ensure_local_folder(ref, load_config)
+    _quiet_library_output()
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserInputError(f"{source.display_name}: {folder}/config.json is unreadable ({_one_line(err)})") from None
+    if config.get("model_type") != "clip":
+        raise UserInputError(f"{source.display_name}: model type {config.get('model_type')!r} is not a CLIP model")
+    settings: dict = {}
+    processor_file = folder / "preprocessor_config.json"
+    if processor_file.is_file():
+        try:
+            settings = json.loads(processor_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise UserInputError(f"{source.display_name}: {processor_file} is unreadable ({_one_line(err)})") from None
+    try:
+        model = CLIPModel.from_pretrained(folder, dtype=load_config.torch_dtype, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise MissingWeightsError(f"cannot load {source.display_name} from {folder}: {_one_line(err)}; "
+                                  f"{source.how_to_get()}") from None
+    model.to(load_config.device).eval()
+    crop = settings.get("crop_size", model.config.vision_config.image_size)
+    size = int(crop.get("height", model.config.vision_config.image_size) if isinstance(crop, dict) else crop)
+    mean = tuple(float(x) for x in settings.get("image_mean", _CLIP_MEAN))
+    std = tuple(float(x) for x in settings.get("image_std", _CLIP_STD))
+    return LoadedClip(model, tokenizer, size, mean, std, source)

@@ -13,7 +13,7 @@ from typing import Literal
 from ..errors import UserInputError
 from .base import DepthKind
 
-ModelTask = Literal["text2image", "inpaint", "depth"]
+ModelTask = Literal["text2image", "inpaint", "depth", "clip"]
 
 # Files a Stable Diffusion (diffusers layout) snapshot needs; the safety checker (1.2 GB) and the
 # original single-file checkpoints (several GB each) are deliberately not fetched.
@@ -31,6 +31,9 @@ _SD_FILES = (
 )
 # Files a transformers depth model needs.
 _DEPTH_FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
+# Files a transformers CLIP model needs (weights, image settings, the BPE tokenizer).
+_CLIP_FILES = ("config.json", "preprocessor_config.json", "model.safetensors", "tokenizer.json",
+               "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class ModelPreset:
 
     name: the short name used on the command line and in configs.
     hub_id: Hugging Face hub repository id.
-    task: what it is used for (text2image | inpaint | depth).
+    task: what it is used for (text2image | inpaint | depth | clip: the evaluation's CLIP score).
     family: architecture family (sd15, sd2, zoedepth, depth-anything-v2).
     license: licence short name; read the model card before use.
     approx_size_gb: download size of the files we fetch (allow_patterns), fp32 safetensors.
@@ -82,6 +85,11 @@ PRESETS: dict[str, ModelPreset] = {p.name: p for p in (
     ModelPreset("depth-anything-v2-metric-outdoor", "depth-anything/Depth-Anything-V2-Metric-Outdoor-Small-hf",
                 "depth", "depth-anything-v2", "Apache-2.0", 0.1, _DEPTH_FILES, depth_kind=DepthKind.METRIC,
                 note="metric depth in metres, trained on Virtual KITTI 2 (max 80 m)"),
+    # evaluation only (`scenedreamer eval`): the CLIP score of rendered frames against the prompt
+    ModelPreset("clip-vit-b32", "openai/clip-vit-base-patch32", "clip", "clip", "MIT", 0.6, _CLIP_FILES,
+                note="CLIP ViT-B/32 (224 px), the usual backbone of CLIP-score tables; eval only"),
+    ModelPreset("clip-vit-l14", "openai/clip-vit-large-patch14", "clip", "clip", "MIT", 1.7, _CLIP_FILES,
+                note="CLIP ViT-L/14 (224 px), the text encoder of SD 1.5; eval only"),
 )}
 
 

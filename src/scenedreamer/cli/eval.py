@@ -1,0 +1,74 @@
+"""`scenedreamer eval RUN [RUN ...]`: the paper's metrics for finished runs, side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserInputError
+
+HELP = "evaluate finished runs (CLIP score, NIQE, BRISQUE, 3D consistency, ground truth)"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help=HELP, description=HELP + "; writes metrics.json, table.md and plots/ "
+                       "(see docs/usage/eval.md).")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="finished run folders")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: RUN/eval for one run; required for several)")
+    p.add_argument("--frames", type=int, default=30, help="cameras along each run's own path (default 30)")
+    p.add_argument("--resolution", default=None, metavar="WxH",
+                   help="render the path and held-out frames at this size (default: each run's own)")
+    p.add_argument("--clip-model", default="clip-vit-b32",
+                   help="CLIP weights for the CLIP score: preset, hub id or folder; '' turns it off "
+                        "(absent weights: reported as unavailable)")
+    p.add_argument("--device", default="cpu", help="torch device for rendering and CLIP (cpu, cuda, ...)")
+    p.add_argument("--offline", action="store_true", help="never contact the model hub")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserInputError(f"--device {name!r}: not a torch device (cpu, cuda, cuda:1, auto)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(f"--device {name}: CUDA is not available on this machine")
+    return name
+
+
+def _resolution(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise UserInputError(f"--resolution {text!r}: expected WIDTHxHEIGHT, e.g. 512x512")
+    return int(parts[0]), int(parts[1])
+
+
+def run(args) -> int:
+    from .. import __version__
+    from ..eval.evaluate import EvalConfig, check_run, evaluate_runs, metric_settings
+    from ..eval.report import check_output_folder, write_report
+    from .progress import StageBar
+
+    config = EvalConfig(frames=args.frames, clip_model=args.clip_model, device=_device(args.device),
+                        offline=args.offline, resolution=_resolution(args.resolution))
+    roots = [check_run(r) for r in args.runs]                      # every refusal before any work
+    if args.out is None and len(roots) > 1:
+        raise UserInputError("--out: required when evaluating several runs")
+    out = check_output_folder(Path(args.out) if args.out is not None else roots[0] / "eval")
+    bar = None if args.quiet else StageBar("eval", "evaluating")
+    try:
+        evaluations = evaluate_runs(roots, config, on_event=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    write_report(evaluations, out, metric_settings(config), __version__)
+    print((out / "table.md").read_text(encoding="utf-8"), end="")
+    print(f"wrote {out / 'metrics.json'}, {out / 'table.md'} and {out / 'plots'}/")
+    return 0

@@ -1,0 +1,331 @@
+"""Evaluate finished runs: render each scene along its own path and at held-out cameras, and
+compute the paper's metrics (docs/method.md "Evaluation", docs/usage/eval.md).
+
+Per run, from RUN/scene.ply (what users take away) rendered with the reference 3DGS viewer's
+conventions (``representation.distill.standard_viewer_config``):
+- along the run's path interpolated to ``frames`` cameras: NIQE, BRISQUE, CLIP score per frame;
+  depth-reprojection error and flow-warping error between consecutive frames;
+- at the run's support cameras: PSNR of scene.ply against the support views;
+- on procedural-world runs, at the cameras half-way between trajectory cameras: PSNR, SSIM and
+  median relative depth error against the world's exact image and depth.
+Frames are rendered one at a time (memory bounded by one frame); each metric records its
+direction, unit, and per-frame values; an unavailable metric carries the reason, never a number.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+
+from ..errors import UserInputError
+from ..events import EventSink, emit
+from ..priors.loading import ModelLoadConfig
+from .metrics import depth_reprojection_error, flow_warping_error, median_relative_depth_error, psnr
+
+Direction = Literal["lower", "higher"]
+
+# the files a run must hold for `eval` (each named in the refusal when absent) and why
+REQUIRED_FILES = {"scene.ply": "the scene every metric renders",
+                  "trajectory.json": "the camera path the frames follow",
+                  "support": "the support views scene.ply is compared with"}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Settings of an evaluation (all recorded in metrics.json)."""
+
+    frames: int = 30
+    """Cameras along each run's own path (poses interpolated through the trajectory cameras)."""
+    clip_model: str = "clip-vit-b32"
+    """CLIP weights for the CLIP score: preset name, hub id or local folder; "" turns it off."""
+    device: str = "cpu"
+    """torch device for rendering and CLIP."""
+    offline: bool = False
+    """Never contact the model hub for the CLIP weights (also HF_HUB_OFFLINE=1)."""
+    max_frames: int = 2000
+    """Refuse more frames than this (a typo such as --frames 600000 would run for days)."""
+    resolution: tuple[int, int] | None = None
+    """(width, height) in pixels of the path and held-out renders; None = each run's own. The
+    scene is 3D, so any resolution can be rendered (NIQE needs at least 192x192); support views
+    are always compared at their own resolution."""
+    max_side: int = 8192
+    """Refuse a render side above this many pixels."""
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.frames <= self.max_frames:
+            raise UserInputError(f"--frames {self.frames}: must be between 2 and {self.max_frames}")
+        if self.resolution is not None and not all(16 <= v <= self.max_side for v in self.resolution):
+            raise UserInputError(f"--resolution {self.resolution[0]}x{self.resolution[1]}: each side must be "
+                                 f"between 16 and {self.max_side} pixels")
+
+
+@dataclass
+class MetricResult:
+    """One metric of one run.
+
+    value: the aggregate (mean over frames or pairs, nan-free); None when unavailable.
+    worst: the worst frame's value (by ``direction``); None when unavailable.
+    per_frame: the values per frame (path frames, support views, held-out cameras or
+        consecutive pairs, see ``over``); nan where a pair had no overlap.
+    reason: why the metric is unavailable ("" when it is available).
+    """
+
+    name: str
+    direction: Direction
+    unit: str
+    over: str
+    value: float | None = None
+    worst: float | None = None
+    per_frame: list[float] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def available(self) -> bool:
+        """Whether the metric has a number."""
+        return self.value is not None
+
+    def finish(self) -> "MetricResult":
+        """Set value / worst from per_frame (finite values only)."""
+        finite = [v for v in self.per_frame if math.isfinite(v)]
+        if not finite:
+            self.reason = self.reason or f"no {self.over} with a finite value"
+            return self
+        self.value = sum(finite) / len(finite)
+        self.worst = max(finite) if self.direction == "lower" else min(finite)
+        return self
+
+    def to_json(self) -> dict:
+        """The JSON form written to metrics.json."""
+        out = {"direction": self.direction, "unit": self.unit, "over": self.over, "available": self.available}
+        if self.available:
+            out.update(value=self.value, worst=self.worst, per_frame=[None if not math.isfinite(v) else v
+                                                                       for v in self.per_frame])
+        else:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass
+class RunEvaluation:
+    """All metrics of one run, plus what identifies the run."""
+
+    run: str
+    name: str
+    prompt: str
+    representation: str
+    trajectory_sha256: str
+    frames: int
+    resolution: tuple[int, int]
+    metrics: dict[str, MetricResult]
+    switches_off: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """The JSON form written to metrics.json."""
+        return {"run": self.run, "name": self.name, "prompt": self.prompt, "representation": self.representation,
+                "switches_off": self.switches_off, "trajectory_sha256": self.trajectory_sha256, "frames": self.frames,
+                "resolution": list(self.resolution),
+                "metrics": {k: m.to_json() for k, m in self.metrics.items()}}
+
+
+# the metrics, in report order: name -> (direction, unit, what the per-frame values are over)
+METRICS: dict[str, tuple[Direction, str, str]] = {
+    "clip_score": ("higher", "0-100", "path frames"),
+    "niqe": ("lower", "score", "path frames"),
+    "brisque": ("lower", "score", "path frames"),
+    "depth_reprojection_error": ("lower", "relative", "consecutive path frames"),
+    "flow_warping_error": ("lower", "mean abs. RGB", "consecutive path frames"),
+    "support_psnr": ("higher", "dB", "support views"),
+    "gt_psnr": ("higher", "dB", "held-out cameras"),
+    "gt_ssim": ("higher", "0-1", "held-out cameras"),
+    "gt_depth_error": ("lower", "relative", "held-out cameras"),
+}
+
+
+def check_run(root: str | os.PathLike) -> Path:
+    """The run folder as a Path after checking it is finished and holds every file eval needs;
+    UserInputError naming the run and the missing file otherwise. Creates nothing."""
+    from ..export.run_inputs import check_finished_run
+
+    root = check_finished_run(root, "scene.ply")
+    for name, why in REQUIRED_FILES.items():
+        if not (root / name).exists():
+            raise UserInputError(f"{root}: run lacks {name} ({why})")
+    return root
+
+
+def metric_settings(config: EvalConfig) -> dict:
+    """Version and settings of every metric implementation (recorded in metrics.json)."""
+    from .brisque import BRISQUE_VERSION
+    from .niqe import NIQE_VERSION
+
+    return {"frames": config.frames, "resolution": list(config.resolution) if config.resolution else "each run's own",
+            "niqe": NIQE_VERSION, "brisque": BRISQUE_VERSION,
+            "clip_score": {"model": config.clip_model or None, "formula": "100 * max(cos(image, text), 0)"},
+            "flow_warping_error": "OpenCV DIS optical flow (medium preset), B warped onto A, mean abs. error",
+            "depth_reprojection_error": "median |z_A->B - z_B| / z_B over pixels landing inside B",
+            "ssim": "skimage structural_similarity, 7x7 window, data_range 1, channel-wise mean",
+            "renderer": "scene.ply with the reference 3DGS viewer conventions (standard_viewer_config)"}
+
+
+def _path_cameras(trajectory, frames: int):
+    from ..geometry.cameras import Cameras
+    from ..geometry.trajectory import interpolate_poses
+
+    cams = trajectory.cameras
+    c2w = interpolate_poses(cams.c2w, frames)
+    return Cameras(cams.K[:1].expand(frames, 3, 3).contiguous(), c2w, cams.width, cams.height)
+
+
+def _at(cameras, resolution: tuple[int, int] | None):
+    return cameras if cameras is None or resolution is None else cameras.scaled(*resolution)
+
+
+def _held_out_cameras(trajectory):
+    from ..geometry.cameras import Cameras
+    from ..geometry.trajectory import interpolate_poses
+
+    cams = trajectory.cameras
+    n = len(cams)
+    if n < 2:
+        return None
+    c2w = interpolate_poses(cams.c2w, 2 * n - 1)[1::2]
+    return Cameras(cams.K[:1].expand(len(c2w), 3, 3).contiguous(), c2w, cams.width, cams.height)
+
+
+def _ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(a.clamp(0, 1).numpy(), b.clamp(0, 1).numpy(), channel_axis=2,
+                                       data_range=1.0, win_size=7))
+
+
+def evaluate_run(root: Path, config: EvalConfig, clip_scorer=None, clip_reason: str = "",
+                 on_event: EventSink | None = None,
+                 frame_metrics: dict[str, Callable] | None = None) -> RunEvaluation:
+    """Evaluate one finished run folder (already checked with ``check_run``).
+
+    clip_scorer: an ``eval.clip_score.ClipScorer`` or None (then clip_score is unavailable
+        with ``clip_reason``).
+    frame_metrics: the no-reference metrics per path frame, name -> f((H, W, 3) in [0, 1]) ->
+        float; default NIQE and BRISQUE (``eval.niqe.niqe``, ``eval.brisque.brisque``).
+    Emits "eval" progress events (one per rendered frame).
+    """
+    from ..config_io import load_config
+    from ..export.ply import read_gaussians_ply
+    from ..geometry.trajectory_io import read_transforms_json
+    from ..pipeline.config import GenerateConfig
+    from ..pipeline.run_folder import file_sha256
+    from ..representation.distill import standard_viewer_config
+    from ..support.database import SupportDatabase
+
+    if frame_metrics is None:
+        from .brisque import brisque
+        from .niqe import niqe
+        frame_metrics = {"niqe": niqe, "brisque": brisque}
+    gen = load_config(GenerateConfig, root / "config.json")
+    trajectory = read_transforms_json(root / "trajectory.json")
+    scene = read_gaussians_ply(root / "scene.ply", standard_viewer_config()).to(config.device)
+    scene.eval()
+    results = {name: MetricResult(name, *spec) for name, spec in METRICS.items()}
+    for name in METRICS:
+        if name in ("niqe", "brisque") and name not in frame_metrics:
+            results[name].reason = "not requested"
+
+    path = _at(_path_cameras(trajectory, config.frames), config.resolution)
+    with SupportDatabase.open(root / "support", create=False) as db:
+        support = [db.get(v) for v in db.ids()]
+    held_out = _at(_held_out_cameras(trajectory), config.resolution) \
+        if gen.priors.text_to_image == "procedural" else None
+    total = len(path) + len(support) + (len(held_out) if held_out is not None else 0)
+    done = 0
+
+    def render(camera):
+        nonlocal done
+        with torch.no_grad():
+            out = scene.render(camera.to(config.device))
+        done += 1
+        emit(on_event, "eval", done, total, f"{root.name}: rendering and measuring")
+        return out.rgb[0].clamp(0, 1).cpu(), out.depth[0].cpu()
+
+    previous = None
+    clip_frames = []
+    for i in range(len(path)):
+        rgb, depth = render(path[i])
+        for name, fn in frame_metrics.items():
+            if results[name].reason:
+                continue
+            try:
+                results[name].per_frame.append(float(fn(rgb)))
+            except ValueError as err:            # e.g. frames smaller than NIQE's patches
+                results[name].reason = str(err)
+                results[name].per_frame = []
+        if previous is not None:
+            prev_rgb, prev_depth = previous
+            results["depth_reprojection_error"].per_frame.append(
+                depth_reprojection_error(prev_depth, path[i - 1], depth, path[i]))
+            results["flow_warping_error"].per_frame.append(flow_warping_error(prev_rgb, rgb))
+        previous = (rgb, depth)
+        if clip_scorer is not None:
+            clip_frames.append(rgb)
+            if len(clip_frames) == 16 or i == len(path) - 1:
+                results["clip_score"].per_frame.extend(clip_scorer.scores(torch.stack(clip_frames), gen.prompt))
+                clip_frames = []
+    if clip_scorer is None:
+        results["clip_score"].reason = clip_reason or "no CLIP model"
+
+    for view in support:
+        rgb, _ = render(view.camera)
+        results["support_psnr"].per_frame.append(psnr(rgb, view.rgb))
+
+    if held_out is None:
+        why = "not a procedural-world run (no ground truth)" if gen.priors.text_to_image != "procedural" \
+            else "the trajectory has one camera (no camera half-way between two)"
+        for name in ("gt_psnr", "gt_ssim", "gt_depth_error"):
+            results[name].reason = why
+    else:
+        from ..priors.offline import build_offline_priors
+
+        world = build_offline_priors(gen.prompt, gen.seed, gen.priors.world).world
+        for i in range(len(held_out)):
+            rgb, depth = render(held_out[i])
+            truth = world.render(held_out[i])
+            results["gt_psnr"].per_frame.append(psnr(rgb, truth.rgb[0]))
+            results["gt_ssim"].per_frame.append(_ssim(rgb, truth.rgb[0]))
+            results["gt_depth_error"].per_frame.append(median_relative_depth_error(depth, truth.depth[0]))
+
+    for m in results.values():
+        if not m.reason:
+            m.finish()
+    from ..representation.gaussians import GaussianConfig
+
+    switches_off = [name for name, on in vars(gen.ablation).items() if on is False]
+    return RunEvaluation(run=str(root), name=root.name, prompt=gen.prompt,
+                         representation="gaussians" if isinstance(gen.representation, GaussianConfig) else "triplane_nerf",
+                         trajectory_sha256=file_sha256(root / "trajectory.json"), frames=config.frames,
+                         resolution=(path.width, path.height), metrics=results, switches_off=switches_off)
+
+
+def evaluate_runs(roots: list[str | os.PathLike], config: EvalConfig,
+                  on_event: EventSink | None = None) -> list[RunEvaluation]:
+    """Check every run first (nothing is rendered if one is unusable), load CLIP once, then
+    evaluate each run in order."""
+    from .clip_score import load_clip_scorer
+
+    checked = [check_run(r) for r in roots]
+    if len({p.resolve() for p in checked}) != len(checked):
+        raise UserInputError("the same run is given twice")
+    scorer, reason = (None, "turned off (--clip-model '')")
+    if config.clip_model:
+        scorer, reason = load_clip_scorer(config.clip_model, ModelLoadConfig(device=config.device,
+                                                                             offline=config.offline))
+    evaluations = [evaluate_run(root, config, scorer, reason, on_event) for root in checked]
+    names = [e.name for e in evaluations]
+    for e in evaluations:                       # x/run and y/run: name them by their parent too
+        if names.count(e.name) > 1:
+            e.name = f"{Path(e.run).parent.name}/{e.name}"
+    return evaluations
