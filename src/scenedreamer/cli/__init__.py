@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "export": "scenedreamer.cli.export",
     "view": "scenedreamer.cli.view",
     "batch": "scenedreamer.cli.batch",
+    "eval": "scenedreamer.cli.eval",
 }
 
 
