@@ -23,14 +23,28 @@ SH_C0 = 0.28209479177387814
 _SH_SIGNS_FLIP_YZ = [1, -1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1]
 
 
+_FLIP_YZ = (1.0, -1.0, -1.0)
+"""The 180-degree turn about x, (x, y, z) -> (x, -y, -z): our +y-down world to +y up (+z backward)."""
+
+
+def points_to_y_up(xyz):
+    """Points or directions (..., 3) (numpy array or torch tensor, any float dtype) turned 180
+    degrees about x: our OpenCV world (+y down) to a +y-up one. A proper rotation (det +1), so
+    triangle winding and handedness are kept. The one place this turn is written for points,
+    point clouds and mesh vertices; ``to_y_up`` applies it to Gaussians."""
+    if isinstance(xyz, torch.Tensor):
+        return xyz * torch.tensor(_FLIP_YZ, dtype=xyz.dtype, device=xyz.device)
+    return np.asarray(xyz) * np.asarray(_FLIP_YZ, dtype=np.asarray(xyz).dtype)
+
+
 def to_y_up(scene: GaussianScene) -> GaussianScene:
     """A copy of ``scene`` turned 180 degrees about x (our +y-down world -> +y-up, +z backward):
     positions, rotations and SH coefficients all rotated, so every view of it matches."""
     out = GaussianScene(scene.config, num=scene.num_gaussians)
-    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+    flip = torch.diag(torch.tensor(_FLIP_YZ))
     signs = torch.tensor(_SH_SIGNS_FLIP_YZ[: scene.sh_coeffs.shape[1]], dtype=torch.float32)
     with torch.no_grad():
-        out.means.copy_(scene.means.detach().cpu() @ flip.T)
+        out.means.copy_(points_to_y_up(scene.means.detach().cpu()))
         R = quat_to_rotmat(torch.nn.functional.normalize(scene.quats.detach().cpu(), dim=-1))
         out.quats.copy_(rotmat_to_quat(flip @ R))
         out.log_scales.copy_(scene.log_scales.detach().cpu())
