@@ -1,0 +1,99 @@
+"""`scenedreamer eval`: two tiny runs give metrics.json, the side-by-side table and decodable
+plots; absent CLIP weights read "unavailable"; bad input is one line, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scenedreamer.cli import main
+from scenedreamer.eval.report import PLOT_SIZE_PX
+
+TINY = ["--resolution", "32x32", "--frames", "2", "--representation", "gaussians", "--set", "init.fit_steps=4",
+        "--set", "progressive.fit_steps_per_view=3", "--set", "init.neighbour_yaws_deg=[-15]",
+        "--set", "export.video=false", "--set", "export.nerfstudio=false", "--set", "export.distill.steps=5",
+        "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two finished tiny offline runs (different trajectories) and a tiny random CLIP folder."""
+    from tiny_models import tiny_clip_model
+
+    root = tmp_path_factory.mktemp("eval")
+    assert main(["generate", "a forest lake", "--out", str(root / "a"), *TINY]) == 0
+    assert main(["generate", "a forest lake", "--out", str(root / "b"), "--trajectory", "forward", *TINY]) == 0
+    tiny_clip_model(root / "clip")
+    return root
+
+
+def test_two_runs_give_json_table_and_plots(runs, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["eval", str(runs / "a"), str(runs / "b"), "--out", str(out), "--frames", "4",
+                 "--clip-model", str(runs / "clip"), "--quiet"]) == 0
+    data = json.loads((out / "metrics.json").read_text())
+    assert [r["name"] for r in data["runs"]] == ["a", "b"] and data["same_trajectory"] is False
+    a = data["runs"][0]["metrics"]
+    for name in ("clip_score", "brisque", "depth_reprojection_error", "flow_warping_error", "support_psnr",
+                 "gt_psnr", "gt_ssim", "gt_depth_error"):
+        assert a[name]["available"], (name, a[name])
+        assert np.isfinite(a[name]["value"])
+    assert len(a["clip_score"]["per_frame"]) == 4 and len(a["flow_warping_error"]["per_frame"]) == 3
+    assert 0 <= a["clip_score"]["value"] <= 100 and 0 < a["gt_ssim"]["value"] <= 1
+    # 32 px frames are smaller than NIQE's 96 px patches: unavailable, with the reason, no number
+    assert not a["niqe"]["available"] and "value" not in a["niqe"] and a["niqe"]["reason"]
+    table = (out / "table.md").read_text()
+    assert "| gt_psnr | higher |" in table and "different trajectories" in table
+    assert "different trajectories" in capsys.readouterr().out
+    for rel in data["files"]:
+        if rel.endswith(".png"):
+            with Image.open(out / rel) as im:
+                im.load()
+                assert im.size == PLOT_SIZE_PX
+    assert len([f for f in data["files"] if f.endswith(".png")]) == 2 * len(a)
+    # a second eval into the same folder replaces only what the first wrote
+    assert main(["eval", str(runs / "a"), "--out", str(out), "--frames", "3", "--clip-model", "", "--quiet"]) == 0
+    data = json.loads((out / "metrics.json").read_text())
+    assert len(data["runs"]) == 1 and not data["runs"][0]["metrics"]["clip_score"]["available"]
+
+
+def test_absent_clip_weights_read_unavailable(runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    out = tmp_path / "report"
+    assert main(["eval", str(runs / "a"), "--out", str(out), "--frames", "2", "--quiet"]) == 0
+    clip = json.loads((out / "metrics.json").read_text())["runs"][0]["metrics"]["clip_score"]
+    assert clip == {**clip, "available": False} and "value" not in clip
+    assert "clip-vit-b32" in clip["reason"] and "models download" in clip["reason"]
+    assert "clip_score: weights for clip-vit-b32 not found" in (out / "table.md").read_text()
+
+
+def test_bad_input_is_one_line_and_writes_nothing(runs, tmp_path, capsys):
+    def refused(args, text):
+        assert main(["eval", *args, "--quiet", "--clip-model", ""]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and text in err, err
+
+    refused([str(tmp_path), "--out", str(tmp_path / "o")], "not a run folder")
+    refused([str(tmp_path / "missing"), "--out", str(tmp_path / "o")], "no such run folder")
+    broken = tmp_path / "broken"
+    shutil.copytree(runs / "a", broken)
+    (broken / "trajectory.json").unlink()
+    refused([str(broken), "--out", str(tmp_path / "o")], "lacks trajectory.json")
+    refused([str(runs / "a"), str(runs / "b")], "--out: required")
+    refused([str(runs / "a"), "--frames", "1", "--out", str(tmp_path / "o")], "--frames 1")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "table.md").write_text("the user's own notes\n")
+    refused([str(runs / "a"), "--out", str(foreign)], "was not written by scenedreamer eval")
+    assert (foreign / "table.md").read_text() == "the user's own notes\n"
+    # the tests run as root here, for whom permission bits do not bind: a file in the path is
+    # what makes the folder impossible to create for any user
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    refused([str(runs / "a"), "--out", str(blocker / "o")], "is not a writable folder")
+    assert not (tmp_path / "o").exists() and blocker.read_text() == "x"
