@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "view": "scenedreamer.cli.view",
     "batch": "scenedreamer.cli.batch",
     "eval": "scenedreamer.cli.eval",
+    "render": "scenedreamer.cli.render",
 }
 
 

@@ -27,37 +27,16 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UserInputError(f"--device {name!r}: not a torch device (cpu, cuda, cuda:1, auto)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserInputError(f"--device {name}: CUDA is not available on this machine")
-    return name
-
-
-def _resolution(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise UserInputError(f"--resolution {text!r}: expected WIDTHxHEIGHT, e.g. 512x512")
-    return int(parts[0]), int(parts[1])
-
-
 def run(args) -> int:
     from .. import __version__
     from ..eval.evaluate import EvalConfig, check_run, evaluate_runs, metric_settings
     from ..eval.report import check_output_folder, write_report
+    from .common import parse_device, parse_size
     from .progress import StageBar
 
-    config = EvalConfig(frames=args.frames, clip_model=args.clip_model, device=_device(args.device),
-                        offline=args.offline, resolution=_resolution(args.resolution))
+    resolution = parse_size(args.resolution, "--resolution", 8192) if args.resolution is not None else None
+    config = EvalConfig(frames=args.frames, clip_model=args.clip_model, device=parse_device(args.device),
+                        offline=args.offline, resolution=resolution)
     roots = [check_run(r) for r in args.runs]                      # every refusal before any work
     if args.out is None and len(roots) > 1:
         raise UserInputError("--out: required when evaluating several runs")

@@ -43,17 +43,10 @@ def add_parser(sub) -> None:
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
-    """'WxH' -> (W, H), both positive integers (UserInputError otherwise)."""
-    parts = text.lower().split("x")
-    try:
-        w, h = (int(v) for v in parts)
-    except ValueError:
-        raise UserInputError(f"--resolution {text!r}: expected WxH, e.g. 256x256") from None
-    if w <= 0 or h <= 0:
-        raise UserInputError(f"--resolution {text!r}: width and height must be positive")
-    if w > 4096 or h > 4096:
-        raise UserInputError(f"--resolution {text!r}: at most 4096 pixels a side")
-    return w, h
+    """'WxH' -> (W, H), both positive integers up to 4096 (UserInputError otherwise)."""
+    from .common import parse_size
+
+    return parse_size(text, "--resolution", 4096)
 
 
 def apply_override(config, dotted: str, value, full: str | None = None):

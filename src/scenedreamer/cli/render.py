@@ -1,0 +1,89 @@
+"""`scenedreamer render RUN --out FILE.mp4|DIR|FILE.png`: the run's scene along any path or as a panorama."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserInputError
+
+HELP = "render a finished run's scene along any camera path, or a 360-degree panorama"
+
+
+def add_parser(sub) -> None:
+    from ..geometry.trajectory import TRAJECTORY_PRESETS
+    from ..pipeline.render_run import SCENE_ORBIT
+
+    presets = ", ".join([*TRAJECTORY_PRESETS, SCENE_ORBIT])
+    p = sub.add_parser("render", help=HELP, description=HELP + " (see docs/usage/render.md).")
+    p.add_argument("run_dir", metavar="RUN", help="a finished run folder")
+    p.add_argument("--out", required=True, metavar="FILE.mp4|DIR|FILE.png",
+                   help="a video, a folder for PNG frames, or (with --panorama) a PNG file")
+    p.add_argument("--trajectory", default="", metavar="PRESET|FILE",
+                   help=f"camera path: a preset ({presets}; presets start at the run's first camera) or a "
+                        "transforms.json in the run's world (default: the run's own path, interpolated)")
+    p.add_argument("--frames", type=int, default=None,
+                   help="cameras along the path (default: as the run's video; 60 for a preset)")
+    p.add_argument("--resolution", default=None, metavar="WxH",
+                   help="frame size (default: the run's; a panorama's default is 2048x1024)")
+    p.add_argument("--what", default="rgb", choices=("rgb", "depth", "rgbd"),
+                   help="colour, colour-mapped depth (near red, far blue), or both side by side")
+    p.add_argument("--panorama", action="store_true", help="one equirectangular 360-degree panorama (2:1)")
+    p.add_argument("--at", default=None, metavar="X,Y,Z",
+                   help="panorama position in the run's world, scene units (default: the first camera)")
+    p.add_argument("--source", default="scene-ply", choices=("scene-ply", "checkpoint"),
+                   help="render scene.ply (what users take away; fast) or scene.pt (the fitted representation)")
+    p.add_argument("--fps", type=int, default=None, help="video frame rate (default: the run's)")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, auto)")
+    p.add_argument("--force", action="store_true", help="replace an earlier output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..export.run_inputs import check_finished_run
+    from ..export.video import write_video
+    from ..pipeline import render_run as rr
+    from .common import parse_device, parse_size
+    from .progress import StageBar
+
+    # every refusal before anything is loaded or written
+    out = Path(args.out)
+    kind = rr.output_kind(out, args.panorama)
+    source = args.source.replace("-", "_")
+    if args.panorama and (args.trajectory or args.frames is not None):
+        raise UserInputError("--panorama: renders one image from --at; --trajectory and --frames do not apply")
+    if not args.panorama and args.at is not None:
+        raise UserInputError("--at: only with --panorama")
+    max_side = 8192 if args.panorama else 4096
+    resolution = parse_size(args.resolution, "--resolution", max_side) if args.resolution else None
+    if args.panorama:
+        resolution = resolution or (2048, 1024)
+        rr.check_panorama_size(*resolution)
+    position = rr.parse_position(args.at) if args.at is not None else None
+    if args.fps is not None and not 1 <= args.fps <= 240:
+        raise UserInputError(f"--fps {args.fps}: must be between 1 and 240")
+    device = parse_device(args.device)
+    root = check_finished_run(args.run_dir, rr.source_file(source))
+    rr.check_output(out, kind, args.force)
+
+    inputs = rr.load_render_inputs(root, source, device)
+    bar = None if args.quiet else StageBar("render", "rendering")
+    try:
+        if args.panorama:
+            at = position if position is not None else inputs.run_cameras.centers[0].float().cpu()
+            image = rr.render_panorama(inputs.scene, at, *resolution, what=args.what, on_event=bar)
+            rr.write_png(out, image)
+            count = 1
+        else:
+            cameras = rr.path_cameras(inputs, args.trajectory, args.frames, resolution)
+            frames = rr.render_frames(inputs.scene, cameras, args.what, on_event=bar)
+            if kind == "mp4":
+                count = write_video(out, frames, fps=args.fps or inputs.fps)
+            else:
+                count = rr.write_frame_folder(out, frames)
+    finally:
+        if bar is not None:
+            bar.close()
+    what = "panorama" if args.panorama else f"{count} frames"
+    print(f"wrote {out} ({what}, from {rr.source_file(source)})")
+    return 0
