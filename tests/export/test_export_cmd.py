@@ -44,3 +44,89 @@ def test_cli_refuses_unknown_format_and_missing_run(tmp_path):
     r = subprocess.run(cmd[:5] + ["--format", "obj", "--out", str(tmp_path / "o.ply")], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown" in r.stderr
     assert not (tmp_path / "o.ply").exists()
+
+
+# --- the formats on a real (tiny) run -----------------------------------------------------------
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from scenedreamer.cli import main  # noqa: E402
+
+TINY = ["--resolution", "48x32", "--frames", "3", "--representation", "gaussians", "--set", "init.fit_steps=4",
+        "--set", "progressive.fit_steps_per_view=3", "--set", "init.neighbour_yaws_deg=[-15]",
+        "--set", "export.video=false", "--set", "export.nerfstudio=false", "--set", "export.distill.steps=5",
+        "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export") / "run"
+    assert main(["generate", "a forest lake", "--out", str(root), *TINY]) == 0
+    return root
+
+
+def test_glb_of_a_run_is_the_fused_mesh_turned_y_up(run, tmp_path):
+    import trimesh
+
+    from scenedreamer.pipeline.run_exports import mesh_from_run
+
+    out = tmp_path / "scene.glb"
+    assert main(["export", str(run), "--format", "glb", "--out", str(out), "--quiet"]) == 0
+    tm = trimesh.load(out, force="mesh")
+    mesh = mesh_from_run(run)
+    assert tm.vertices.shape == mesh.vertices.shape and len(tm.faces) == len(mesh.faces) > 100
+    assert np.allclose(tm.vertices, mesh.vertices * np.array([1.0, -1.0, -1.0]), atol=1e-5)
+    assert np.asarray(tm.visual.vertex_colors)[:, :3].std() > 5       # coloured, not one flat colour
+
+
+def test_points_ply_y_up_opens_in_pymeshlab_turned(run, tmp_path):
+    import pymeshlab
+
+    down, up = tmp_path / "down.ply", tmp_path / "up.ply"
+    assert main(["export", str(run), "--format", "points-ply", "--out", str(down)]) == 0
+    assert main(["export", str(run), "--format", "points-ply", "--out", str(up), "--y-up"]) == 0
+    points = []
+    for path in (down, up):
+        ms = pymeshlab.MeshSet()
+        ms.load_new_mesh(str(path))
+        m = ms.current_mesh()
+        assert m.has_vertex_color() and m.vertex_number() > 100
+        points.append(np.array(m.vertex_matrix()))          # a copy: the MeshSet owns the memory
+    assert points[0].shape == points[1].shape
+    assert np.allclose(points[1], points[0] * np.array([1.0, -1.0, -1.0]), atol=1e-5)
+
+
+def test_nerfstudio_dataset_holds_every_support_view_and_is_not_overwritten_silently(run, tmp_path, capsys):
+    from scenedreamer.support.database import SupportDatabase
+
+    out = tmp_path / "dataset"
+    assert main(["export", str(run), "--format", "nerfstudio", "--out", str(out), "--quiet"]) == 0
+    frames = json.loads((out / "transforms.json").read_text())["frames"]
+    with SupportDatabase.open(run / "support", create=False) as db:
+        assert len(frames) == len(db.ids())
+    assert all((out / f["file_path"]).is_file() and (out / f["depth_file_path"]).is_file() for f in frames)
+    assert main(["export", str(run), "--format", "nerfstudio", "--out", str(out)]) == 2
+    assert "use --force" in capsys.readouterr().err
+    assert main(["export", str(run), "--format", "nerfstudio", "--out", str(out), "--force", "--quiet"]) == 0
+    (out / "notes.txt").write_text("mine")
+    assert main(["export", str(run), "--format", "nerfstudio", "--out", str(out), "--force"]) == 2
+    assert "does not write" in capsys.readouterr().err and (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "glb", "--out", "{tmp}/m.ply"], "a glb export is a .glb file"),
+    (["--format", "spz", "--out", "{tmp}/m.spz"], "not available"),
+    (["--format", "glb", "--out", "{tmp}/m.glb", "--voxel-size", "-1"], "--voxel-size -1.0: must be > 0"),
+    (["--format", "points-ply", "--out", "{tmp}/blocker/p.ply"], "is not a writable folder"),
+    (["--format", "points-ply", "--out", "{tmp}/p.ply", "--min-opacity", "2"], "between 0 and 1"),
+])
+def test_bad_exports_are_one_line_and_write_nothing(run, tmp_path, capsys, args, message):
+    (tmp_path / "blocker").write_text("a file where a folder is expected")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["export", str(run), *[a.replace("{tmp}", str(tmp_path)) for a in args]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -148,5 +148,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    print(f"scene written to {root} (scene.ply, video.mp4, transforms.json, config.json)")
+    written = [n for n in ("scene.ply", "video.mp4", "transforms.json", "config.json") if (Path(root) / n).exists()]
+    print(f"scene written to {root} ({', '.join(written)})")
     return 0
