@@ -19,6 +19,8 @@ BENCHMARKS = [
     ["benchmarks.bench_refiner"],
     ["benchmarks.bench_real_priors"],
     ["benchmarks.bench_pipeline"],
+    ["benchmarks.bench_outputs"],
+    ["benchmarks.bench_eval"],
 ]
 
 

@@ -26,7 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed + config = same scene)")
     p.add_argument("--resolution", default=None, metavar="WxH", help="view size in pixels, e.g. 256x256")
     p.add_argument("--representation", choices=["nerf", "gaussians"], default=None,
-                   help="the unified 3D representation (default: the preset's, tri-plane NeRF)")
+                   help="the unified 3D representation: nerf (the method's tri-plane NeRF) or gaussians "
+                        "(default: the preset's; offline: gaussians, the faster path; sd15/sd2: nerf)")
     p.add_argument("--device", default=None, help="torch device: auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--config", default=None, metavar="FILE", help="start from a saved config.json instead of a preset")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -72,7 +73,7 @@ def build_config(args: argparse.Namespace):
     from ..representation.gaussians import GaussianConfig
     from ..representation.triplane import TriplaneConfig
 
-    config = load_config(GenerateConfig, args.config) if args.config else preset_config(args.preset)
+    config = load_config(GenerateConfig, args.config) if args.config else preset_config(args.preset, args.representation)
     if not args.prompt.strip():
         raise UserInputError("the prompt is empty: describe the scene, e.g. \"a forest lake at sunset\"")
     config = dataclasses.replace(config, prompt=args.prompt.strip())

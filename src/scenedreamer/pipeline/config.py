@@ -6,7 +6,7 @@ A run's resolved config is saved as plain JSON (config_io) beside its outputs an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ..geometry.depth_align import AlignConfig, SeamConfig
@@ -222,8 +222,26 @@ def gaussian_representation() -> GaussianConfig:
     return GaussianConfig(init_stride=2)
 
 
-def _offline() -> GenerateConfig:
-    return GenerateConfig(preset="offline")
+OFFLINE_GAUSSIAN_STEPS = {"init": 80, "per_view": 20, "distill": 60}
+"""Fitting steps of the offline preset's default (Gaussians): scene initialisation, each new
+view, and the scene.ply distillation. Chosen on the `make run` scene (BENCHMARKS.md, issue 9):
+2 min 27 s end to end with scene.ply at 30.7 dB mean / 29.6 dB worst against the support views
+and 29.3 dB half-way between cameras, where the NeRF defaults (150 / 40 / 300 steps) took
+6 min 13 s with Gaussians (32.1 / 30.2 / 29.9 dB) and over 10 min with the NeRF."""
+
+
+def _offline(representation: str | None = None) -> GenerateConfig:
+    """The offline preset. Its default representation is 3D Gaussians with the step counts
+    above (the make-run budget); ``representation="nerf"`` gives the method's tri-plane NeRF
+    with its own (longer) step counts."""
+    base = GenerateConfig(preset="offline")
+    if representation == "nerf":
+        return base
+    return replace(base, representation=gaussian_representation(),
+                   init=replace(base.init, fit_steps=OFFLINE_GAUSSIAN_STEPS["init"]),
+                   progressive=replace(base.progressive, fit_steps_per_view=OFFLINE_GAUSSIAN_STEPS["per_view"]),
+                   export=replace(base.export, distill=replace(base.export.distill,
+                                                               steps=OFFLINE_GAUSSIAN_STEPS["distill"])))
 
 
 def _sd(name: str, model: str, inpaint: str, size: int) -> GenerateConfig:
@@ -236,16 +254,19 @@ def _sd(name: str, model: str, inpaint: str, size: int) -> GenerateConfig:
 
 PRESETS = {
     "offline": _offline,
-    "sd15": lambda: _sd("sd15", "sd15", "sd15-inpaint", 512),
-    "sd2": lambda: _sd("sd2", "sd2", "sd2-inpaint", 512),
+    "sd15": lambda representation=None: _sd("sd15", "sd15", "sd15-inpaint", 512),
+    "sd2": lambda representation=None: _sd("sd2", "sd2", "sd2-inpaint", 512),
 }
-"""Named starting points. `offline` needs no downloaded weights (procedural world stand-ins)."""
+"""Named starting points, each a function of the representation asked for (None = the preset's
+own: Gaussians for `offline`, the tri-plane NeRF for the diffusion presets). `offline` needs no
+downloaded weights (procedural world stand-ins)."""
 
 
-def preset_config(name: str) -> GenerateConfig:
-    """The GenerateConfig of a named preset (UserInputError for an unknown name)."""
+def preset_config(name: str, representation: str | None = None) -> GenerateConfig:
+    """The GenerateConfig of a named preset (UserInputError for an unknown name). A preset may
+    tune its settings to the representation ("nerf" or "gaussians"; None = the preset's own)."""
     from ..errors import UserInputError
 
     if name not in PRESETS:
         raise UserInputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
-    return PRESETS[name]()
+    return PRESETS[name](representation)
