@@ -28,7 +28,7 @@ def one_line_exit_2(result: subprocess.CompletedProcess, contains: str) -> None:
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--set", 'representation.combine="max"'], "--set representation.combine: TriplaneConfig.combine"),
+    (["--representation", "nerf", "--set", 'representation.combine="max"'], "--set representation.combine: TriplaneConfig.combine"),
     (["--set", "fit.lr_scale=NaN"], "config.fit.lr_scale: expected a finite number"),
     (["--set", "fit.lr_scale=1e999"], "config.fit.lr_scale: expected a finite number"),
     (["--seed", str(2**63)], "seed: 9223372036854775808 is not an integer in [0, 2^63)"),

@@ -20,7 +20,7 @@ REDUCED = ["--frames", "3", "--quiet",
            "--set", "fit.patches_per_step=2", "--set", "fit.patch_size=16",
            "--set", "export.video_frames_per_view=1", "--set", "export.bake.stride=4",
            "--set", "export.distill.steps=10"]
-TINY_NERF = ["--set", "representation.resolution=16", "--set", "representation.channels=4",
+TINY_NERF = ["--representation", "nerf", "--set", "representation.resolution=16", "--set", "representation.channels=4",
              "--set", "representation.feature_dim=4", "--set", "representation.hidden_width=16"]
 
 

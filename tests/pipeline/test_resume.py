@@ -12,7 +12,7 @@ import torch
 ARGS = ["generate", "a forest lake", "--resolution", "32x32", "--frames", "4", "--seed", "3", "--quiet",
         "--set", "init.fit_steps=6", "--set", "progressive.fit_steps_per_view=4",
         "--set", "init.neighbour_yaws_deg=[-15]", "--set", "fit.patches_per_step=2", "--set", "fit.patch_size=16",
-        "--set", "representation.resolution=16", "--set", "representation.channels=4",
+        "--representation", "nerf", "--set", "representation.resolution=16", "--set", "representation.channels=4",
         "--set", "representation.feature_dim=4", "--set", "representation.hidden_width=16",
         "--set", "export.video=false", "--set", "export.ply=false"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -78,3 +78,17 @@ def test_folder_without_marker_is_never_written_or_cleared(tmp_path):
     assert (root / "src").is_dir() and (root / "config.json").read_text() == "{}"
     with pytest.raises(UserInputError, match="--out is empty"):
         RunFolder("")
+
+
+def test_offline_preset_defaults_to_gaussians_and_nerf_keeps_its_own_steps():
+    from scenedreamer.pipeline.config import OFFLINE_GAUSSIAN_STEPS, InitConfig
+    from scenedreamer.representation.gaussians import GaussianConfig
+    from scenedreamer.representation.triplane import TriplaneConfig
+
+    fast = preset_config("offline")
+    assert isinstance(fast.representation, GaussianConfig)
+    assert (fast.init.fit_steps, fast.progressive.fit_steps_per_view, fast.export.distill.steps) == \
+        (OFFLINE_GAUSSIAN_STEPS["init"], OFFLINE_GAUSSIAN_STEPS["per_view"], OFFLINE_GAUSSIAN_STEPS["distill"])
+    nerf = preset_config("offline", "nerf")
+    assert isinstance(nerf.representation, TriplaneConfig) and nerf.init.fit_steps == InitConfig().fit_steps
+    assert isinstance(preset_config("sd15").representation, TriplaneConfig)

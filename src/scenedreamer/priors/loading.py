@@ -301,10 +301,10 @@ def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpai
     Returns the pipeline; its ``unet``, ``vae``, ``text_encoder``, ``tokenizer`` and ``scheduler``
     are the components other priors (the refiner) reuse.
     """
+    _quiet_library_output()             # first: importing the pipelines already logs warnings
     from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
     source, folder = ensure_local_folder(ref, load_config)
-    _quiet_library_output()
     if not (folder / "model_index.json").is_file():
         raise UserInputError(f"{source.display_name}: {folder} is not a diffusers pipeline folder "
                              f"(no model_index.json)")
@@ -369,10 +369,10 @@ def load_depth_network(ref: str | os.PathLike, load_config: ModelLoadConfig) -> 
     """
     import json
 
+    _quiet_library_output()
     from transformers import AutoModelForDepthEstimation, DPTImageProcessorPil, ZoeDepthImageProcessorPil
 
     source, folder = ensure_local_folder(ref, load_config)
-    _quiet_library_output()
     try:
         model_type = json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]
     except (OSError, ValueError, KeyError) as err:
@@ -431,10 +431,10 @@ def load_clip(ref: str | os.PathLike, load_config: ModelLoadConfig) -> LoadedCli
     """
     import json
 
+    _quiet_library_output()
     from transformers import AutoTokenizer, CLIPModel
 
     source, folder = ensure_local_folder(ref, load_config)
-    _quiet_library_output()
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
