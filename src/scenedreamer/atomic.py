@@ -120,3 +120,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def check_writable_destination(out: str | os.PathLike, folder: bool, flag: str = "--out") -> None:
+    """Refuse (UserInputError) an output whose nearest existing ancestor (the folder itself when
+    ``folder`` and it exists) is not a writable folder (e.g. a file where a folder is expected);
+    creates nothing."""
+    out = Path(out)
+    parent = out if folder else (out.parent if str(out.parent) else Path("."))
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserInputError(f"{flag} {out}: {parent} is not a writable folder")

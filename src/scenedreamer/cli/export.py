@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..errors import UserInputError
@@ -31,17 +30,15 @@ def add_parser(sub) -> None:
 
 
 def _check_file_output(out: Path, suffix: str, fmt: str, force: bool) -> None:
+    from ..atomic import check_writable_destination
+
     if out.suffix.lower() != suffix:
         raise UserInputError(f"--out {out}: a {fmt} export is a {suffix} file")
     if out.is_dir():
         raise UserInputError(f"--out {out}: is a folder")
     if out.exists() and not force:
         raise UserInputError(f"--out {out}: already exists (use --force to replace it)")
-    parent = out.parent if str(out.parent) else Path(".")
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserInputError(f"--out {out}: {parent} is not a writable folder")
+    check_writable_destination(out, folder=False)
 
 
 def _progress(quiet: bool):

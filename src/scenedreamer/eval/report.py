@@ -13,7 +13,7 @@ import math
 import os
 from pathlib import Path
 
-from ..atomic import atomic_path, atomic_write_json, atomic_write_text
+from ..atomic import atomic_path, atomic_write_json, atomic_write_text, check_writable_destination
 from ..errors import UserInputError
 from .evaluate import METRICS, RunEvaluation
 
@@ -43,11 +43,7 @@ def check_output_folder(out: str | os.PathLike, metric_names: list[str] = list(M
         raise UserInputError("--out '': give a folder")
     if out.exists() and not out.is_dir():
         raise UserInputError(f"--out {out}: exists and is not a folder")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserInputError(f"--out {out}: {parent} is not a writable folder")
+    check_writable_destination(out, folder=True)
     if out.is_dir():
         previous = _previous_files(out)
         for rel in output_files(metric_names):

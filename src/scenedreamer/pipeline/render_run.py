@@ -16,7 +16,6 @@ frame) with a "render" progress event each.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..atomic import check_writable_destination
 from ..errors import UserInputError
 from ..events import EventSink, emit
 from ..geometry.cameras import Cameras, fov_from_intrinsics, intrinsics_from_fov, look_at
@@ -293,14 +293,6 @@ def output_kind(out: Path, panorama: bool) -> Literal["mp4", "png", "folder"]:
                          f"a .png is for --panorama")
 
 
-def _writable_parent(out: Path) -> None:
-    parent = out.parent if str(out.parent) else Path(".")
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserInputError(f"--out {out}: {parent} is not a writable folder")
-
-
 def check_output(out: Path, kind: str, force: bool) -> None:
     """Refuse an output we may not write (before any rendering); creates nothing.
 
@@ -309,7 +301,7 @@ def check_output(out: Path, kind: str, force: bool) -> None:
     """
     if str(out) in ("", "."):
         raise UserInputError("--out: give a file or a new folder")
-    _writable_parent(out)
+    check_writable_destination(out, folder=False)
     if kind in ("mp4", "png"):
         if out.is_dir():
             raise UserInputError(f"--out {out}: is a folder")

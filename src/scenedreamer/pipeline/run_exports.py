@@ -12,12 +12,12 @@ The library side of `scenedreamer export --format glb|nerfstudio` (docs/usage/ex
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from ..atomic import check_writable_destination
 from ..errors import UserInputError
 from ..events import EventSink
 from ..export.mesh import MeshConfig, TriangleMesh
@@ -36,11 +36,7 @@ def check_nerfstudio_folder(out: Path, force: bool) -> None:
         raise UserInputError("--out: give a new folder for the dataset")
     if out.exists() and not out.is_dir():
         raise UserInputError(f"--out {out}: exists and is not a folder")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserInputError(f"--out {out}: {parent} is not a writable folder")
+    check_writable_destination(out, folder=True)
     if out.is_dir():
         names = {p.name for p in out.iterdir()}
         foreign = sorted(names - NERFSTUDIO_NAMES)
