@@ -215,3 +215,12 @@ def tiny_clip_model(folder: str | Path | None = None, seed: int = 0, image_size:
             "crop_size": {"height": image_size, "width": image_size}, "image_mean": [0.48145466, 0.4578275, 0.40821073],
             "image_std": [0.26862954, 0.26130258, 0.27577711], "image_processor_type": "CLIPImageProcessor"}))
     return model
+
+
+def tiny_run_args(resolution: str = "48x32", frames: int = 3) -> list[str]:
+    """`generate` arguments for a tiny offline Gaussian run (seconds on a CPU) that still writes
+    scene.ply, scene.pt, trajectory.json and the support database."""
+    return ["--resolution", resolution, "--frames", str(frames), "--representation", "gaussians",
+            "--set", "init.fit_steps=4", "--set", "progressive.fit_steps_per_view=3",
+            "--set", "init.neighbour_yaws_deg=[-15]", "--set", "export.video=false",
+            "--set", "export.nerfstudio=false", "--set", "export.distill.steps=5", "--quiet"]

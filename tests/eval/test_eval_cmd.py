@@ -11,12 +11,10 @@ import pytest
 from PIL import Image
 
 from scenedreamer.cli import main
+from tiny_models import tiny_run_args
 from scenedreamer.eval.report import PLOT_SIZE_PX
 
-TINY = ["--resolution", "32x32", "--frames", "2", "--representation", "gaussians", "--set", "init.fit_steps=4",
-        "--set", "progressive.fit_steps_per_view=3", "--set", "init.neighbour_yaws_deg=[-15]",
-        "--set", "export.video=false", "--set", "export.nerfstudio=false", "--set", "export.distill.steps=5",
-        "--quiet"]
+TINY = tiny_run_args("32x32", 2)
 
 
 @pytest.fixture(scope="module")

@@ -54,11 +54,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from scenedreamer.cli import main  # noqa: E402
+from tiny_models import tiny_run_args  # noqa: E402
 
-TINY = ["--resolution", "48x32", "--frames", "3", "--representation", "gaussians", "--set", "init.fit_steps=4",
-        "--set", "progressive.fit_steps_per_view=3", "--set", "init.neighbour_yaws_deg=[-15]",
-        "--set", "export.video=false", "--set", "export.nerfstudio=false", "--set", "export.distill.steps=5",
-        "--quiet"]
+TINY = tiny_run_args("48x32", 3)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from scenedreamer.cli import main
+from tiny_models import tiny_run_args
 from scenedreamer.pipeline import render_run as rr
 
 
@@ -23,10 +24,7 @@ def _video(path) -> np.ndarray:
     finally:
         reader.close()
 
-TINY = ["--resolution", "48x32", "--frames", "3", "--representation", "gaussians", "--set", "init.fit_steps=4",
-        "--set", "progressive.fit_steps_per_view=3", "--set", "init.neighbour_yaws_deg=[-15]",
-        "--set", "export.video=false", "--set", "export.nerfstudio=false", "--set", "export.distill.steps=5",
-        "--quiet"]
+TINY = tiny_run_args("48x32", 3)
 
 
 @pytest.fixture(scope="module")
