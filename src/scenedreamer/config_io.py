@@ -7,10 +7,13 @@ loaded back. Enums are written by value, tuples as lists.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import enum
+import inspect
 import math
 import json
+import textwrap
 import types
 import typing
 from pathlib import Path
@@ -170,3 +173,40 @@ def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
             out += config_diff(da.get(k), db.get(k), f"{prefix}.{k}" if prefix else k)
         return out
     return [] if da == db else [f"{prefix}: {da!r} -> {db!r}"]
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Field name -> the string literal written under that dataclass field (its documentation);
+    {} when the class source cannot be read. Whitespace runs are collapsed to one space."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def settings(config: Any, prefix: str = "") -> list[tuple[str, str, str]]:
+    """Every leaf setting of a (nested) config dataclass: (dotted key as ``--set`` takes it,
+    current value as JSON, the field's documentation), in declaration order.
+
+    A field holding a config dataclass is descended into (a union of dataclasses lists the
+    fields of the class in use; its ``type`` is what selects another one)."""
+    out: list[tuple[str, str, str]] = []
+    docs = field_docs(type(config))
+    for f in dataclasses.fields(config):
+        if not f.init:
+            continue
+        key = f"{prefix}{f.name}"
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            out += settings(value, key + ".")
+        else:
+            out.append((key, json.dumps(to_json_dict(value)), docs.get(f.name, "")))
+    return out

@@ -72,3 +72,33 @@ def test_file_system_failures_are_one_line_exit_1(tmp_path, capsys, monkeypatch)
     code = main(["generate", "a forest", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()
     assert code == 1 and err.startswith("scenedreamer generate: failed: disk full") and len(err.splitlines()) == 1
+
+
+def test_list_settings_prints_every_reachable_field_with_its_doc(capsys):
+    from scenedreamer.config_io import settings
+    from scenedreamer.pipeline.config import GenerateConfig
+
+    assert main(["generate", "--list-settings", "--representation", "nerf"]) == 0   # no prompt needed
+    lines = capsys.readouterr().out.splitlines()
+    listed = {line.split(" = ", 1)[0]: line for line in lines}
+    # every leaf of the resolved config is listed, documented, and --set takes that key back
+    expected = [key for key, _, _ in settings(build_config(_args("x", "--representation", "nerf")))]
+    assert sorted(listed) == sorted(expected) and len(expected) > 100
+    assert all("  # " in line for line in lines), [line for line in lines if "  # " not in line][:3]
+    for key in ("support.replay_recent", "representation.bounds_margin", "offline_refiner.consistency_weight"):
+        assert key in listed
+    cfg = build_config(_args("x", "--representation", "nerf", "--set", "support.replay_recent=7",
+                             "--set", "representation.bounds_margin=2.5"))
+    assert cfg.support.replay_recent == 7 and cfg.representation.bounds_margin == 2.5
+    # one place per default: the run's component configs are the components' own defaults
+    from scenedreamer.priors.offline_refiner import OfflineRefinerConfig
+    from scenedreamer.support.config import SupportConfig
+
+    assert GenerateConfig().offline_refiner == OfflineRefinerConfig()
+    assert GenerateConfig().support == SupportConfig()
+
+
+def test_generate_without_a_prompt_is_one_line(capsys):
+    assert main(["generate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "PROMPT" in err

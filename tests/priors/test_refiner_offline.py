@@ -28,14 +28,24 @@ def make_view(local_depth=None):
                         local_depth=local_depth)
 
 
+COMPOSITE_ONLY = {"consistency_weight": 0.0, "unknown_render_trust": 1.0}
+"""The compositing stage alone: no pull toward the local frame, the render trusted everywhere
+(the defaults, what the pipeline runs, are checked by the tests that name those fields)."""
+
+
 def refine(view, **changes):
-    return OfflineRefiner(OfflineRefinerConfig(**changes)).refine(view, "any", torch.Generator().manual_seed(0))
+    config = OfflineRefinerConfig(**{**COMPOSITE_ONLY, **changes})
+    return OfflineRefiner(config).refine(view, "any", torch.Generator().manual_seed(0))
 
 
 def test_is_a_labelled_refiner():
     refiner = OfflineRefiner()
+    # runtime_checkable checks every member the pipeline uses (adapter, training_state, ...)
     assert isinstance(refiner, Refiner)
     assert "offline" in refiner.label and "not generative" in refiner.label
+    assert refiner.adapter is None and refiner.training_state() is None
+    with pytest.raises(UserInputError, match="no adapter"):
+        refiner.load_training_state({"adapter": {}})
 
 
 def test_opaque_render_kept_empty_render_takes_local_frame():

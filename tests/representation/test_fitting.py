@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from scenedreamer.errors import RunFailedError, UserInputError
+from scenedreamer.representation.base import SceneRepresentation
 from scenedreamer.representation.fitting import (FitConfig, FitDivergedError, PatchBatch, choose_views,
                                                  crop_camera, fit, learning_rate_factor, sample_patches,
                                                  step_losses)
@@ -182,8 +183,9 @@ def test_bad_arguments_are_user_errors():
     assert nothing.step == 0 and nothing.optimizer_state["state"] == {}
 
 
-class ConstantColour(torch.nn.Module):
-    """A hook-less representation (no render_with_extras / total_variation / sample_generator)."""
+class ConstantColour(SceneRepresentation):
+    """A representation that overrides none of the NeRF's hooks (render_with_extras,
+    total_variation): the base class's defaults must serve the fitting loop."""
 
     kind, feature_dim = "constant", 0
 
@@ -213,6 +215,7 @@ def test_fit_serves_representations_without_nerf_hooks():
                 torch.Generator().manual_seed(0))
     mean = torch.stack([v.rgb for v in views]).mean(dim=(0, 1, 2))
     assert rep.post_steps == list(range(30)) and state.step == 30
+    assert rep.sample_generator is None          # handed over for the fit only
     assert (torch.sigmoid(rep.colour) - mean).abs().max() < 0.15
 
 

@@ -15,7 +15,8 @@ HELP = "generate a 3D scene from a text prompt along a camera trajectory"
 
 def add_parser(sub) -> None:
     p = sub.add_parser("generate", help=HELP, description=HELP + ". Writes a run folder (see docs/usage/generate.md).")
-    p.add_argument("prompt", help="the scene description, e.g. \"a forest lake at sunset\"")
+    p.add_argument("prompt", nargs="?", default=None,
+                   help="the scene description, e.g. \"a forest lake at sunset\" (required unless --list-settings)")
     p.add_argument("--preset", default="offline",
                    help="named configuration: offline (no downloaded weights; procedural world stand-ins), sd15, sd2")
     p.add_argument("--trajectory", default=None, metavar="PRESET|FILE",
@@ -38,6 +39,8 @@ def add_parser(sub) -> None:
         p.add_argument(f"--no-{name}", action="store_true", help=f"ablation: switch off {what}")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--list-settings", action="store_true",
+                   help="print every setting --set reaches (for this preset and options) with its value and meaning, and exit")
     p.add_argument("--dry-run", action="store_true", help="print the plan (views, resolution, models, memory) and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -74,6 +77,10 @@ def build_config(args: argparse.Namespace):
     from ..representation.triplane import TriplaneConfig
 
     config = load_config(GenerateConfig, args.config) if args.config else preset_config(args.preset, args.representation)
+    if args.prompt is None:
+        if not args.list_settings:
+            raise UserInputError("give the scene's PROMPT, e.g. scenedreamer generate \"a forest lake at sunset\"")
+        args.prompt = config.prompt
     if not args.prompt.strip():
         raise UserInputError("the prompt is empty: describe the scene, e.g. \"a forest lake at sunset\"")
     config = dataclasses.replace(config, prompt=args.prompt.strip())
@@ -140,6 +147,12 @@ def run(args: argparse.Namespace) -> int:
     from .progress import ProgressBar
 
     config = build_config(args)
+    if args.list_settings:
+        from ..config_io import settings
+
+        for key, value, doc in settings(config):
+            print(f"{key} = {value}" + (f"  # {doc}" if doc else ""))
+        return 0
     if args.dry_run:
         print(describe_plan(config, args.out))
         return 0

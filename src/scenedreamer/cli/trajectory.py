@@ -12,11 +12,10 @@ the library, so every bad value ends as one line and exit code 2 (UserInputError
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
 import math
-import textwrap
 from dataclasses import fields
+
+from ..config_io import field_docs
 
 DEFAULT_FRAMES = 60
 """Frame count when --frames is not given."""
@@ -35,22 +34,6 @@ def _option_names() -> dict[str, str]:
         for f in fields(cls):
             names[f.name] = "--" + f.name.replace("_", "-")
     return names
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """The string literal written under each dataclass field (its documentation)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):
-        return {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    docs = {}
-    for node, after in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
-                and isinstance(after.value.value, str)):
-            docs[node.target.id] = " ".join(after.value.value.split())
-    return docs
 
 
 def add_parser(subparsers) -> None:

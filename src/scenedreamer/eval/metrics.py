@@ -1,4 +1,4 @@
-"""Metrics of visual quality and 3D consistency (METHOD.md "Evaluation").
+"""Metrics of visual quality and 3D consistency (docs/method.md, "Evaluation in the paper").
 
 All images (H, W, 3) float in [0, 1]; depths (H, W) z-depth; masks bool (H, W).
 """

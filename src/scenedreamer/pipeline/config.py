@@ -23,6 +23,7 @@ from ..representation.distill import DistillConfig
 from ..representation.fitting import FitConfig
 from ..representation.gaussians import GaussianConfig
 from ..representation.triplane import TriplaneConfig
+from ..support.config import SupportConfig
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,7 @@ class GenerateConfig:
     """fitting of the representation to the support database"""
     refiner: RefinerConfig = field(default_factory=RefinerConfig)
     """diffusion refiner + adapter (used when priors.refiner is a diffusion model)"""
-    offline_refiner: OfflineRefinerConfig = field(
-        default_factory=lambda: OfflineRefinerConfig(consistency_weight=1.0, unknown_render_trust=0.0))
+    offline_refiner: OfflineRefinerConfig = field(default_factory=OfflineRefinerConfig)
     """the refiner stand-in (used when priors.refiner is "offline")"""
     warp: ForwardWarpConfig = field(default_factory=ForwardWarpConfig)
     """forward warp (depth-based rendering) of support views into new cameras"""
@@ -193,6 +193,8 @@ class GenerateConfig:
     """progressive generation along the trajectory"""
     ablation: AblationConfig = field(default_factory=AblationConfig)
     """component switches"""
+    support: SupportConfig = field(default_factory=SupportConfig)
+    """the support database: view storage, neighbour ranking, replay, nerfstudio export"""
     export: ExportConfig = field(default_factory=ExportConfig)
     """run outputs"""
 

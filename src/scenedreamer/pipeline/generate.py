@@ -65,7 +65,7 @@ def generate_scene(config: GenerateConfig, run: RunFolder, priors: Priors, progr
     device = priors.device
     trajectory = load_trajectory(config)
     write_transforms_json(run.root / "trajectory.json", trajectory)
-    database = SupportDatabase.open(run.support_dir)
+    database = SupportDatabase.open(run.support_dir, config=config.support)
     try:
         # views of a step that never committed are rolled back; that step runs again
         database.truncate_after_step(progress.last_step)
@@ -188,7 +188,7 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
                           on_event=on_event, view_ids=replay_ids)
 
     # train the adapter on the database (render at a database camera -> adapter -> denoise to it)
-    if getattr(priors.refiner, "adapter", None) is not None and config.refiner.adapter_train_steps_per_view > 0:
+    if priors.refiner.adapter is not None and config.refiner.adapter_train_steps_per_view > 0:
         _train_adapter(config, step, database, state, priors, on_event)
 
 

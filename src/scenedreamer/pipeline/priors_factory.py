@@ -56,15 +56,14 @@ class Priors:
     def save_refiner_state(self, path: Path) -> bool:
         """Write the refiner's adapter weights to ``path`` (reusable for later scenes); False
         when the refiner has no adapter."""
-        if getattr(self.refiner, "adapter", None) is None:
+        if self.refiner.adapter is None:
             return False
         self.refiner.save_adapter(path)
         return True
 
     def refiner_training_state(self) -> dict | None:
         """The refiner's trainable state (adapter + optimiser) for step checkpoints, or None."""
-        get = getattr(self.refiner, "training_state", None)
-        return get() if get is not None else None
+        return self.refiner.training_state()
 
     def load_refiner_training_state(self, state: dict) -> None:
         self.refiner.load_training_state(state)

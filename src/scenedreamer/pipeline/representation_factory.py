@@ -29,7 +29,8 @@ def create_representation(config: GenerateConfig, views: list[ViewRecord], devic
     """
     rep_config = config.representation
     if isinstance(rep_config, TriplaneConfig):
-        bounds = bounds_from_views(views, camera_centres=camera_centres)
+        bounds = bounds_from_views(views, rep_config.bounds_quantile, rep_config.bounds_margin,
+                                   camera_centres=camera_centres)
         return TriplaneNeRF.from_config(replace(rep_config, center=bounds.center, radius=bounds.radius), device)
     if isinstance(rep_config, GaussianConfig):
         from ..geometry.cameras import Cameras

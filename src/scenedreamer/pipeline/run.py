@@ -38,7 +38,7 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
     try:
         if progress.last_step >= 0:
             # every view of a committed step must be intact, or the resumed scene would differ
-            SupportDatabase.open(run_folder.support_dir, create=False,
+            SupportDatabase.open(run_folder.support_dir, create=False, config=config.support,
                                  committed_step=progress.last_step).close()
         events = JsonlEventLog(run_folder.events_path)
         try:

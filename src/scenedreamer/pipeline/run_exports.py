@@ -49,9 +49,13 @@ def check_nerfstudio_folder(out: Path, force: bool) -> None:
 
 def nerfstudio_from_run(root: Path, out: Path, on_event: EventSink | None = None) -> Path:
     """Write the run's support views into ``out`` as a nerfstudio dataset; returns transforms.json."""
+    from ..config_io import load_config
     from ..support.database import SupportDatabase
+    from .config import GenerateConfig
 
-    with SupportDatabase.open(root / "support", create=False) as db:
+    # the run's own settings decide the depth unit and masks, as when the run wrote its dataset
+    support = load_config(GenerateConfig, root / "config.json").support
+    with SupportDatabase.open(root / "support", create=False, config=support) as db:
         return db.export_nerfstudio(out, on_event=on_event)
 
 

@@ -59,16 +59,16 @@ class OfflineRefinerConfig:
     """Window radius of the edge-aware seam filter, in pixels."""
     seam_edge_eps: float = 1e-3
     """Guided-filter regulariser: smaller follows image edges more closely, larger blurs more."""
-    unknown_render_trust: float = 1.0
+    unknown_render_trust: float = 0.0
     """Factor on the trust in the render at pixels the warp does not know (``~local_known``): the
     render of space no support view saw is extrapolation (often floaters); 0 = take the local
     frame's inpainting there (the render is then never kept there either)."""
-    consistency_weight: float = 0.0
+    consistency_weight: float = 1.0
     """Local consistency regularisation: on pixels the warp knows (``local_known``) the output
     moves this fraction of the way to the local frame (1 = the warped support content, which is
-    sharper than a render of a partly fitted scene; 0 = keep the composite; the pipeline's
-    offline preset uses 1). The stand-in has no
-    image prior to correct a blurry render, so the warp of real support pixels plays that role."""
+    sharper than a render of a partly fitted scene; 0 = keep the composite). The stand-in has no
+    image prior to correct a blurry render, so the warp of real support pixels plays that role.
+    ``ablation.consistency`` off sets it to 0 for the run."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.opacity_low < self.opacity_high:
@@ -86,6 +86,7 @@ class OfflineRefiner:
     """Deterministic render/local-frame compositor behind the Refiner interface (no diffusion)."""
 
     label = "offline refiner (render + local-frame composite, edge-aware seam; not generative)"
+    adapter = None  # no trainable adapter: the compositor has no weights
 
     def __init__(self, config: OfflineRefinerConfig = OfflineRefinerConfig()):
         self.config = config
@@ -125,6 +126,15 @@ class OfflineRefiner:
     def save_adapter(self, path: str | Path) -> None:
         """Write a small JSON marker (atomic) so resume logic treats both refiners alike."""
         atomic_write_json(path, {"format": OFFLINE_MARKER_FORMAT, "label": self.label})
+
+    def training_state(self) -> None:
+        """No adapter, so no training state: None."""
+        return None
+
+    def load_training_state(self, state: dict) -> None:
+        """There is no adapter to restore: UserInputError (a checkpoint from another refiner)."""
+        raise UserInputError("refiner: the offline refiner has no adapter; this checkpoint holds "
+                             "adapter state from a diffusion refiner")
 
     def load_adapter(self, path: str | Path) -> None:
         """Check the marker written by ``save_adapter``; UserInputError if missing or foreign."""

@@ -99,6 +99,8 @@ class Refiner(Protocol):
     """Corrects a render of the scene at a new camera into a clean, consistent image."""
 
     label: str  # human name; the offline stand-in says so
+    adapter: torch.nn.Module | None
+    """the trainable adapter on the refiner's input (method §3.3); None when there is none"""
 
     def refine(self, view: RefinerInput, prompt: str, generator: torch.Generator) -> Tensor:
         """Refined image (H, W, 3) in [0, 1], float32, on the view's device."""
@@ -117,6 +119,15 @@ class Refiner(Protocol):
 
     def load_adapter(self, path: str | Path) -> None:
         """Read an adapter written by ``save_adapter``; UserInputError if it does not fit."""
+        ...
+
+    def training_state(self) -> dict[str, Any] | None:
+        """The adapter's weights and optimiser moments for a step checkpoint; None without an
+        adapter."""
+        ...
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``training_state`` returned; UserInputError if it does not fit."""
         ...
 
 

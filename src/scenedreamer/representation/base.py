@@ -48,6 +48,9 @@ class SceneRepresentation(torch.nn.Module, ABC):
 
     kind: str = "abstract"
     feature_dim: int = 0
+    # The fitting loop hands its generator here for the duration of a fit (random sample
+    # placement along rays); representations that draw no random numbers ignore it.
+    sample_generator: torch.Generator | None = None
 
     @abstractmethod
     def render(self, cameras: Cameras, background: Tensor | None = None,
@@ -60,6 +63,17 @@ class SceneRepresentation(torch.nn.Module, ABC):
             others ignore it.
         Differentiable with respect to the representation's parameters.
         """
+
+    def render_with_extras(self, cameras: Cameras, background: Tensor | None = None,
+                           depth_hint: Tensor | None = None) -> tuple[RenderOutput, dict[str, Tensor]]:
+        """``render`` plus named per-ray regularisation terms the fitting loop may weight
+        (e.g. "distortion" (B, H, W), "free_space" (B, H, W)). Default: no extras."""
+        return self.render(cameras, background, depth_hint), {}
+
+    def total_variation(self) -> Tensor | None:
+        """A scalar smoothness penalty on the parameters, or None when the representation has
+        none (the fitting loop then skips ``tv_weight``). Default: None."""
+        return None
 
     def param_groups(self) -> list[dict]:
         """Optimizer parameter groups (each a dict with "params", "lr" and "name")."""

@@ -11,10 +11,10 @@ with per-pixel weights: 0 on invalid pixels, ``inpainted_weight`` on generated o
 content. Learning rates follow a warmup + exponential decay schedule over the call's steps.
 The function is plain: all state it keeps between calls is the returned FitState.
 
-Optional representation hooks (duck-typed, used when present): ``render_with_extras(cameras,
-background, depth_hint) -> (RenderOutput, {"distortion": (B, H, W), "free_space": (B, H, W)})`` for
-the distortion and free-space (line-of-sight) losses, ``total_variation() -> scalar`` for the TV
-loss, and a ``sample_generator`` attribute that receives the fit's generator (sample placement).
+Representation hooks, declared with defaults on SceneRepresentation: ``render_with_extras``
+returns the render plus the per-ray "distortion" and "free_space" terms (line-of-sight losses)
+when the representation has them, ``total_variation()`` the TV penalty or None, and the
+``sample_generator`` attribute receives the fit's generator (sample placement) during a fit.
 """
 
 from __future__ import annotations
@@ -244,10 +244,7 @@ def step_losses(representation: SceneRepresentation, batch: PatchBatch,
                                           torch.tensor(1.0, device=device))
     background = None if config.background is None else torch.tensor(config.background, device=device)
     hint = torch.where(valid, depth_t, torch.zeros_like(depth_t)) if config.use_depth_hint else None
-    if hasattr(representation, "render_with_extras"):
-        out, extras = representation.render_with_extras(batch.cameras, background, hint)
-    else:
-        out, extras = representation.render(batch.cameras, background, hint), {}
+    out, extras = representation.render_with_extras(batch.cameras, background, hint)
     terms: dict[str, Tensor] = {"l1": l1_colour_loss(out.rgb, rgb_t, weights)}
     total = config.l1_weight * terms["l1"]
     if config.ssim_weight > 0 and out.rgb.shape[1] >= config.ssim_window:
@@ -265,9 +262,10 @@ def step_losses(representation: SceneRepresentation, batch: PatchBatch,
     if config.free_space_weight > 0 and "free_space" in extras:
         terms["free_space"] = weighted_mean(extras["free_space"], weights)
         total = total + config.free_space_weight * terms["free_space"]
-    if config.tv_weight > 0 and hasattr(representation, "total_variation"):
-        terms["tv"] = representation.total_variation()
-        total = total + config.tv_weight * terms["tv"]
+    tv = representation.total_variation() if config.tv_weight > 0 else None
+    if tv is not None:
+        terms["tv"] = tv
+        total = total + config.tv_weight * tv
     terms["total"] = total
     return terms, out
 
@@ -307,8 +305,7 @@ def fit(representation: SceneRepresentation, database: SupportViews, config: Fit
     cache = _ViewCache(database, config.max_cached_views)
     was_training = representation.training
     representation.train()
-    if hasattr(representation, "sample_generator"):
-        representation.sample_generator = generator
+    representation.sample_generator = generator
     global_step, metrics = state.step, dict(state.metrics)
     try:
         for k in range(steps):
@@ -341,6 +338,5 @@ def fit(representation: SceneRepresentation, database: SupportViews, config: Fit
                 emit(on_event, "fit", step=k + 1, total=steps, message=f"fit step {global_step}", **metrics)
     finally:
         representation.train(was_training)
-        if hasattr(representation, "sample_generator"):
-            representation.sample_generator = None
+        representation.sample_generator = None
     return _snapshot(global_step, optimizer, metrics)

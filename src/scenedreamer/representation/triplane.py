@@ -51,6 +51,12 @@ class TriplaneConfig:
     """World centre of the scene's inner (uncontracted) region, scene units."""
     radius: float = 1.0
     """Radius of the inner region, scene units; beyond it space is contracted."""
+    bounds_quantile: float = 0.3
+    """When a run sets centre and radius from its first views (``bounds_from_views``): the radius
+    is this quantile of the surface points' and cameras' distances to the centre, ..."""
+    bounds_margin: float = 1.5
+    """... times this margin. A low quantile keeps grazing ground, far backgrounds and sky in the
+    contracted region so the planes' resolution goes to content near the cameras."""
     contraction: bool = True
     """Contract space beyond the radius (unbounded outdoor scenes); off: the cube [-radius, radius]^3."""
     contraction_norm: str = "inf"
@@ -67,6 +73,8 @@ class TriplaneConfig:
             raise ValueError(f"TriplaneConfig.combine must be 'sum' or 'concat', got {self.combine!r}")
         if self.resolution < 2 or self.channels < 1 or self.radius <= 0:
             raise ValueError("TriplaneConfig: resolution >= 2, channels >= 1 and radius > 0 are required")
+        if not (0.0 < self.bounds_quantile <= 1.0 and self.bounds_margin > 0):
+            raise ValueError("TriplaneConfig: bounds_quantile must be in (0, 1] and bounds_margin > 0")
         object.__setattr__(self, "center", tuple(float(c) for c in self.center))
 
 
@@ -78,7 +86,8 @@ class SceneBounds:
     radius: float
 
 
-def bounds_from_views(views: list, quantile: float = 0.3, margin: float = 1.5,
+def bounds_from_views(views: list, quantile: float = TriplaneConfig.bounds_quantile,
+                      margin: float = TriplaneConfig.bounds_margin,
                       max_points_per_view: int = 4096, camera_centres: Tensor | None = None) -> SceneBounds:
     """Scene centre/radius (scene units) from support views' cameras and depth.
 
