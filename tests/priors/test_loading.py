@@ -53,7 +53,7 @@ def fake_hf_cache(cache: Path, hub_id: str, model_folder: Path) -> Path:
 
 def test_config_dtype_and_offline(monkeypatch):
     assert ModelLoadConfig().torch_dtype == torch.float32
-    assert ModelLoadConfig(dtype="fp16").torch_dtype == torch.float16
+    assert ModelLoadConfig(device="cuda", dtype="fp16").torch_dtype == torch.float16   # fp16 on the CPU: test_dtype.py
     assert ModelLoadConfig(dtype="bf16").torch_dtype == torch.bfloat16
     with pytest.raises(UserInputError, match="dtype"):
         ModelLoadConfig(dtype="fp8")

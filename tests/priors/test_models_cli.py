@@ -70,3 +70,18 @@ def test_download_offline_mode(capsys, monkeypatch, tmp_path):
 def test_download_unknown_name(capsys):
     assert main(["models", "download", "no-such-model"]) == 2
     assert "known presets" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["models", "list"], ["models", "check", "sd15"], ["models", "download", "sd15"],
+                                  ["generate", "x", "--dry-run", "--set", "priors.cache_dir=FILE"]])
+def test_a_cache_dir_that_is_a_file_is_one_line_before_anything_else(argv, capsys, tmp_path):
+    cache = tmp_path / "not-a-folder"
+    cache.write_text("user data")
+    argv = [a.replace("FILE", str(cache)) for a in argv]
+    if argv[0] == "models":
+        argv += ["--cache-dir", str(cache)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""                                    # nothing printed, nothing fetched
+    assert captured.err.count("\n") == 1 and f"{cache}: exists and is not a folder" in captured.err
+    assert cache.read_text() == "user data"

@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
                    help="the unified 3D representation: nerf (the method's tri-plane NeRF) or gaussians "
                         "(default: the preset's; offline: gaussians, the faster path; sd15/sd2: nerf)")
     p.add_argument("--device", default=None, help="torch device: auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default=None,
+                   help="network weights/compute dtype (default auto: fp16 on CUDA, bf16 on a CPU with fast bf16, "
+                        "else fp32; fp16 on the CPU is refused); config.json records what ran")
     p.add_argument("--config", default=None, metavar="FILE", help="start from a saved config.json instead of a preset")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field by dotted path, e.g. --set fit.lr_scale=0.5 "
@@ -103,6 +106,8 @@ def build_config(args: argparse.Namespace):
         config = dataclasses.replace(config, representation=TriplaneConfig())
     if args.device:
         config = dataclasses.replace(config, priors=dataclasses.replace(config.priors, device=args.device))
+    if args.dtype:
+        config = dataclasses.replace(config, priors=dataclasses.replace(config.priors, dtype=args.dtype))
     ablation = config.ablation
     for name in ("refinement", "adapter", "replay", "consistency"):
         if getattr(args, f"no_{name}"):

@@ -38,6 +38,9 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to list / check / download; returns the exit code."""
+    from ..priors.loading import check_cache_dir
+
+    check_cache_dir(args.cache_dir, "--cache-dir")          # before anything is printed or fetched
     return {"list": _list, "check": _check, "download": _download}[args.models_command](args)
 
 

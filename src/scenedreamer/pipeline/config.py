@@ -58,8 +58,8 @@ class PriorsConfig:
     """3D-aware refiner: "offline" (composite stand-in) or a Stable Diffusion preset / hub id / folder whose UNet is frozen and adapted"""
     device: str = "auto"
     """torch device for networks and the representation: "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ..."""
-    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
-    """weights dtype of the diffusion/depth networks, ignored on CPU where fp32 is used (the representation always trains in float32)"""
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    """weights/compute dtype of the diffusion, depth and CLIP networks: "auto" (fp16 on CUDA, bf16 on a CPU with fast bf16, else fp32; a run's config.json records what it resolved to), "fp32", "bf16", or "fp16" (refused on the CPU); the representation always trains in float32"""
     cpu_offload: bool = False
     """move diffusion sub-models to the GPU only while they run (for GPUs with little memory)"""
     attention_slicing: bool = False
@@ -80,6 +80,11 @@ class PriorsConfig:
     """Hugging Face cache folder for model presets and hub ids (None: the standard cache)"""
     variant: str | None = None
     """weight file variant of diffusers folders, e.g. "fp16" (None: plain files)"""
+
+    def __post_init__(self) -> None:
+        from ..priors.loading import check_cache_dir
+
+        check_cache_dir(self.cache_dir, "priors.cache_dir")
 
 
 @dataclass(frozen=True)
@@ -249,8 +254,7 @@ def _offline(representation: str | None = None) -> GenerateConfig:
 def _sd(name: str, model: str, inpaint: str, size: int) -> GenerateConfig:
     return GenerateConfig(
         preset=name, width=size, height=size,
-        priors=PriorsConfig(text_to_image=model, inpainter=inpaint, depth="zoedepth", first_view_depth="", refiner=model,
-                            dtype="fp16"),
+        priors=PriorsConfig(text_to_image=model, inpainter=inpaint, depth="zoedepth", first_view_depth="", refiner=model),
     )
 
 

@@ -34,8 +34,10 @@ def representation_bytes(config: GenerateConfig) -> int:
 
 def describe_plan(config: GenerateConfig, out: str) -> str:
     """A human-readable plan: views, resolution, models, expected memory and output folder."""
+    from .priors_factory import with_resolved_dtype
     from .scene_cameras import load_trajectory
 
+    config = with_resolved_dtype(config)
     traj = load_trajectory(config)
     n_init = 1 + len(config.init.neighbour_yaws_deg) + len(config.init.neighbour_pitches_deg)
     n_views = n_init + len(traj.cameras) - 1
@@ -62,7 +64,7 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
         total_gb += gb
     view_bytes = config.width * config.height * (3 * 4 + 4 + 2)
     rep_mb = representation_bytes(config) / 2**20
-    half = config.priors.dtype != "fp32"
+    half = config.priors.dtype in ("fp16", "bf16")
     lines += [
         "  expected memory:",
         f"    representation ~{rep_mb:.0f} MB (+ optimiser state x2)",

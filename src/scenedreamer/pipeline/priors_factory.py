@@ -82,6 +82,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def with_resolved_dtype(config: GenerateConfig) -> GenerateConfig:
+    """``config`` with ``priors.dtype`` resolved for its device ("auto" -> fp16 / bf16 / fp32,
+    see priors.loading.resolve_dtype): the dtype that will run, which the run's config.json and
+    log then state. UserInputError for fp16 on the CPU, before anything is loaded or written."""
+    from ..priors.loading import resolve_dtype
+
+    dtype = resolve_dtype(config.priors.dtype, resolve_device(config.priors.device))
+    return replace(config, priors=replace(config.priors, dtype=dtype))
+
+
 def build_priors(config: GenerateConfig) -> Priors:
     """Build (load) every prior named by ``config.priors``; each heavy model is loaded once."""
     pc = config.priors
@@ -100,10 +110,9 @@ def build_priors(config: GenerateConfig) -> Priors:
     def load_cfg():
         nonlocal load_config
         if load_config is None:
-            from ..priors.loading import ModelLoadConfig
+            from ..priors.loading import ModelLoadConfig, resolve_dtype
 
-            dtype = pc.dtype if device.type == "cuda" else "fp32"   # half-precision CPU kernels are slow
-            load_config = ModelLoadConfig(device=str(device), dtype=dtype, offline=pc.offline,
+            load_config = ModelLoadConfig(device=str(device), dtype=resolve_dtype(pc.dtype, device), offline=pc.offline,
                                           cpu_offload=pc.cpu_offload, attention_slicing=pc.attention_slicing,
                                           cache_dir=pc.cache_dir, variant=pc.variant)
         return load_config

@@ -26,10 +26,11 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
     from ..support.database import DB_FILE, SupportDatabase
     from .event_log import JsonlEventLog, fan_out
     from .generate import generate_scene
-    from .priors_factory import build_priors
+    from .priors_factory import build_priors, with_resolved_dtype
     from .run_folder import RunFolder
     from .scene_cameras import load_trajectory
 
+    config = with_resolved_dtype(config)                    # the dtype that runs is the one config.json says
     run_folder = RunFolder(out)
     run_folder.check(resume=resume, overwrite=overwrite)   # refusals first: nothing written yet
     load_trajectory(config)                                 # the trajectory file / preset is valid

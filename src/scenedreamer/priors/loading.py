@@ -13,7 +13,9 @@ Offline mode: ``ModelLoadConfig.offline`` or the ``HF_HUB_OFFLINE`` environment 
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -28,6 +30,41 @@ from .model_registry import ModelPreset, find_preset
 log = logging.getLogger(__name__)
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPE_CHOICES = ("auto", *DTYPES)
+"""What a user may ask for: "auto" resolves with ``resolve_dtype``."""
+FP16_ON_CPU = ("fp16 on the CPU: PyTorch's half-precision CPU kernels are slow (one SD convolution "
+               "took 48.5 s in fp16 against 0.20 s in fp32 on this project's 2-core machine); use "
+               "--dtype bf16 (fast on CPUs with AVX512-BF16/AMX) or fp32")
+
+
+def cpu_has_fast_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """True when the CPU advertises native bf16 arithmetic (AVX512-BF16 or AMX-BF16 flags in
+    ``cpuinfo``; False where that file is unreadable, e.g. not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[-1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_dtype(name: str, device: torch.device | str) -> str:
+    """The weight/compute dtype that will run: "auto" -> "fp16" on CUDA, "bf16" on a CPU with
+    fast bf16 (2.2-2.8x faster than fp32 in SD on such a CPU, BENCHMARKS.md), else "fp32"; an
+    explicit name is kept. UserInputError for an unknown name or fp16 on the CPU."""
+    device = torch.device(device)
+    if name not in DTYPE_CHOICES:
+        raise UserInputError(f"dtype: {name!r} is not one of {', '.join(DTYPE_CHOICES)}")
+    if name == "auto":
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
+    if name == "fp16" and device.type == "cpu":
+        raise UserInputError(FP16_ON_CPU)
+    return name
 
 # Files never fetched for a hub id that is not a preset: original single-file checkpoints and
 # other frameworks' weights (several GB each) and the SD safety checker (we do not run it).
@@ -44,7 +81,9 @@ class ModelLoadConfig:
     device: str = "cpu"
     """torch device string the network runs on ("cpu", "cuda", "cuda:1", "mps")."""
     dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
-    """Weight/compute precision. fp16 halves GPU memory; keep fp32 on CPU (fp16 CPU kernels are slow)."""
+    """Weight/compute precision (``resolve_dtype`` turns a user's "auto" into one of these).
+    fp16 halves GPU memory and is refused on the CPU (its kernels are slow there); bf16 halves
+    memory on both and is fast on CPUs with AVX512-BF16/AMX."""
     offline: bool = False
     """Never contact the hub; only local folders and the local cache (also set by HF_HUB_OFFLINE=1)."""
     cpu_offload: bool = False
@@ -62,6 +101,9 @@ class ModelLoadConfig:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise UserInputError(f"ModelLoadConfig.dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        check_cache_dir(self.cache_dir)
+        if self.dtype == "fp16" and not self.cpu_offload and torch.device(self.device).type == "cpu":
+            raise UserInputError(FP16_ON_CPU)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -130,6 +172,16 @@ def resolve_source(ref: str | os.PathLike, load_config: ModelLoadConfig) -> Mode
     return ModelSource(text, preset, hub_id, cached_snapshot(hub_id, load_config.cache_dir, load_config.revision))
 
 
+def check_cache_dir(cache_dir: str | os.PathLike | None, where: str = "cache dir") -> None:
+    """UserInputError when a given Hugging Face cache folder exists but is not a folder (a
+    missing one is fine: a download creates it, a lookup finds nothing in it)."""
+    if cache_dir is None:
+        return
+    path = Path(cache_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"{where} {path}: exists and is not a folder")
+
+
 def cached_snapshot(hub_id: str, cache_dir: str | None = None, revision: str | None = None) -> Path | None:
     """The local snapshot folder of ``hub_id`` in the Hugging Face cache, or None (no network)."""
     from huggingface_hub import snapshot_download
@@ -139,6 +191,50 @@ def cached_snapshot(hub_id: str, cache_dir: str | None = None, revision: str | N
         return Path(snapshot_download(hub_id, cache_dir=cache_dir, revision=revision, local_files_only=True))
     except (LocalEntryNotFoundError, HFValidationError, OSError):
         return None
+
+
+_SAFETENSORS_ELEMENT_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+                              "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def safetensors_numel(path: Path) -> int:
+    """Number of tensor elements in a .safetensors file, read from its JSON header only (the
+    format: an 8-byte little-endian header length, then the header). RunFailedError naming the
+    file when the header is unreadable."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 2 <= size <= 100_000_000:
+                raise ValueError(f"header length {size}")
+            header = json.loads(f.read(size))
+        return sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RunFailedError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def weight_parameter_count(folder: Path, variant: str | None = None) -> int | None:
+    """Parameters the loaders read from a model folder: unet/, vae/ and text_encoder/ of a
+    diffusers pipeline, the top-level weights of a transformers model. Counted exactly from
+    safetensors headers (the ``variant``'s files when given, e.g. "fp16"); a folder with only
+    PyTorch .bin weights is estimated as fp32 (file bytes / 4). None when no weights are found."""
+    subs = [folder / n for n in ("unet", "vae", "text_encoder")] if (folder / "model_index.json").is_file() else [folder]
+    total, found = 0, False
+    for sub in subs:
+        if not sub.is_dir():
+            continue
+        files = sorted(p for p in sub.iterdir() if p.is_file())
+        tagged = [p for p in files if p.name.endswith(".safetensors") and variant and f".{variant}." in p.name]
+        plain = [p for p in files if p.name.endswith(".safetensors") and len(p.name.split(".")) == 2]
+        chosen = tagged or plain
+        if chosen:
+            total += sum(safetensors_numel(p) for p in chosen)
+            found = True
+            continue
+        bins = [p for p in files if p.name.endswith(".bin") and len(p.name.split(".")) == 2]
+        if bins:
+            total += sum(p.stat().st_size for p in bins) // 4
+            found = True
+    return total if found else None
 
 
 def missing_weight_components(folder: Path) -> list[str]:
@@ -254,6 +350,7 @@ def download_model(ref: str, cache_dir: str | None = None, revision: str | None 
     """
     from .model_registry import PRESETS
 
+    check_cache_dir(cache_dir)
     preset = find_preset(ref)
     if preset is None and (Path(ref).expanduser().exists() or _looks_like_path(ref)):
         raise UserInputError(f"{ref!r} is not a preset name or hub id; known presets: {', '.join(PRESETS)}")
