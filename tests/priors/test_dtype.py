@@ -54,3 +54,29 @@ def test_config_json_records_the_resolved_dtype(tmp_path):
     # resuming with the same "auto" matches the recorded, resolved dtype
     assert main(["generate", "a forest", "--device", "cpu", "--out", str(out), "--quiet", "--resume",
                  *tiny_run_args("32x32", 2), "--set", "export.video=false"]) == 0
+
+
+def test_dry_run_counts_each_network_once_in_the_dtype_that_runs(tmp_path):
+    """The plan's weight estimate against the tiny models actually loaded (issue 12: within
+    20 %; the parameter count is exact, so only buffers can differ)."""
+    from dataclasses import replace
+
+    from tiny_models import tiny_depth_model, tiny_sd_pipeline
+
+    from scenedreamer.pipeline.config import preset_config
+    from scenedreamer.pipeline.plan import loaded_networks, network_parameters
+    from scenedreamer.priors.loading import ModelLoadConfig, load_sd_pipeline
+
+    sd, inpaint, zoe = tmp_path / "sd", tmp_path / "sd-inpaint", tmp_path / "zoe"
+    tiny_sd_pipeline(sd)
+    tiny_sd_pipeline(inpaint, inpainting=True)
+    tiny_depth_model("zoedepth", zoe)
+    base = preset_config("sd15")
+    config = replace(base, priors=replace(base.priors, text_to_image=str(sd), refiner=str(sd), inpainter=str(inpaint),
+                                          depth=str(zoe), first_view_depth=str(zoe), dtype="bf16"))
+    assert loaded_networks(config) == [str(sd), str(inpaint), str(zoe)]      # refiner and first depth shared
+    pipe = load_sd_pipeline(sd, ModelLoadConfig(dtype="bf16"))
+    loaded = sum(p.numel() for m in (pipe.unet, pipe.vae, pipe.text_encoder) for p in m.parameters())
+    estimate = network_parameters(str(sd), config)
+    assert abs(estimate - loaded) <= 0.2 * loaded
+    assert {p.dtype for p in pipe.unet.parameters()} == {torch.bfloat16}

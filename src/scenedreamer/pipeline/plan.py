@@ -8,16 +8,52 @@ from .config import GenerateConfig
 from .priors_factory import OFFLINE_LABELS as _OFFLINE_NAMES
 
 
-def _model_line(role: str, name: str) -> tuple[str, float]:
-    """('role: description', approx weight size in GB)."""
+_DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+
+
+def _model_line(role: str, name: str) -> str:
+    """'role: description' for the plan's list of models."""
     from ..priors.model_registry import PRESETS as MODELS
 
     if name in _OFFLINE_NAMES:
-        return f"  {role:<14} {_OFFLINE_NAMES[name]}", 0.0
+        return f"  {role:<14} {_OFFLINE_NAMES[name]}"
     if name in MODELS:
-        m = MODELS[name]
-        return f"  {role:<14} {name} ({m.hub_id}, ~{m.approx_size_gb:.1f} GB fp32)", m.approx_size_gb
-    return f"  {role:<14} {name} (hub id or local folder)", 0.0
+        return f"  {role:<14} {name} ({MODELS[name].hub_id})"
+    return f"  {role:<14} {name} (hub id or local folder)"
+
+
+def network_parameters(name: str, config: GenerateConfig) -> int | None:
+    """Parameters of one network: exact from a local folder's or cached snapshot's safetensors
+    headers, else the preset's fp32 download size / 4; None when unknown (a hub id not cached)."""
+    from ..errors import MissingWeightsError
+    from ..priors.loading import ModelLoadConfig, resolve_source, weight_parameter_count
+
+    try:
+        source = resolve_source(name, ModelLoadConfig(cache_dir=config.priors.cache_dir, offline=True))
+    except MissingWeightsError:
+        return None
+    if source.folder is not None:
+        count = weight_parameter_count(source.folder, config.priors.variant)
+        if count is not None:
+            return count
+    return int(source.preset.approx_size_gb * 1e9 / 4) if source.preset is not None else None
+
+
+def loaded_networks(config: GenerateConfig) -> list[str]:
+    """The distinct networks a run loads, as build_priors loads them: one SD pipeline per
+    (model, inpainting) pair (the first view and the refiner share theirs), one depth network
+    per distinct name."""
+    pc = config.priors
+    pipelines = []
+    if pc.text_to_image not in _OFFLINE_NAMES:
+        pipelines.append((pc.text_to_image, False))
+    if pc.inpainter not in _OFFLINE_NAMES:
+        pipelines.append((pc.inpainter, True))
+    if config.ablation.refinement and pc.refiner not in _OFFLINE_NAMES:
+        pipelines.append((pc.refiner, False))
+    depths = [n for n in (pc.depth, pc.first_view_depth) if n and n not in _OFFLINE_NAMES]
+    return list(dict.fromkeys(name for name, _ in dict.fromkeys(pipelines))) + \
+        [n for n in dict.fromkeys(depths) if n not in {p for p, _ in pipelines}]
 
 
 def representation_bytes(config: GenerateConfig) -> int:
@@ -56,20 +92,21 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
         "  ablations      " + ", ".join(f"{k}={'on' if v else 'off'}" for k, v in vars(config.ablation).items()),
         "  models:",
     ]
-    total_gb = 0.0
     for role, name in (("first view", config.priors.text_to_image), ("inpainting", config.priors.inpainter),
-                       ("depth", config.priors.depth), ("first depth", config.priors.first_view_depth or config.priors.depth), ("refiner", config.priors.refiner if config.ablation.refinement else "offline")):
-        line, gb = _model_line(role, name)
-        lines.append(line)
-        total_gb += gb
+                       ("depth", config.priors.depth), ("first depth", config.priors.first_view_depth or config.priors.depth),
+                       ("refiner", config.priors.refiner if config.ablation.refinement else "offline")):
+        lines.append(_model_line(role, name))
+    counts = {name: network_parameters(name, config) for name in loaded_networks(config)}
+    weight_bytes = sum(c for c in counts.values() if c) * _DTYPE_BYTES[config.priors.dtype]
+    unknown = [n for n, c in counts.items() if c is None]
     view_bytes = config.width * config.height * (3 * 4 + 4 + 2)
     rep_mb = representation_bytes(config) / 2**20
-    half = config.priors.dtype in ("fp16", "bf16")
     lines += [
         "  expected memory:",
         f"    representation ~{rep_mb:.0f} MB (+ optimiser state x2)",
         f"    support database ~{n_views * view_bytes / 2**20:.0f} MB on disk",
-        f"    network weights ~{total_gb * (0.5 if half else 1.0):.1f} GB ({config.priors.dtype}"
-        f"{', CPU offload' if config.priors.cpu_offload else ''})",
+        f"    network weights ~{weight_bytes / 1e9:.1f} GB ({len(counts)} network(s), each counted once, "
+        f"in {config.priors.dtype}{', CPU offload' if config.priors.cpu_offload else ''})"
+        + (f"; size unknown for {', '.join(unknown)}" if unknown else ""),
     ]
     return "\n".join(lines)
