@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
+from ..priors.loading import DTYPES
 from ..representation.triplane import TriplaneConfig
 from .config import GenerateConfig
-
 from .priors_factory import OFFLINE_LABELS as _OFFLINE_NAMES
-
-
-_DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 
 
 def _model_line(role: str, name: str) -> str:
@@ -40,20 +37,13 @@ def network_parameters(name: str, config: GenerateConfig) -> int | None:
 
 
 def loaded_networks(config: GenerateConfig) -> list[str]:
-    """The distinct networks a run loads, as build_priors loads them: one SD pipeline per
-    (model, inpainting) pair (the first view and the refiner share theirs), one depth network
-    per distinct name."""
+    """The distinct networks a run loads, each model name once, as build_priors loads them (the
+    first view and the refiner share their SD pipeline; a first-view depth network named like
+    the depth network is that network)."""
     pc = config.priors
-    pipelines = []
-    if pc.text_to_image not in _OFFLINE_NAMES:
-        pipelines.append((pc.text_to_image, False))
-    if pc.inpainter not in _OFFLINE_NAMES:
-        pipelines.append((pc.inpainter, True))
-    if config.ablation.refinement and pc.refiner not in _OFFLINE_NAMES:
-        pipelines.append((pc.refiner, False))
-    depths = [n for n in (pc.depth, pc.first_view_depth) if n and n not in _OFFLINE_NAMES]
-    return list(dict.fromkeys(name for name, _ in dict.fromkeys(pipelines))) + \
-        [n for n in dict.fromkeys(depths) if n not in {p for p, _ in pipelines}]
+    refiner = pc.refiner if config.ablation.refinement else ""
+    names = (pc.text_to_image, pc.inpainter, refiner, pc.depth, pc.first_view_depth)
+    return list(dict.fromkeys(n for n in names if n and n not in _OFFLINE_NAMES))
 
 
 def representation_bytes(config: GenerateConfig) -> int:
@@ -97,7 +87,7 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
                        ("refiner", config.priors.refiner if config.ablation.refinement else "offline")):
         lines.append(_model_line(role, name))
     counts = {name: network_parameters(name, config) for name in loaded_networks(config)}
-    weight_bytes = sum(c for c in counts.values() if c) * _DTYPE_BYTES[config.priors.dtype]
+    weight_bytes = sum(c for c in counts.values() if c) * DTYPES[config.priors.dtype].itemsize
     unknown = [n for n, c in counts.items() if c is None]
     view_bytes = config.width * config.height * (3 * 4 + 4 + 2)
     rep_mb = representation_bytes(config) / 2**20

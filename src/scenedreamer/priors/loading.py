@@ -102,8 +102,8 @@ class ModelLoadConfig:
         if self.dtype not in DTYPES:
             raise UserInputError(f"ModelLoadConfig.dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}")
         check_cache_dir(self.cache_dir)
-        if self.dtype == "fp16" and not self.cpu_offload and torch.device(self.device).type == "cpu":
-            raise UserInputError(FP16_ON_CPU)
+        if not self.cpu_offload:         # offloaded weights wait on the CPU but run on the GPU
+            resolve_dtype(self.dtype, self.device)          # the one rule: refuses fp16 on the CPU
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -191,10 +191,6 @@ def cached_snapshot(hub_id: str, cache_dir: str | None = None, revision: str | N
         return Path(snapshot_download(hub_id, cache_dir=cache_dir, revision=revision, local_files_only=True))
     except (LocalEntryNotFoundError, HFValidationError, OSError):
         return None
-
-
-_SAFETENSORS_ELEMENT_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-                              "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 
 
 def safetensors_numel(path: Path) -> int:
