@@ -43,7 +43,7 @@ def measure(run: Path) -> dict:
             support.append(float(psnr(out.rgb[0].clamp(0, 1), view.rgb)))
     result = {"run": str(run), "gaussians": scene.num_gaussians, "support_mean_db": sum(support) / len(support),
               "support_worst_db": min(support), "support_db": support}
-    if config.priors.text_to_image == "procedural":
+    if config.procedural_world_run:
         traj = read_transforms_json(run / "trajectory.json").cameras
         n = len(traj)
         dense = interpolate_poses(traj.c2w, 2 * n - 1)[1::2]                 # half-way poses

@@ -23,6 +23,12 @@ def add_parser(sub) -> None:
                    help="a trajectory preset name (orbit, rotate360, lookaround, lookdown, forward, back_and_forth, "
                         "spiral) or a nerfstudio transforms.json file")
     p.add_argument("--frames", type=int, default=None, help="cameras along a preset trajectory")
+    p.add_argument("--image", default=None, metavar="PATH",
+                   help="start from this photo: it becomes the first view (scaled and centre-cropped to the "
+                        "resolution; the crop is reported), its depth from the first-view depth network")
+    p.add_argument("--image-depth", default=None, metavar="PATH",
+                   help="the photo's z-depth in metres (.npy, or 16-bit PNG in millimetres), same size as the "
+                        "photo; lets the offline preset start from a photo")
     p.add_argument("--out", default="runs/scene", help="run folder to write (default: runs/scene)")
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed + config = same scene)")
     p.add_argument("--resolution", default=None, metavar="WxH", help="view size in pixels, e.g. 256x256")
@@ -75,7 +81,7 @@ def apply_override(config, dotted: str, value, full: str | None = None):
 def build_config(args: argparse.Namespace):
     """The resolved GenerateConfig from a preset (or saved config) and the command-line options."""
     from ..config_io import from_json_dict, load_config, to_json_dict
-    from ..pipeline.config import GenerateConfig, gaussian_representation, preset_config
+    from ..pipeline.config import GenerateConfig, gaussian_representation, preset_config, with_first_view_image
     from ..representation.gaussians import GaussianConfig
     from ..representation.triplane import TriplaneConfig
 
@@ -125,6 +131,9 @@ def build_config(args: argparse.Namespace):
             config = apply_override(config, key.strip(), value)
         except (ValueError, TypeError) as err:      # a config's own __post_init__ checks
             raise UserInputError(f"--set {key.strip()}: {' '.join(str(err).split())}") from None
+    # after --set: a photo start checks its depth source against the priors the user chose
+    if args.image or args.image_depth:      # (a depth map alone is refused by the config's own check)
+        config = with_first_view_image(config, args.image or "", args.image_depth or "")
     # round-trip through JSON: validates every overridden value against its declared type
     config = from_json_dict(GenerateConfig, to_json_dict(config), where="config")
     return _fit_resolution_to_priors(config)

@@ -240,7 +240,7 @@ def evaluate_run(root: Path, config: EvalConfig, clip_scorer=None, clip_reason: 
     with SupportDatabase.open(root / "support", create=False) as db:
         support = [db.get(v) for v in db.ids()]
     held_out = _at(_held_out_cameras(trajectory), config.resolution) \
-        if gen.priors.text_to_image == "procedural" else None
+        if gen.procedural_world_run else None
     total = len(path) + len(support) + (len(held_out) if held_out is not None else 0)
     done = 0
 
@@ -283,7 +283,7 @@ def evaluate_run(root: Path, config: EvalConfig, clip_scorer=None, clip_reason: 
         results["support_psnr"].per_frame.append(psnr(rgb, view.rgb))
 
     if held_out is None:
-        why = "not a procedural-world run (no ground truth)" if gen.priors.text_to_image != "procedural" \
+        why = "not a procedural-world run (no ground truth)" if not gen.procedural_world_run \
             else "the trajectory has one camera (no camera half-way between two)"
         for name in ("gt_psnr", "gt_ssim", "gt_depth_error"):
             results[name].reason = why

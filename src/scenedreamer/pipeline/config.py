@@ -12,7 +12,7 @@ from typing import Literal
 from ..geometry.depth_align import AlignConfig, SeamConfig
 from ..geometry.warp import ForwardWarpConfig
 from ..priors.offline_refiner import OfflineRefinerConfig
-from ..priors.classical import ClassicalInpaintConfig
+from ..priors.classical import ClassicalInpaintConfig, DepthCompletionConfig
 from ..priors.depth_networks import DepthNetworkConfig
 from ..priors.diffusion import DiffusionConfig
 from ..priors.offline import OracleDepthConfig
@@ -51,7 +51,7 @@ class PriorsConfig:
     inpainter: str = "oracle"
     """hole filler: "oracle" (procedural world renders the hole), "classical" (OpenCV/PatchMatch) or a model preset / hub id / folder"""
     depth: str = "oracle"
-    """monocular depth: "oracle" (procedural world depth, optionally corrupted) or a model preset / hub id / folder (e.g. zoedepth)"""
+    """depth of new content: "oracle" (procedural world depth, optionally corrupted), "classical" (completed from the view's known depth, no network; not for a first view) or a model preset / hub id / folder (e.g. zoedepth)"""
     first_view_depth: str = "oracle-exact"
     """depth of the first view, which fixes the scene's metric scale: "" (same as `depth`), "oracle-exact" (the procedural world's exact metric depth, standing in for a metric network such as ZoeDepth), "oracle", or a model; later views are aligned to the scene, so they may use a relative network"""
     refiner: str = "offline"
@@ -72,6 +72,8 @@ class PriorsConfig:
     """corruption of the oracle depth (an unknown scale, shift and noise, as a monocular network has) so that depth alignment is exercised"""
     classical: ClassicalInpaintConfig = field(default_factory=ClassicalInpaintConfig)
     """settings of the classical inpainter (inpainter = "classical")"""
+    depth_completion: DepthCompletionConfig = field(default_factory=DepthCompletionConfig)
+    """settings of the classical depth completion (depth = "classical")"""
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     """sampling settings of the Stable Diffusion first view and inpainting"""
     depth_network: DepthNetworkConfig = field(default_factory=DepthNetworkConfig)
@@ -85,6 +87,20 @@ class PriorsConfig:
         from ..priors.loading import check_cache_dir
 
         check_cache_dir(self.cache_dir, "priors.cache_dir")
+
+
+@dataclass(frozen=True)
+class FirstViewConfig:
+    """Start from the user's photo instead of the text-to-image prior (docs/usage/generate.md)."""
+
+    image: str = ""
+    """a photo (PNG, JPEG, ...) made the first view, scaled and centre-cropped to the run's resolution; "" = the text-to-image prior makes it"""
+    depth: str = ""
+    """the photo's z-depth in metres (.npy float, or a 16-bit PNG, see depth_png_scale), same size as the photo; "" = the first-view depth network estimates it"""
+    depth_png_scale: float = 0.001
+    """metres per unit of a 16-bit depth PNG (0.001: millimetres, as Kinect / NYU / ScanNet depth PNGs store it)"""
+    max_upscale: float = 2.0
+    """a photo that would have to be enlarged more than this many times to cover the resolution is refused (enlarging only blurs)"""
 
 
 @dataclass(frozen=True)
@@ -176,6 +192,8 @@ class GenerateConfig:
     """image height of every view, pixels"""
     trajectory: TrajectorySpec = field(default_factory=TrajectorySpec)
     """the camera path"""
+    first_view: FirstViewConfig = field(default_factory=FirstViewConfig)
+    """a photo (and optionally its depth) to start from instead of the text-to-image prior"""
     priors: PriorsConfig = field(default_factory=PriorsConfig)
     """networks or offline stand-ins"""
     representation: TriplaneConfig | GaussianConfig = field(default_factory=TriplaneConfig)
@@ -221,6 +239,58 @@ class GenerateConfig:
             size = getattr(self, name)
             if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 4096:
                 raise UserInputError(f"{name}: {size!r} pixels; expected an integer from 8 to 4096")
+        check_first_view(self)
+
+    @property
+    def procedural_world_run(self) -> bool:
+        """True when the procedural world made the first view: its exact images and depth are then
+        the scene's ground truth (eval); a photo start has none."""
+        return self.priors.text_to_image == "procedural" and not self.first_view.image
+
+
+PROCEDURAL_PRIORS = ("procedural", "oracle", "oracle-exact")
+"""Prior names backed by the procedural world: they know only that world, never a user's photo."""
+
+
+def check_first_view(config: GenerateConfig) -> None:
+    """UserInputError unless a photo start (config.first_view) can run with config.priors: the
+    first view's depth must come from the given map or a real network, and no role may be the
+    procedural world's oracle (it would paint its own world into the photo's holes)."""
+    from ..errors import UserInputError
+
+    fv, pc = config.first_view, config.priors
+    if fv.depth and not fv.image:
+        raise UserInputError("--image-depth (first_view.depth) needs --image: it is the depth of that photo")
+    if not fv.image:
+        return
+    first_depth = pc.first_view_depth or pc.depth
+    if not fv.depth and first_depth in PROCEDURAL_PRIORS + ("classical",):
+        raise UserInputError(f"--image {fv.image}: preset {config.preset!r} has no depth network for a photo "
+                             "(its depth stand-in knows only the procedural world); give the photo's depth with "
+                             "--image-depth PATH (metres), or use --preset sd15 or sd2 (ZoeDepth estimates it)")
+    for role in ("inpainter", "depth", "refiner"):
+        if getattr(pc, role) in PROCEDURAL_PRIORS:
+            raise UserInputError(f"--image {fv.image}: priors.{role} {getattr(pc, role)!r} renders the procedural "
+                                 "world, not your photo; use \"classical\" or a model")
+
+
+def with_first_view_image(config: GenerateConfig, image: str, depth: str = "") -> GenerateConfig:
+    """``config`` starting from the photo ``image`` (and its depth map ``depth``, metres).
+
+    Roles the procedural world played are handed to network-free methods that work on any picture:
+    holes by the classical inpainter, new depth by completion from the known depth. Roles played
+    by real networks stay as they are. Validation happens when the result is built (check_first_view).
+    """
+    pc = config.priors
+    swaps = {}
+    if pc.inpainter in PROCEDURAL_PRIORS:
+        swaps["inpainter"] = "classical"
+    if pc.depth in PROCEDURAL_PRIORS:
+        swaps["depth"] = "classical"
+    if pc.first_view_depth in PROCEDURAL_PRIORS:
+        swaps["first_view_depth"] = ""   # the given depth map (or, without one, refused as above)
+    return replace(config, first_view=replace(config.first_view, image=image, depth=depth),
+                   priors=replace(pc, **swaps))
 
 
 def gaussian_representation() -> GaussianConfig:

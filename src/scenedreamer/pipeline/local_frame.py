@@ -17,7 +17,7 @@ from ..geometry.cameras import Cameras
 from ..geometry.depth_align import AlignConfig, SeamConfig, align_depth, compensate_seams
 from ..geometry.projection import project_points, unproject_depth
 from ..geometry.warp import ForwardWarpConfig, forward_warp
-from ..priors.base import DepthEstimator, DepthKind, Inpainter
+from ..priors.base import DepthCompleter, DepthEstimator, DepthKind, Inpainter
 from ..support.records import ViewRecord
 
 
@@ -68,15 +68,18 @@ def make_local_frame(views: list[ViewRecord], camera: Cameras, prompt: str, inpa
 
 
 def metric_depth_for_new_view(image: Tensor, camera: Cameras, known_depth: Tensor, known: Tensor,
-                              estimator: DepthEstimator, align: AlignConfig, seams: SeamConfig,
+                              estimator: DepthEstimator | DepthCompleter, align: AlignConfig, seams: SeamConfig,
                               fallback_median_depth: float) -> Tensor:
     """Z-depth (H, W) for every pixel of ``image`` seen from ``camera``.
 
     Known pixels keep ``known_depth``; the rest come from the depth network, aligned (scale and
     shift, robust least squares) to the known depth and seam-compensated so that the new surface
     meets the old one at the hole boundary. With no known pixel (the first view) a non-metric
-    prediction is scaled to ``fallback_median_depth``.
+    prediction is scaled to ``fallback_median_depth``. A network-free DepthCompleter fills the
+    rest from the known depth itself (already in the scene's units: nothing to align).
     """
+    if isinstance(estimator, DepthCompleter):
+        return estimator.complete(known_depth, known)
     prediction = estimator.estimate(image, camera=camera)
     values = prediction.values.to(known_depth.device, torch.float32)
     if prediction.kind is DepthKind.DISPARITY:

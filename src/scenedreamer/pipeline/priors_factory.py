@@ -1,9 +1,12 @@
 """Turns the run config's prior names into the objects that play each role of the method.
 
 Names: "procedural" / "oracle" / "oracle-exact" (the procedural world stand-ins), "classical" (OpenCV +
-PatchMatch inpainting), "offline" (the refiner stand-in), or a real model: a preset name from
+PatchMatch inpainting; as depth: completion from the view's known depth), "offline" (the refiner
+stand-in), or a real model: a preset name from
 `scenedreamer models list`, a hub id or a local folder, loaded through priors/loading.py. A
 requested real model that is missing is an error (MissingWeightsError), never a silent fallback.
+A photo start (config.first_view) replaces the first-view generator by the photo and, with a depth
+map, the first-view depth by that map (priors/photo.py).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from pathlib import Path
 import torch
 
 from ..errors import UserInputError
-from ..priors.base import DepthEstimator, Inpainter, TextToImage
+from ..priors.base import DepthCompleter, DepthEstimator, Inpainter, TextToImage
 from ..priors.refiner import Refiner
-from .config import GenerateConfig
+from .config import PROCEDURAL_PRIORS, GenerateConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ class Priors:
 
     text_to_image: TextToImage
     inpainter: Inpainter
-    depth: DepthEstimator
+    depth: DepthEstimator | DepthCompleter
     refiner: Refiner
     device: torch.device
     first_view_depth: DepthEstimator | None = None
@@ -51,6 +54,7 @@ class Priors:
 
     @property
     def first_depth(self) -> DepthEstimator:
+        """The estimator of the first view's depth (build_priors never makes it a DepthCompleter)."""
         return self.first_view_depth or self.depth
 
     def save_refiner_state(self, path: Path) -> bool:
@@ -96,8 +100,9 @@ def build_priors(config: GenerateConfig) -> Priors:
     """Build (load) every prior named by ``config.priors``; each heavy model is loaded once."""
     pc = config.priors
     device = resolve_device(pc.device)
-    world_needed = {pc.text_to_image, pc.inpainter, pc.depth, pc.first_view_depth} & {"procedural", "oracle",
-                                                                                        "oracle-exact"}
+    photo_start = bool(config.first_view.image)
+    roles = {pc.inpainter, pc.depth, pc.first_view_depth} | (set() if photo_start else {pc.text_to_image})
+    world_needed = roles & set(PROCEDURAL_PRIORS)
     offline = None
     if world_needed:
         from ..priors.offline import build_offline_priors
@@ -125,8 +130,16 @@ def build_priors(config: GenerateConfig) -> Priors:
             sd_cache[key] = load_sd_pipeline(name, load_cfg(), inpainting=inpainting)
         return sd_cache[key]
 
-    # first view
-    if pc.text_to_image == "procedural":
+    # first view: the user's photo (read and checked now, before any run folder exists), or a prior
+    given_depth = None
+    if photo_start:
+        from ..priors.photo import photo_priors
+
+        fv = config.first_view
+        text_to_image, given_depth = photo_priors(fv.image, fv.depth, config.width, config.height,
+                                                  fv.max_upscale, fv.depth_png_scale)
+        log.info("first view: %s", text_to_image.photo.describe())
+    elif pc.text_to_image == "procedural":
         text_to_image = offline.text_to_image
     elif pc.text_to_image in OFFLINE_NAMES:
         raise UserInputError(f"priors.text_to_image: {pc.text_to_image!r} cannot make a first view "
@@ -152,7 +165,11 @@ def build_priors(config: GenerateConfig) -> Priors:
         inpainter = StableDiffusionInpainter(sd_pipeline(pc.inpainter, True), pc.diffusion, label=pc.inpainter)
 
     # depth (and, optionally, another estimator for the first view, which fixes the metric scale)
-    def depth_estimator(name: str, field: str) -> DepthEstimator:
+    def depth_estimator(name: str, field: str) -> DepthEstimator | DepthCompleter:
+        if name == "classical":
+            from ..priors.classical import ClassicalDepthCompleter
+
+            return ClassicalDepthCompleter(pc.depth_completion)
         if name in ("oracle", "procedural"):
             return offline.depth
         if name == "oracle-exact":
@@ -167,8 +184,15 @@ def build_priors(config: GenerateConfig) -> Priors:
         return TransformersDepthEstimator.load(name, load_cfg(), pc.depth_network)
 
     depth = depth_estimator(pc.depth, "depth")
-    first_view_depth = depth_estimator(pc.first_view_depth, "first_view_depth") \
-        if pc.first_view_depth and pc.first_view_depth != pc.depth else None
+    if given_depth is not None:
+        first_view_depth = given_depth
+    else:
+        first_view_depth = depth_estimator(pc.first_view_depth, "first_view_depth") \
+            if pc.first_view_depth and pc.first_view_depth != pc.depth else None
+        if isinstance(first_view_depth or depth, DepthCompleter):
+            raise UserInputError(f"priors.{'first_view_depth' if first_view_depth else 'depth'}: \"classical\" "
+                                 "completes depth from known pixels and cannot give the first view its depth; "
+                                 "set priors.first_view_depth to a depth network or \"oracle-exact\"")
 
     # refiner: its adapter reads as many feature channels as the representation renders
     if pc.refiner == "offline" or not config.ablation.refinement:

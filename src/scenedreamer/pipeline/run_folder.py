@@ -59,6 +59,13 @@ RUN_FOLDERS: dict[str, re.Pattern[str]] = {
 }
 
 
+def _input_files(config: GenerateConfig) -> list[tuple[str, str]]:
+    """(what, path) of every file a run reads besides its own folder."""
+    named = [("trajectory file", config.trajectory.file), ("photo", config.first_view.image),
+             ("depth map", config.first_view.depth)]
+    return [(what, path) for what, path in named if path]
+
+
 def file_sha256(path: str | Path) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -161,7 +168,7 @@ class RunFolder:
                 if diff:
                     shown = "; ".join(diff[:4]) + (" ..." if len(diff) > 4 else "")
                     raise UserInputError(f"{self.root}: cannot resume a run made with another config ({shown})")
-                self._check_trajectory(config)
+                self._check_inputs(config)
                 self.remove_stale_temp_files()
                 return self.read_progress()
             if overwrite:
@@ -179,19 +186,34 @@ class RunFolder:
         traj_file = config.trajectory.file
         return {"program": "scenedreamer", "version": __version__,
                 "trajectory_file": traj_file,
-                "trajectory_sha256": file_sha256(traj_file) if traj_file else None}
+                "trajectory_sha256": file_sha256(traj_file) if traj_file else None,
+                # the config names these files by path only: their bytes are pinned here
+                "input_sha256": {path: file_sha256(path) for _, path in _input_files(config)}}
 
-    def _check_trajectory(self, config: GenerateConfig) -> None:
-        traj_file = config.trajectory.file
-        if not traj_file:
-            return  # a preset: the config (compared above) determines the cameras
+    def _check_inputs(self, config: GenerateConfig) -> None:
+        """UserInputError when a file the run reads (trajectory, photo, depth map) changed since
+        the run started: a resumed scene would mix two inputs."""
+        inputs = _input_files(config)
+        if not inputs:
+            return  # presets only: the config (compared by the caller) determines everything
         try:
-            saved = json.loads(self.marker_path.read_text()).get("trajectory_sha256")
-        except (OSError, ValueError, AttributeError):
+            marker = json.loads(self.marker_path.read_text())
+            saved = dict(marker.get("input_sha256") or {})
+            if marker.get("trajectory_sha256") is not None:      # runs made before input_sha256
+                saved.setdefault(marker.get("trajectory_file"), marker["trajectory_sha256"])
+        except (OSError, ValueError, AttributeError, TypeError):
             raise UserInputError(f"{self.marker_path}: corrupt run marker") from None
-        if saved is not None and file_sha256(traj_file) != saved:
-            raise UserInputError(f"{traj_file}: the trajectory file changed since the run started; "
-                                 "cannot resume (restore it, or start a new run)")
+        for what, path in inputs:
+            if path not in saved:
+                continue
+            try:
+                now = file_sha256(path)
+            except OSError as err:
+                raise UserInputError(f"{path}: cannot read the {what} of this run ({err.strerror}); "
+                                     "cannot resume (restore it, or start a new run)") from None
+            if now != saved[path]:
+                raise UserInputError(f"{path}: the {what} changed since the run started; "
+                                     "cannot resume (restore it, or start a new run)")
 
     def _lock(self) -> None:
         try:

@@ -70,6 +70,20 @@ class DepthEstimator(Protocol):
         ...
 
 
+@runtime_checkable
+class DepthCompleter(Protocol):
+    """Depth of a new view completed from the depth it already knows (no network): the DepthEstimator
+    role's network-free twin for views whose known pixels carry warped scene depth. It cannot give
+    a first view its depth (nothing is known there)."""
+
+    label: str
+
+    def complete(self, depth: Tensor, known: Tensor) -> Tensor:
+        """depth (H, W) z-depth > 0 where ``known`` (H, W) bool -> (H, W) z-depth, known pixels
+        unchanged."""
+        ...
+
+
 # input checks shared by every prior wrapper (one line naming the prior and the input)
 def check_image(image: Tensor, who: str, name: str = "image") -> None:
     """UserInputError unless ``image`` is a float (H, W, 3) tensor."""

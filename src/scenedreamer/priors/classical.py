@@ -224,6 +224,24 @@ def _directional_fill(disp: Tensor, have: Tensor, ratio: float) -> tuple[Tensor,
     return fill, valid.any(0)
 
 
+class ClassicalDepthCompleter:
+    """DepthCompleter role by ``complete_depth``: the holes a camera move reveals take the depth of
+    the background around them. The network-free depth of later views (a photo start offline)."""
+
+    label = "background-biased depth completion (classical)"
+
+    def __init__(self, config: DepthCompletionConfig | None = None) -> None:
+        self.config = config or DepthCompletionConfig()
+
+    def complete(self, depth: Tensor, known: Tensor) -> Tensor:
+        """depth (H, W) > 0 where ``known`` (H, W) bool -> (H, W) z-depth (known pixels exact).
+        A view with no known pixel has nothing to complete from: UserInputError."""
+        if not bool(known.any()):
+            raise UserInputError(f"{self.label}: the view has no known depth to complete from "
+                                 "(a first view needs a depth map or a depth network)")
+        return complete_depth(depth, known, self.config)
+
+
 def complete_depth_reference(depth: Tensor, known: Tensor, config: DepthCompletionConfig | None = None) -> Tensor:
     """Per-pixel loop twin of ``complete_depth`` (slow, obviously correct; for tests, tiny sizes)."""
     cfg = config or DepthCompletionConfig()
