@@ -182,3 +182,30 @@ def test_diffusion_run_resumes_to_the_same_scene(tiny_model_folders, tmp_path, m
 
     aa, ab = load_file(tmp_path / "reference" / "adapter.safetensors"), load_file(tmp_path / "resumed" / "adapter.safetensors")
     assert aa.keys() == ab.keys() and all(torch.equal(aa[k], ab[k]) for k in aa)
+
+
+def test_model_loading_is_reported_in_our_progress_not_the_libraries(tiny_model_folders, capsys):
+    """Issue 12 item 5: build_priors reports each real model it loads as a "load" event (the CLI
+    bar prints one line each); transformers' / diffusers' own bars and log lines stay silent."""
+    import dataclasses
+
+    from scenedreamer.cli.progress import ProgressBar
+    from scenedreamer.pipeline.config import preset_config
+    from scenedreamer.pipeline.priors_factory import build_priors
+
+    m = tiny_model_folders
+    base = preset_config("sd15")
+    config = dataclasses.replace(base, width=64, height=64, priors=dataclasses.replace(
+        base.priors, text_to_image=str(m / "sd"), refiner=str(m / "sd"), inpainter=str(m / "sd-inpaint"),
+        depth=str(m / "zoe"), device="cpu", dtype="fp32"))
+    events = []
+    bar = ProgressBar()
+    build_priors(config, lambda e: (events.append(e), bar(e)))
+    bar.close()
+    loads = [(e.step, e.total, e.message) for e in events if e.stage == "load"]
+    # the text-to-image SD folder is the refiner's too: loaded (and announced) once
+    assert loads == [(1, 3, f"loading {m / 'sd'} (text-to-image / refiner)"),
+                     (2, 3, f"loading {m / 'sd-inpaint'} (inpainting)"),
+                     (3, 3, f"loading {m / 'zoe'} (depth)")]
+    err = capsys.readouterr().err
+    assert err.count("loading ") == 3 and "it/s" not in err and "Loading" not in err

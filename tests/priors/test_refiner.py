@@ -247,3 +247,17 @@ def test_feather_alpha_matches_distance_transform_twin(feather):
                                rtol=0, atol=1e-6)
     alpha = feather_alpha(keep, feather)
     assert bool((alpha[keep] == 1).all())
+
+
+def test_a_long_prompt_is_cut_with_one_warning_naming_the_refiner(pipeline, recwarn):
+    """Issue 12 item 5: the refiner encodes its prompt through the same truncation as the first
+    view (it used to hand it to the pipeline, which cut it with its own log line)."""
+    import warnings
+
+    refiner = DiffusionRefiner(pipeline, make_config(), device="cpu", dtype=torch.float32)
+    limit = pipeline.tokenizer.model_max_length
+    prompt = "a lake! " * limit
+    warnings.simplefilter("always")
+    refiner.refine(make_view(), prompt, gen(1))
+    cut = [w for w in recwarn.list if "prompt is" in str(w.message)]
+    assert len(cut) == 1 and str(cut[0].message).startswith(refiner.label)

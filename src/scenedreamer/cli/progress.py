@@ -10,13 +10,17 @@ from ..events import ProgressEvent
 
 
 class ProgressBar:
-    """An EventSink drawing the run's view progress with an ETA; fitting metrics in the postfix."""
+    """An EventSink drawing the run's view progress with an ETA; fitting metrics in the postfix;
+    model loading ("load" events) as one line per model."""
 
     def __init__(self, stream=None):
         self._bar: tqdm | None = None
         self._stream = stream or sys.stderr
 
     def __call__(self, event: ProgressEvent) -> None:
+        if event.stage == "load":          # model loading, before the first view: one line each
+            tqdm.write(f"{event.message} [{event.step}/{event.total}]", file=self._stream)
+            return
         if event.stage in ("run", "view"):
             if self._bar is None:
                 self._bar = tqdm(total=event.total, initial=event.step, unit="view", desc="generating",

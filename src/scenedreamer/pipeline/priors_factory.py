@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserInputError
+from ..events import EventSink, emit
 from ..priors.base import DepthCompleter, DepthEstimator, Inpainter, TextToImage
 from ..priors.refiner import Refiner
 from .config import PROCEDURAL_PRIORS, GenerateConfig
@@ -73,6 +74,26 @@ class Priors:
         self.refiner.load_training_state(state)
 
 
+def _real_models(config: GenerateConfig) -> list[tuple[str, bool]]:
+    """(name, inpainting) of every real model build_priors will load, each once, in load order."""
+    pc = config.priors
+    wanted = []
+    if not config.first_view.image:
+        wanted.append((pc.text_to_image, False))
+    wanted.append((pc.inpainter, True))
+    depth_names = [pc.depth]
+    if pc.first_view_depth and pc.first_view_depth != pc.depth and not config.first_view.depth:
+        depth_names.append(pc.first_view_depth)
+    wanted += [(name, None) for name in depth_names]
+    if pc.refiner != "offline" and config.ablation.refinement:
+        wanted.append((pc.refiner, False))
+    unique = []
+    for item in wanted:
+        if item[0] not in OFFLINE_NAMES and item not in unique:
+            unique.append(item)
+    return unique
+
+
 def resolve_device(name: str) -> torch.device:
     """"auto" -> cuda when available, else cpu; anything else as torch understands it."""
     if name == "auto":
@@ -96,9 +117,20 @@ def with_resolved_dtype(config: GenerateConfig) -> GenerateConfig:
     return replace(config, priors=replace(config.priors, dtype=dtype))
 
 
-def build_priors(config: GenerateConfig) -> Priors:
-    """Build (load) every prior named by ``config.priors``; each heavy model is loaded once."""
+def build_priors(config: GenerateConfig, on_event: EventSink | None = None) -> Priors:
+    """Build (load) every prior named by ``config.priors``; each heavy model is loaded once.
+
+    Each real model's load is reported to ``on_event`` as a "load" event (step i of the models to
+    load, message "loading NAME (role)"): the libraries' own loading bars are off (loading.py), so
+    a front end shows loading in its own display."""
     pc = config.priors
+    to_load = _real_models(config)
+    loaded: list[str] = []
+
+    def announce(name: str, role: str) -> None:
+        loaded.append(name)
+        emit(on_event, "load", len(loaded), len(to_load), f"loading {name} ({role})")
+
     device = resolve_device(pc.device)
     photo_start = bool(config.first_view.image)
     roles = {pc.inpainter, pc.depth, pc.first_view_depth} | (set() if photo_start else {pc.text_to_image})
@@ -127,6 +159,7 @@ def build_priors(config: GenerateConfig) -> Priors:
 
         key = (name, inpainting)
         if key not in sd_cache:
+            announce(name, "inpainting" if inpainting else "text-to-image / refiner")
             sd_cache[key] = load_sd_pipeline(name, load_cfg(), inpainting=inpainting)
         return sd_cache[key]
 
@@ -181,6 +214,7 @@ def build_priors(config: GenerateConfig) -> Priors:
                                  "(use \"oracle\", \"oracle-exact\" or a model)")
         from ..priors.depth_networks import TransformersDepthEstimator
 
+        announce(name, field.replace("_", " "))
         return TransformersDepthEstimator.load(name, load_cfg(), pc.depth_network)
 
     depth = depth_estimator(pc.depth, "depth")

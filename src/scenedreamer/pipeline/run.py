@@ -34,7 +34,7 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
     run_folder = RunFolder(out)
     run_folder.check(resume=resume, overwrite=overwrite)   # refusals first: nothing written yet
     load_trajectory(config)                                 # the trajectory file / preset is valid
-    priors = build_priors(config)                           # names and weights exist
+    priors = build_priors(config, on_event)                 # names and weights exist (loading reported)
     progress = run_folder.prepare(config, resume=resume, overwrite=overwrite)
     try:
         if progress.last_step >= 0:

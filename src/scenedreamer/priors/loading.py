@@ -361,7 +361,7 @@ def download_model(ref: str, cache_dir: str | None = None, revision: str | None 
 def _quiet_library_output() -> None:
     """Turn off transformers' and diffusers' own loading bars and info/warning lines (e.g.
     "Loading weights", the tokenizer's "182 > 77" notice): a command's progress is its own
-    display, fed by our events, and truncation is reported by ``priors.prompts`` in one line."""
+    display, fed by our events, and truncation is reported by ``priors.diffusion.truncate_prompt`` in one warning."""
     import transformers
 
     transformers.utils.logging.disable_progress_bar()

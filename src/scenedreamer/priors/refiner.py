@@ -505,7 +505,11 @@ class DiffusionRefiner:
         return mask.to(self.dtype)
 
     def _text_embeddings(self, prompt: str, classifier_free: bool) -> Tensor:
-        """(1 or 2, L, D): [unconditional, conditional] when classifier-free, else conditional."""
+        """(1 or 2, L, D): [unconditional, conditional] when classifier-free, else conditional.
+        A prompt longer than the text encoder takes is cut as the first view's is (one warning)."""
+        from .diffusion import truncate_prompt
+
+        prompt = truncate_prompt(prompt, self.pipeline.tokenizer, self.label)
         cond, uncond = self.pipeline.encode_prompt(prompt, self.device, 1, classifier_free,
                                                    negative_prompt=self.config.negative_prompt)
         return torch.cat([uncond, cond]) if classifier_free else cond
