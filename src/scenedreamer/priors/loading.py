@@ -168,8 +168,21 @@ def resolve_source(ref: str | os.PathLike, load_config: ModelLoadConfig) -> Mode
     if preset is None and _looks_like_path(text):
         raise MissingWeightsError(f"model folder {text} does not exist; pass an existing folder, a hub id "
                                   f"(owner/name) or a preset name (`scenedreamer models list`)")
-    hub_id = preset.hub_id if preset is not None else text
-    return ModelSource(text, preset, hub_id, cached_snapshot(hub_id, load_config.cache_dir, load_config.revision))
+    for hub_id in candidate_hub_ids(text, preset):       # the first one already in the cache wins
+        folder = cached_snapshot(hub_id, load_config.cache_dir, load_config.revision)
+        if folder is not None:
+            return ModelSource(text, preset, hub_id, folder)
+    return ModelSource(text, preset, candidate_hub_ids(text, preset)[0], None)
+
+
+def candidate_hub_ids(ref: str, preset: ModelPreset | None) -> tuple[str, ...]:
+    """Hub ids that hold ``ref``'s files, in the order to try them: a preset's id then its mirrors
+    (a hub id the user named explicitly first); any other hub id is tried alone."""
+    if preset is None:
+        return (ref,)
+    if ref in preset.hub_ids:
+        return (ref, *(i for i in preset.hub_ids if i != ref))
+    return preset.hub_ids
 
 
 def check_cache_dir(cache_dir: str | os.PathLike | None, where: str = "cache dir") -> None:
@@ -249,6 +262,63 @@ def missing_weight_components(folder: Path) -> list[str]:
     return ["model_index.json / config.json"]
 
 
+# Files each layout needs besides weights (weights are checked per component: .safetensors or .bin,
+# plain or a variant such as fp16).
+_DIFFUSERS_FILES = ("model_index.json", "scheduler/scheduler_config.json", "tokenizer/tokenizer_config.json",
+                    "text_encoder/config.json", "unet/config.json", "vae/config.json")
+_DIFFUSERS_WEIGHTS = {"text_encoder": "model", "unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model"}
+_TRANSFORMERS_FILES = ("config.json", "preprocessor_config.json")
+
+
+def missing_files(folder: Path) -> list[str]:
+    """Files a local model folder lacks, relative to it ([] = complete enough to load).
+
+    A diffusers Stable Diffusion folder (model_index.json) needs its configs, the CLIP BPE
+    tokenizer and weights for text_encoder, unet and vae; a transformers folder (config.json)
+    needs its image settings, weights and, for a CLIP model, the tokenizer. A weight is named as
+    ``unet/diffusion_pytorch_model.safetensors`` when no weight file of any accepted kind is there.
+    """
+    def has_weights(sub: Path) -> bool:
+        return sub.is_dir() and any(p.name.endswith(_WEIGHT_SUFFIXES) for p in sub.iterdir())
+
+    def bpe_files(sub: Path, prefix: str) -> list[str]:   # a fast tokenizer.json stands in for vocab + merges
+        if (sub / "tokenizer.json").is_file():
+            return []
+        return [prefix + name for name in ("vocab.json", "merges.txt") if not (sub / name).is_file()]
+
+    if (folder / "model_index.json").is_file():
+        missing = [name for name in _DIFFUSERS_FILES if not (folder / name).is_file()]
+        missing += bpe_files(folder / "tokenizer", "tokenizer/")
+        missing += [f"{sub}/{stem}.safetensors" for sub, stem in _DIFFUSERS_WEIGHTS.items()
+                    if not has_weights(folder / sub)]
+        return missing
+    if (folder / "config.json").is_file():
+        needed = list(_TRANSFORMERS_FILES)
+        try:
+            is_clip = "clip" in str(json.loads((folder / "config.json").read_text()).get("model_type", ""))
+        except (OSError, ValueError, AttributeError):
+            return ["config.json (unreadable)"]
+        if is_clip:
+            needed.append("tokenizer_config.json")
+        missing = [name for name in needed if not (folder / name).is_file()]
+        missing += bpe_files(folder, "") if is_clip else []
+        return missing + ([] if has_weights(folder) else ["model.safetensors"])
+    return ["model_index.json or config.json"]
+
+
+def weight_variant(folder: Path) -> str | None:
+    """The weight variant ("fp16", ...) a diffusers folder holds when it has no plain weight file
+    for some component (a repository that ships only ``*.fp16.safetensors``), else None."""
+    if not (folder / "model_index.json").is_file():
+        return None
+    found = None
+    for sub, stem in _DIFFUSERS_WEIGHTS.items():
+        files = [p.name for p in (folder / sub).glob(f"{stem}*") if p.name.endswith(_WEIGHT_SUFFIXES)]
+        if files and not any(n in (f"{stem}.safetensors", f"{stem}.bin") for n in files):
+            found = files[0][len(stem) + 1:].split(".")[0]     # diffusion_pytorch_model.fp16.safetensors -> fp16
+    return found
+
+
 def ensure_local_folder(ref: str | os.PathLike, load_config: ModelLoadConfig) -> tuple[ModelSource, Path]:
     """A local folder holding the model's files, downloading a hub id unless offline.
 
@@ -257,11 +327,11 @@ def ensure_local_folder(ref: str | os.PathLike, load_config: ModelLoadConfig) ->
     """
     source = resolve_source(ref, load_config)
     folder = source.folder
-    if folder is None or missing_weight_components(folder):
+    if folder is None or missing_files(folder):
         if source.hub_id is None or load_config.is_offline:
             why = "offline mode is on and they are not in the local cache" if source.hub_id else "files are missing"
             if folder is not None:
-                why = f"{folder} lacks {', '.join(missing_weight_components(folder))}"
+                why = f"{folder} lacks {', '.join(missing_files(folder))}"
             raise MissingWeightsError(f"weights for {source.display_name} not found ({why}); {source.how_to_get()}")
         try:
             folder = download_snapshot(source.hub_id, source.preset, load_config.cache_dir, load_config.revision,
@@ -269,7 +339,7 @@ def ensure_local_folder(ref: str | os.PathLike, load_config: ModelLoadConfig) ->
         except RunFailedError as err:
             raise MissingWeightsError(f"weights for {source.display_name} are not local and could not be "
                                       f"downloaded ({err}); {source.how_to_get()}") from None
-        missing = missing_weight_components(folder)
+        missing = missing_files(folder)
         if missing:
             raise MissingWeightsError(f"weights for {source.display_name}: {folder} lacks {', '.join(missing)} "
                                       f"after download; {source.how_to_get()}")
@@ -283,11 +353,13 @@ def download_snapshot(hub_id: str, preset: ModelPreset | None = None, cache_dir:
 
     Presets fetch only their ``allow_patterns``; other hub ids skip single-file checkpoints,
     other frameworks' weights and the safety checker. ``variant`` ("fp16") fetches
-    ``*.fp16.safetensors`` instead of the plain files. Offline mode (HF_HUB_OFFLINE) or a
-    network / hub failure raises RunFailedError with one line.
+    ``*.fp16.safetensors`` instead of the plain files. A repository that does not exist (404) is
+    skipped for the preset's next mirror. A component that the repository ships only as a ``.bin``
+    or only as an fp16 variant is fetched in that form in a second pass (the loader takes both).
+    Offline mode (HF_HUB_OFFLINE) or a network / hub failure raises RunFailedError with one line.
     """
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError
 
     if _env_offline():
         raise RunFailedError(f"cannot download {hub_id}: offline mode is on (HF_HUB_OFFLINE is set)")
@@ -298,12 +370,39 @@ def download_snapshot(hub_id: str, preset: ModelPreset | None = None, cache_dir:
         kwargs["allow_patterns"] = [p.replace(".safetensors", suffix) for p in preset.allow_patterns]
     else:
         kwargs["ignore_patterns"] = [p for p in _UNKNOWN_REPO_IGNORE if not (variant and f".{variant}." in p)]
-    try:
-        return Path(snapshot_download(hub_id, **kwargs))
-    except HFValidationError as err:
-        raise UserInputError(f"{hub_id!r} is not a valid hub id ({_one_line(err)})") from None
-    except (OSError, HfHubHTTPError) as err:
-        raise RunFailedError(f"cannot download {hub_id}: {_one_line(err)}") from None
+    not_found = []
+    for candidate in candidate_hub_ids(hub_id, preset):
+        try:
+            folder = Path(snapshot_download(candidate, **kwargs))
+        except HFValidationError as err:
+            raise UserInputError(f"{candidate!r} is not a valid hub id ({_one_line(err)})") from None
+        except RepositoryNotFoundError:
+            not_found.append(candidate)
+            continue
+        except (OSError, HfHubHTTPError) as err:
+            raise RunFailedError(f"cannot download {candidate}: {_one_line(err)}") from None
+        fallback = _fallback_weight_patterns(missing_weight_components(folder))
+        if fallback:
+            try:
+                folder = Path(snapshot_download(candidate, cache_dir=cache_dir, revision=revision,
+                                                endpoint=endpoint, allow_patterns=fallback))
+            except (OSError, HfHubHTTPError) as err:
+                raise RunFailedError(f"cannot download {candidate}: {_one_line(err)}") from None
+        return folder
+    raise RunFailedError(f"cannot download {hub_id}: no such repository on the hub (tried {', '.join(not_found)})")
+
+
+def _fallback_weight_patterns(missing: list[str]) -> list[str]:
+    """Second-pass patterns for components whose safetensors file a repository lacks: the
+    PyTorch ``.bin`` twin and the fp16 safetensors variant (some repositories ship only one)."""
+    patterns = []
+    for component in missing:
+        if component in _DIFFUSERS_WEIGHTS:
+            stem = f"{component}/{_DIFFUSERS_WEIGHTS[component]}"
+            patterns += [f"{stem}.bin", f"{stem}.fp16.safetensors"]
+        elif component == "model weights":
+            patterns += ["pytorch_model.bin"]
+    return patterns
 
 
 @dataclass(frozen=True)
@@ -332,7 +431,7 @@ def local_status(ref: str | os.PathLike, cache_dir: str | None = None) -> LocalS
     """
     source = resolve_source(ref, ModelLoadConfig(cache_dir=cache_dir, offline=True))
     folder = source.folder
-    return LocalStatus(source, folder, tuple(missing_weight_components(folder)) if folder else ())
+    return LocalStatus(source, folder, tuple(missing_files(folder)) if folder else ())
 
 
 def download_model(ref: str, cache_dir: str | None = None, revision: str | None = None,
@@ -350,9 +449,9 @@ def download_model(ref: str, cache_dir: str | None = None, revision: str | None 
     preset = find_preset(ref)
     if preset is None and (Path(ref).expanduser().exists() or _looks_like_path(ref)):
         raise UserInputError(f"{ref!r} is not a preset name or hub id; known presets: {', '.join(PRESETS)}")
-    hub_id = preset.hub_id if preset is not None else ref
+    hub_id = candidate_hub_ids(ref, preset)[0]
     folder = download_snapshot(hub_id, preset, cache_dir, revision, endpoint, variant)
-    missing = missing_weight_components(folder)
+    missing = missing_files(folder)
     if missing:
         raise RunFailedError(f"downloaded {hub_id} to {folder} but it lacks {', '.join(missing)}")
     return folder
@@ -402,10 +501,13 @@ def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpai
         raise UserInputError(f"{source.display_name}: {folder} is not a diffusers pipeline folder "
                              f"(no model_index.json)")
     cls = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
+    # a folder holding only variant weights (a repository that ships only *.fp16.safetensors)
+    # loads as that variant; the dtype stays load_config's (diffusers casts on load)
+    variant = load_config.variant or weight_variant(folder)
     try:
         pipe = cls.from_pretrained(folder, dtype=load_config.torch_dtype, safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False,
-                                   variant=load_config.variant, local_files_only=True)
+                                   variant=variant, local_files_only=True)
     except (OSError, ValueError) as err:
         raise MissingWeightsError(f"cannot load {source.display_name} from {folder}: {_one_line(err)}; "
                                   f"{source.how_to_get()}") from None

