@@ -49,6 +49,7 @@ const viewerFromRun = world.matrixWorld.clone();
 const camera = new THREE.PerspectiveCamera(60, window.innerWidth / window.innerHeight, NEAR, FAR);
 const orbit = new OrbitControls(camera, canvas);
 orbit.enableDamping = false;
+orbit.addEventListener("change", () => requestFrames(1));   // user drags update the camera themselves
 
 let mode = "orbit";        // "orbit" | "fly" | "path" | "hook"
 let exactIntrinsics = null; // {K, width, height} while a camera from K is shown
@@ -168,10 +169,13 @@ function setMode(next) {
     orbit.update();
   }
   document.getElementById("mode").textContent = "mode: " + (next === "fly" ? "fly" : "orbit");
+  requestFrames(1);
 }
 
 let lastTime = performance.now();
 function stepFly(dt) {
+  // returns true when the camera moved (keys held or the view dragged)
+  const before = camera.matrixWorld.clone();
   camera.quaternion.setFromEuler(new THREE.Euler(flyPitch, flyYaw, 0, "YXZ"));
   const speed = orbitDistance * (keys.has("ShiftLeft") || keys.has("ShiftRight") ? 1.5 : 0.5) * dt;
   const f = forwardOf(camera), r = new THREE.Vector3(1, 0, 0).applyQuaternion(camera.quaternion);
@@ -182,6 +186,8 @@ function stepFly(dt) {
   if (keys.has("KeyA")) camera.position.addScaledVector(r, -speed);
   if (keys.has("KeyE")) camera.position.addScaledVector(u, speed);
   if (keys.has("KeyQ")) camera.position.addScaledVector(u, -speed);
+  camera.updateMatrixWorld(true);
+  return !camera.matrixWorld.equals(before);
 }
 
 // fly along the generation path: position lerp + rotation slerp between trajectory cameras
@@ -214,6 +220,7 @@ function toggleFrusta() {
   frustaWanted = !frustaWanted;
   frusta.visible = frustaWanted;
   document.getElementById("frusta").textContent = "cameras: " + (frusta.visible ? "on" : "off");
+  requestFrames(1);
 }
 
 function resize() {
@@ -221,37 +228,70 @@ function resize() {
   renderer.setSize(window.innerWidth, window.innerHeight);
   camera.aspect = window.innerWidth / window.innerHeight;
   camera.updateProjectionMatrix();
+  requestFrames(1);
 }
 window.addEventListener("resize", resize);
 
 // ---------------------------------------------------------------------------------------------
-// render loop
+// render loop: on demand. A frame is drawn only when the camera moved, Spark is sorting (or has
+// just finished: the new order must be drawn once), or someone asked for frames. Drawing every
+// animation frame regardless cost ~7 s a frame for 500k splats in software WebGL (SwiftShader)
+// and kept a laptop's GPU busy for a still picture.
 let framesDrawn = 0;
+let framesWanted = 0;       // frames still to draw even if nothing moves
+let sparkWasBusy = false;
+let lastFrameSorted = false; // the last frame issued was drawn with no sort pending (final order)
 const frameWaiters = [];
+function requestFrames(n = 1) { framesWanted = Math.max(framesWanted, n); }
 function loop(now) {
   const dt = Math.min((now - lastTime) / 1000, 0.1);
   lastTime = now;
-  if (mode === "fly") stepFly(dt);
-  else if (mode === "path") stepPath(now);
-  else if (mode === "orbit") orbit.update();
-  renderer.render(scene, camera);
-  framesDrawn += 1;
-  for (let k = frameWaiters.length - 1; k >= 0; k--) {
-    if (framesDrawn >= frameWaiters[k].at) { frameWaiters[k].resolve(); frameWaiters.splice(k, 1); }
+  let moved = false;
+  if (mode === "fly") moved = stepFly(dt);
+  else if (mode === "path") { stepPath(now); moved = true; }
+  else if (mode === "orbit") moved = orbit.update();
+  const sparkBusy = spark.sorting || spark.sortDirty;
+  if (moved || sparkBusy || sparkWasBusy || framesWanted > 0) {
+    renderer.render(scene, camera);
+    lastFrameSorted = !sparkBusy;
+    framesDrawn += 1;
+    framesWanted = Math.max(0, framesWanted - 1);
+    for (let k = frameWaiters.length - 1; k >= 0; k--) {
+      if (framesDrawn >= frameWaiters[k].at) { frameWaiters[k].resolve(); frameWaiters.splice(k, 1); }
+    }
   }
+  sparkWasBusy = sparkBusy;
   requestAnimationFrame(loop);
 }
 function afterFrames(n) {
+  // resolves once n more frames have been issued (drawn or not yet finished by the GPU)
+  requestFrames(n);
   return new Promise((resolve) => frameWaiters.push({ at: framesDrawn + n, resolve }));
 }
 
-async function settled(maxMs = 20000) {
-  // Spark sorts splats in a worker after the camera moves; wait until no sort is pending and
-  // two more frames are drawn with the new order
+function gpuFinished() {
+  // resolves when the GPU has executed every command issued so far (a WebGL2 fence, polled from
+  // the event loop as the spec requires): "drawn" means on the canvas, not merely queued
+  const gl = renderer.getContext();
+  const fence = gl.fenceSync(gl.SYNC_GPU_COMMANDS_COMPLETE, 0);
+  gl.flush();
+  return new Promise((resolve) => {
+    (function poll() {
+      if (gl.getSyncParameter(fence, gl.SYNC_STATUS) === gl.SIGNALED) { gl.deleteSync(fence); resolve(); }
+      else setTimeout(poll, 10);
+    })();
+  });
+}
+
+async function settled(maxMs = 60000) {
+  // Spark sorts splats in a worker after the camera moves (or the splats arrive): draw a frame
+  // so it notices, wait until no sort is pending, make sure one frame was drawn in the new order
+  // (the loop draws it as soon as the sort ends), and wait for the GPU to finish it
   const t0 = performance.now();
-  await afterFrames(2);
+  await afterFrames(1);
   while (performance.now() - t0 < maxMs && (spark.sorting || spark.sortDirty)) await afterFrames(1);
-  await afterFrames(2);
+  if (!lastFrameSorted) await afterFrames(1);
+  await gpuFinished();
 }
 
 hook.setCamera = async (c2w, K, width, height) => {
@@ -305,7 +345,7 @@ async function main() {
   world.add(splats);
   await splats.initialized;
   hook.numSplats = splats.numSplats ?? (splats.packedSplats ? splats.packedSplats.numSplats : 0);
-  await settled();
+  await settled();      // sorted, drawn and finished by the GPU
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
   statusEl.textContent = `${hook.numSplats.toLocaleString()} splats · loaded in ${secs} s · ${m.representation || "scene"}`;
   hook.loadSeconds = (performance.now() - t0) / 1000;
