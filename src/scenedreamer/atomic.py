@@ -70,10 +70,15 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool 
     still safe against a killed process, not against a power cut (callers that group-commit,
     like the support database, flush later). On error the temp file is removed and ``path`` is
     untouched; an OSError (disk full, file too large, ...) becomes RunFailedError naming
-    ``path`` (not the temp file) and saying what happened.
+    ``path`` (not the temp file) and saying what happened. A folder at ``path`` is refused
+    (UserInputError) before anything is written.
     """
     path = Path(path)
     folder = path.parent
+    if path.is_dir():
+        # os.replace would fail only after the whole file was written, with a message about
+        # "Is a directory" and no hint which path the user should change
+        raise UserInputError(f"{path}: is a folder, not a file; give a file name")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix + ".tmp",
@@ -81,9 +86,13 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool 
         os.close(fd)
     except PermissionError as err:
         raise UserInputError(f"{folder}: folder is not writable ({err.strerror})") from None
+    except (FileExistsError, NotADirectoryError):
+        # a file where a folder of the path should be (mkdir says "File exists")
+        raise RunFailedError(f"cannot write {path} ({_file_in_the_way(folder)} is a file, not a folder)") from None
     except OSError as err:
         raise RunFailedError(describe_os_error(err, path)) from None
     tmp_path = Path(tmp)
+    existed = path.exists()
     try:
         yield tmp_path
         # mkstemp makes 0600 files; give the result the permissions a plain open() would
@@ -94,10 +103,19 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool 
         os.replace(tmp_path, path)
     except OSError as err:
         tmp_path.unlink(missing_ok=True)
-        raise RunFailedError(describe_os_error(err, path) + "; the previous file is kept") from None
+        # the message names the target, never the temp file (the user has never heard of it)
+        kept = "; the previous file is kept" if existed else ""
+        raise RunFailedError(describe_os_error(err, path) + kept) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _file_in_the_way(folder: Path) -> Path:
+    """The nearest ancestor of ``folder`` (itself included) that exists: the file blocking it."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def _umask() -> int:

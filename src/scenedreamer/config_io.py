@@ -13,16 +13,128 @@ import enum
 import inspect
 import math
 import json
+import os
+import re
+import stat
 import textwrap
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Callable, TypeVar, get_args, get_origin, get_type_hints
 
 from .atomic import atomic_write_json
 from .errors import UserInputError
 
 T = TypeVar("T")
+
+MAX_CONFIG_BYTES = 2**20
+"""Largest accepted config file (bytes): a resolved GenerateConfig takes ~9 KB (every preset,
+measured), so 1 MiB is over 100x that; a bigger file is refused from stat, before reading."""
+MAX_JSON_NESTING = 32
+"""Deepest accepted JSON nesting (objects/lists) of a file we read: a config needs 4, a
+transforms.json 4. Checked on the raw text before parsing, so json's recursion limit
+(RecursionError) is never reached."""
+MAX_INT = 2**63 - 1
+"""Largest accepted integer setting: every integer of a config ends in a 64-bit slot (numpy,
+torch, a C library), where a bigger one overflows far from the file that gave it."""
+MAX_SHOWN_CHARS = 60
+"""A bad value is quoted in an error line up to this many characters (then "...")."""
+
+
+def shown(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
+    """A short one-line, ASCII rendering of a (bad) value for an error line: JSON-like, with
+    newlines and undecodable characters escaped, cut at ``limit`` characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=True, default=repr)
+    except (ValueError, TypeError, RecursionError):
+        text = ascii(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def one_line(message: str) -> str:
+    """``message`` with every run of whitespace (newlines included) collapsed to one space."""
+    return " ".join(str(message).split())
+
+
+# a JSON string (closing quote optional, so an unterminated one is consumed once, not retried at
+# every later quote: the scan stays linear) or one bracket
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+
+
+def _nesting_exceeds(text: str, limit: int) -> bool:
+    """True when brackets outside strings nest deeper than ``limit``. Linear in len(text)."""
+    depth = 0
+    for m in _JSON_TOKEN.finditer(text):
+        token = m.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
+
+
+def read_json_file(path: str | os.PathLike, *, what: str, max_bytes: int,
+                   parse_int: Callable[[str], Any] | None = None,
+                   allow_nan: bool = False) -> Any:
+    """Parse the JSON file at ``path`` (a ``what``, e.g. "config file"), refusing with one
+    UserInputError line naming the path anything that is not a regular file of at most
+    ``max_bytes`` bytes of UTF-8 JSON nested at most MAX_JSON_NESTING deep.
+
+    Nothing but a regular file is opened (``/dev/zero`` never ends, a FIFO blocks until a writer
+    comes); the read is bounded even if the file grows after ``stat``. ``parse_int`` turns an
+    integer literal's text into a value (default: refused beyond MAX_INT, which also keeps
+    Python's 4300-digit conversion limit from raising ValueError); ``allow_nan`` accepts the
+    NaN / Infinity literals Python writes (default: refused, they are not JSON).
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: no such {what} (file not found)") from None
+    except (OSError, ValueError) as err:          # ValueError: a NUL byte in the path
+        raise UserInputError(f"{path}: cannot read ({getattr(err, 'strerror', None) or err})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UserInputError(f"{path}: is a folder, not a {what}")
+    if not stat.S_ISREG(st.st_mode):
+        raise UserInputError(f"{path}: not a regular file (a device, pipe or socket), not a {what}")
+    if st.st_size > max_bytes:
+        raise UserInputError(f"{path}: {st.st_size} bytes, more than the {_size(max_bytes)} a {what} may have")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as err:
+        raise UserInputError(f"{path}: cannot read ({err.strerror or err})") from None
+    if len(raw) > max_bytes:
+        raise UserInputError(f"{path}: more than the {_size(max_bytes)} a {what} may have")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserInputError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    if _nesting_exceeds(text, MAX_JSON_NESTING):
+        raise UserInputError(f"{path}: JSON nested deeper than {MAX_JSON_NESTING} levels")
+
+    def bounded_int(digits: str) -> int:
+        if len(digits.lstrip("-")) > len(str(MAX_INT)) or abs(int(digits)) > MAX_INT:
+            raise UserInputError(f"{path}: integer {shown(digits, 24)} is beyond the 64-bit range "
+                                 f"(at most {MAX_INT})")
+        return int(digits)
+
+    def refuse_constant(name: str) -> Any:
+        raise UserInputError(f"{path}: {name} is not a JSON number (give a finite number)")
+
+    try:
+        return json.loads(text, parse_int=parse_int or bounded_int,
+                          parse_constant=None if allow_nan else refuse_constant)
+    except json.JSONDecodeError as err:
+        raise UserInputError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    except RecursionError:                      # unreachable after the depth check; kept as a guard
+        raise UserInputError(f"{path}: JSON nested too deeply") from None
+
+
+def _size(n: int) -> str:
+    return f"{n // 2**20} MB" if n >= 2**20 else f"{n // 2**10} KB"
 
 
 def to_json_dict(obj: Any) -> Any:
@@ -65,7 +177,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             for o in dc_options:
                 if o.__name__ == name:
                     return _convert(o, value, where)
-            raise UserInputError(f"{where}: unknown type {name!r} (expected one of "
+            raise UserInputError(f"{where}: unknown type {shown(name)} (expected one of "
                                  f"{', '.join(o.__name__ for o in dc_options)})")
         errors = []
         for o in options:
@@ -75,7 +187,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(o, value, where)
             except UserInputError as err:
                 errors.append(str(err))
-        raise UserInputError(errors[0] if errors else f"{where}: bad value {value!r}")
+        raise UserInputError(errors[0] if errors else f"{where}: bad value {shown(value)}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise UserInputError(f"{where}: expected an object, got {type(value).__name__}")
@@ -83,23 +195,24 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         names = {f.name for f in dataclasses.fields(tp) if f.init}
         unknown = set(value) - names - {"type"}
         if unknown:
-            raise UserInputError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+            # a key may hold a newline or an undecodable character: quote it, one line
+            raise UserInputError(f"{where}: unknown field(s) {', '.join(shown(k) for k in sorted(unknown))}")
         kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in value.items() if k != "type"}
         try:
             return tp(**kwargs)
         except UserInputError as err:
-            raise UserInputError(f"{where}: {err}") from None
-        except (ValueError, TypeError) as err:     # a config's own __post_init__ checks
-            raise UserInputError(f"{where}: {' '.join(str(err).split())}") from None
+            raise UserInputError(f"{where}: {one_line(err)}") from None
+        except (ValueError, TypeError, ArithmeticError) as err:     # a config's own __post_init__ checks
+            raise UserInputError(f"{where}: {one_line(err)}") from None
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
             return tp(value)
         except ValueError:
-            raise UserInputError(f"{where}: {value!r} is not one of "
+            raise UserInputError(f"{where}: {shown(value)} is not one of "
                                  f"{', '.join(str(m.value) for m in tp)}") from None
     if origin is typing.Literal:
-        if value not in get_args(tp):
-            raise UserInputError(f"{where}: {value!r} is not one of {', '.join(map(repr, get_args(tp)))}")
+        if not any(type(value) is type(option) and value == option for option in get_args(tp)):
+            raise UserInputError(f"{where}: {shown(value)} is not one of {', '.join(map(repr, get_args(tp)))}")
         return value
     if origin in (tuple,):
         args = get_args(tp)
@@ -115,35 +228,76 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise UserInputError(f"{where}: expected a list")
         return [_convert(arg, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin in (dict,):
-        return dict(value)
+    if origin in (dict,) or tp is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise UserInputError(f"{where}: expected an object, got {shown(value)}")
+        key_type, value_type = get_args(tp) or (str, Any)
+        return {_convert(key_type, k, _key(where, k)): _plain(_convert(value_type, v, _key(where, k)), _key(where, k))
+                for k, v in value.items()}
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserInputError(f"{where}: expected a number, got {value!r}")
+            raise UserInputError(f"{where}: expected a number, got {shown(value)}")
         try:
             number = float(value)
         except OverflowError:
             raise UserInputError(f"{where}: number out of range") from None
         if not math.isfinite(number):
-            raise UserInputError(f"{where}: expected a finite number, got {value!r}")
+            raise UserInputError(f"{where}: expected a finite number, got {shown(value)}")
         return number
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise UserInputError(f"{where}: expected an integer, got {value!r}")
+            raise UserInputError(f"{where}: expected an integer, got {shown(value)}")
+        if abs(value) > MAX_INT:
+            raise UserInputError(f"{where}: {shown(value, 24)} is beyond the 64-bit range (at most {MAX_INT})")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise UserInputError(f"{where}: expected true/false, got {value!r}")
+            raise UserInputError(f"{where}: expected true/false, got {shown(value)}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise UserInputError(f"{where}: expected a string, got {value!r}")
-        return value
+            raise UserInputError(f"{where}: expected a string, got {shown(value)}")
+        return _text(value, where)
     if tp is type(None):
         if value is not None:
             raise UserInputError(f"{where}: expected null")
         return None
     return value
+
+
+def _text(value: str, where: str) -> str:
+    """``value`` if it can be written as UTF-8 (a JSON escape like "\\ud800" gives a lone
+    surrogate, which fails only when the text is written, e.g. after a run's first step)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise UserInputError(f"{where}: not valid text (undecodable character at position {err.start}; "
+                             "use UTF-8)") from None
+    return value
+
+
+def _key(where: str, key: str) -> str:
+    """The dotted path of ``key`` under ``where``, the key quoted unless it is a plain name (so a
+    newline in a key cannot split an error line)."""
+    return f"{where}.{key}" if key.isidentifier() else f"{where}[{shown(key)}]"
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` (free-form JSON under a dict field) if it holds only what can be saved back:
+    finite numbers, integers in the 64-bit range, UTF-8 text."""
+    if isinstance(value, dict):
+        return {_text(k, _key(where, k)): _plain(v, _key(where, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        return _text(value, where)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return _convert(int, value, where)
+    if isinstance(value, float):
+        return _convert(float, value, where)
+    raise UserInputError(f"{where}: expected plain JSON, got {shown(value)}")
 
 
 def save_config(path: str | Path, config: Any) -> None:
@@ -152,14 +306,10 @@ def save_config(path: str | Path, config: Any) -> None:
 
 
 def load_config(cls: type[T], path: str | Path) -> T:
-    """Read a config saved by ``save_config``; UserInputError on unreadable/invalid files."""
+    """Read a config saved by ``save_config``; one UserInputError line naming the file (and the
+    field) for a missing, unreadable, oversized (MAX_CONFIG_BYTES) or invalid file."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: no such config file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserInputError(f"{path}: not valid JSON ({err})") from None
+    data = read_json_file(path, what="config file", max_bytes=MAX_CONFIG_BYTES)
     return from_json_dict(cls, data, where=str(path))
 
 

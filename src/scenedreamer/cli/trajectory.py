@@ -88,6 +88,24 @@ def _float_arg(flag: str, text: str | None, default: float) -> float:
     return value
 
 
+def _check_output(flag: str, path: str | None, example: str) -> None:
+    """Refuse (UserInputError naming ``flag`` and the path the user gave) an output that cannot
+    be written, before anything is: a folder (``example`` is the file name suggested in it) or a
+    path whose nearest existing ancestor is not a writable folder."""
+    from pathlib import Path
+
+    from ..atomic import check_writable_destination
+    from ..errors import UserInputError
+
+    if path is None:
+        return
+    if str(path) in ("", "."):
+        raise UserInputError(f"{flag}: give a file name, e.g. {example}")
+    if Path(path).is_dir():
+        raise UserInputError(f"{flag} {path}: is a folder; give a file name, e.g. {Path(path) / example}")
+    check_writable_destination(path, folder=False, flag=flag)
+
+
 def _print_summary(title: str, summary: dict) -> None:
     print(title)
     for key, value in summary.items():
@@ -118,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list:
         return _list_presets()
+    # every output is checked before the first is written (a bad --plot must not leave --out)
+    if args.check is None:           # with --check, --out is refused below
+        _check_output("--out", args.out, "trajectory.json")
+    _check_output("--plot", args.plot, "trajectory.png")
     given = {name: getattr(args, f"opt_{name}") for name in _option_names()
              if getattr(args, f"opt_{name}") is not None}
 

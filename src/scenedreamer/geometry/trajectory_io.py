@@ -30,17 +30,15 @@ the ranges below (so a 400-digit integer or ``fl_x: 1e-300`` never reaches the c
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import re
-import stat
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..atomic import atomic_write_json
+from ..config_io import MAX_JSON_NESTING, read_json_file, shown
 from ..errors import UserInputError
 from .cameras import Cameras, opencv_to_opengl_c2w, opengl_to_opencv_c2w, rotation_error
 from .trajectory import Trajectory
@@ -54,9 +52,9 @@ _INTRINSIC_FIELDS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
 MAX_FILE_BYTES = 16 * 2**20
 """Largest accepted trajectory file (bytes). A frame takes ~300 bytes, so this allows ~50k
 frames, far more than a run can generate; a bigger file is refused from stat, before reading."""
-MAX_NESTING = 32
+MAX_NESTING = MAX_JSON_NESTING
 """Deepest accepted JSON nesting (objects/lists); transforms.json needs 4. Checked on the raw text
-before parsing, so json's recursion limit (RecursionError) is never reached."""
+before parsing (config_io.read_json_file), so json's recursion limit is never reached."""
 MAX_FRAMES = 10_000
 """Most accepted frames (each becomes a support view; a run of more is not practical)."""
 MAX_IMAGE_SIDE = 16384
@@ -67,6 +65,9 @@ represent the small steps between cameras."""
 MAX_PRINCIPAL_OFFSET = 10.0
 """cx/cy must lie within this many image sizes of the image (a principal point further out is
 not a real camera and makes the rays degenerate)."""
+MIN_FOV_DEG, MAX_FOV_DEG = 0.01, 179.9
+"""Accepted field of view (degrees) of a camera, as fl_x/fl_y or camera_angle_x: outside it K is
+singular in float32 (fl_x 1e-300 made generate fail with LinAlgError)."""
 MAX_PROMPT_CHARS = 10_000
 """Longest accepted per-frame prompt (characters)."""
 
@@ -84,76 +85,24 @@ def check_prompt(where: str, prompt: str) -> str:
     return prompt
 
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_BRACKET = re.compile(r"[\[\]{}]")
+def _parse_int(digits: str) -> int | float:
+    """An integer literal of the file: a huge one becomes inf (float() of it would raise
+    OverflowError, int() of over 4300 digits ValueError) so that the range checks name the field."""
+    return int(digits) if len(digits) <= 18 else float("inf")
 
 
-def _nesting_depth_exceeds(text: str, limit: int) -> bool:
-    """True when brackets nest deeper than ``limit`` (outside strings). Linear in len(text)."""
-    depth = 0
-    for m in _BRACKET.finditer(_STRING.sub("", text)):
-        depth += 1 if m.group() in "[{" else -1
-        if depth > limit:
-            return True
-    return False
-
-
-def _read_text(path: Path) -> str:
-    """The file's text, refusing (UserInputError naming the path) what is not a regular file of at
-    most MAX_FILE_BYTES of UTF-8, before opening it."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: file not found") from None
-    except OSError as err:
-        raise UserInputError(f"{path}: cannot read ({err.strerror or err})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise UserInputError(f"{path}: is a folder, not a transforms.json file")
-    if not stat.S_ISREG(st.st_mode):
-        # /dev/zero never ends, a FIFO blocks until a writer comes: never open them
-        raise UserInputError(f"{path}: not a regular file (a device, pipe or socket)")
-    if st.st_size > MAX_FILE_BYTES:
-        raise UserInputError(f"{path}: {st.st_size} bytes, more than the {MAX_FILE_BYTES // 2**20} MB a "
-                             "trajectory file may have")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)        # bounded even if the file grew since stat
-    except OSError as err:
-        raise UserInputError(f"{path}: cannot read ({err.strerror or err})") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise UserInputError(f"{path}: more than the {MAX_FILE_BYTES // 2**20} MB a trajectory file may have")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise UserInputError(f"{path}: not UTF-8 text (byte {err.start})") from None
-
-
-def _parse_json(path: Path, text: str) -> Any:
-    """json.loads with bounded nesting and numbers (UserInputError naming the path)."""
-    if _nesting_depth_exceeds(text, MAX_NESTING):
-        raise UserInputError(f"{path}: JSON nested deeper than {MAX_NESTING} levels")
-
-    def parse_int(digits: str) -> int | float:
-        # a huge integer would raise OverflowError in float(); keep it as inf and let the range
-        # checks name the field
-        return int(digits) if len(digits) <= 18 else float("inf")
-
-    try:
-        return json.loads(text, parse_int=parse_int)
-    except json.JSONDecodeError as err:
-        raise UserInputError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
-    except RecursionError:                      # unreachable after the depth check; kept as a guard
-        raise UserInputError(f"{path}: JSON nested too deeply") from None
+def _read_json(path: Path) -> Any:
+    """The file's JSON, read with the bounds of the module docstring (UserInputError naming the
+    path). NaN / Infinity literals are read so that the checks can name the field holding them."""
+    return read_json_file(path, what="transforms.json file", max_bytes=MAX_FILE_BYTES,
+                          parse_int=_parse_int, allow_nan=True)
 
 
 def _fail(path: Path, where: str, message: str) -> UserInputError:
     return UserInputError(f"{path}: {where}{message}")
 
 
-def _shown(value: Any) -> str:
-    """A short JSON rendering of a bad value for an error line."""
-    text = json.dumps(value, ensure_ascii=True, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
+_shown = shown         # a short one-line rendering of a bad value for an error line
 
 
 def _number(path: Path, where: str, name: str, value: Any, *, positive: bool = False,
@@ -185,8 +134,12 @@ def _intrinsics(path: Path, top: dict, frame: dict, where: str) -> dict[str, flo
         out[name] = _number(path, where, name, merged[name], positive=True, integer=True, limit=MAX_IMAGE_SIDE)
     if merged["fl_x"] is None and merged["camera_angle_x"] is not None:
         angle = _number(path, where, "camera_angle_x", merged["camera_angle_x"], positive=True)
-        if angle >= math.pi:
-            raise _fail(path, where, f"camera_angle_x: must be < pi radians, got {angle:g}")
+        # the field-of-view range the focal-length check below accepts; a smaller angle made
+        # tan() underflow to 0 (ZeroDivisionError for camera_angle_x = 5e-324)
+        low, high = math.radians(MIN_FOV_DEG), math.radians(MAX_FOV_DEG)
+        if not low <= angle <= high:
+            raise _fail(path, where, f"camera_angle_x: {angle:g} radians is not a usable field of view "
+                                     f"(expected {low:.3g} to {high:.3g})")
         merged["fl_x"] = 0.5 * out["w"] / math.tan(0.5 * angle)
     if merged["fl_x"] is None:
         raise _fail(path, where, "fl_x: missing (neither in the frame nor at the top level)")
@@ -194,9 +147,10 @@ def _intrinsics(path: Path, top: dict, frame: dict, where: str) -> dict[str, flo
     out["fl_y"] = out["fl_x"] if merged["fl_y"] is None else _number(path, where, "fl_y", merged["fl_y"],
                                                                        positive=True)
     for name, size in (("fl_x", out["w"]), ("fl_y", out["h"])):
-        # between a ~0.01 degree and a ~179.9 degree field of view: outside it K is singular in
+        # between a MIN_FOV_DEG and a MAX_FOV_DEG field of view: outside it K is singular in
         # float32 (fl_x 1e-300 made generate fail with LinAlgError)
-        low, high = size / 2 / math.tan(math.radians(179.9) / 2), size / 2 / math.tan(math.radians(0.01) / 2)
+        low = size / 2 / math.tan(math.radians(MAX_FOV_DEG) / 2)
+        high = size / 2 / math.tan(math.radians(MIN_FOV_DEG) / 2)
         if not low <= out[name] <= high:
             raise _fail(path, where, f"{name}: {out[name]:g} pixels is not a usable focal length for a "
                                      f"{int(size)}-pixel image (expected {low:.3g} to {high:.3g})")
@@ -250,7 +204,7 @@ def read_transforms_json(path: str | os.PathLike, dtype: torch.dtype = torch.flo
     Raises UserInputError "<file>: frame <i>: <field>: <problem>" for every malformed input.
     """
     path = Path(path)
-    data = _parse_json(path, _read_text(path))
+    data = _read_json(path)
     if not isinstance(data, dict):
         raise UserInputError(f"{path}: top level must be a JSON object with 'frames'")
     frames = data.get("frames")

@@ -150,6 +150,15 @@ class ModelSource:
         return "pass an existing model folder, a hub id or a preset name (`scenedreamer models list`)"
 
 
+def expand_user_path(text: str | os.PathLike, where: str) -> Path:
+    """``Path(text).expanduser()``, with the home of an unknown user ("~nosuchuser/...") one
+    UserInputError naming ``where`` instead of pathlib's RuntimeError."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise UserInputError(f"{where} {text}: no such user's home folder") from None
+
+
 def _looks_like_path(ref: str) -> bool:
     return ref.startswith(("/", ".", "~")) or "\\" in ref or ref.count("/") > 1 or not _HUB_ID.match(ref)
 
@@ -161,7 +170,7 @@ def resolve_source(ref: str | os.PathLike, load_config: ModelLoadConfig) -> Mode
     not exist raises MissingWeightsError naming it.
     """
     text = str(ref)
-    path = Path(text).expanduser()
+    path = expand_user_path(text, "model")
     if path.is_dir():
         return ModelSource(text, find_preset(text), None, path)
     preset = find_preset(text)
@@ -190,7 +199,7 @@ def check_cache_dir(cache_dir: str | os.PathLike | None, where: str = "cache dir
     missing one is fine: a download creates it, a lookup finds nothing in it)."""
     if cache_dir is None:
         return
-    path = Path(cache_dir).expanduser()
+    path = expand_user_path(cache_dir, where)
     if path.exists() and not path.is_dir():
         raise UserInputError(f"{where} {path}: exists and is not a folder")
 
@@ -447,7 +456,7 @@ def download_model(ref: str, cache_dir: str | None = None, revision: str | None 
 
     check_cache_dir(cache_dir)
     preset = find_preset(ref)
-    if preset is None and (Path(ref).expanduser().exists() or _looks_like_path(ref)):
+    if preset is None and (expand_user_path(ref, "model").exists() or _looks_like_path(ref)):
         raise UserInputError(f"{ref!r} is not a preset name or hub id; known presets: {', '.join(PRESETS)}")
     hub_id = candidate_hub_ids(ref, preset)[0]
     folder = download_snapshot(hub_id, preset, cache_dir, revision, endpoint, variant)
