@@ -143,3 +143,19 @@ def test_classical_depth_completion_keeps_known_depth_and_cannot_start_a_scene()
     with pytest.raises(UserInputError, match="no known depth"):
         metric_depth_for_new_view(image, camera, depth, torch.zeros_like(known), completer,
                                   AlignConfig(), SeamConfig(), 4.0)
+
+
+def test_dry_run_states_the_photo_fit_and_counts_no_text_to_image_model(tmp_path, capsys):
+    from scenedreamer.pipeline.config import preset_config, with_first_view_image
+    from scenedreamer.pipeline.plan import loaded_networks
+
+    photo, depth = _photo(tmp_path)
+    assert main(["generate", "a room", "--image", str(photo), "--image-depth", str(depth), "--resolution", "48x32",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"your photo {photo} (80x60 scaled x0.6 to 48x36, 2 px cut top and bottom)" in out
+    assert f"your depth map {depth}" in out and "completion of the view's known depth" in out
+    # a photo start with a depth map loads neither the text-to-image model nor a first-view depth network
+    config = with_first_view_image(preset_config("sd15"), str(photo), str(depth))
+    assert loaded_networks(config) == ["sd15-inpaint", "zoedepth", "sd15"]
+    assert "sd15" in loaded_networks(preset_config("sd15"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..priors.loading import DTYPES
 from ..representation.triplane import TriplaneConfig
 from .config import GenerateConfig
+from .disk_budget import available_memory_bytes, estimate_run, free_disk_bytes, size_text
 from .priors_factory import OFFLINE_LABELS as _OFFLINE_NAMES
 
 
@@ -12,11 +13,28 @@ def _model_line(role: str, name: str) -> str:
     """'role: description' for the plan's list of models."""
     from ..priors.model_registry import PRESETS as MODELS
 
+    if name == "classical" and role in ("depth", "first depth"):
+        return f"  {role:<14} completion of the view's known depth (classical, no network)"
     if name in _OFFLINE_NAMES:
         return f"  {role:<14} {_OFFLINE_NAMES[name]}"
     if name in MODELS:
         return f"  {role:<14} {name} ({MODELS[name].hub_id})"
     return f"  {role:<14} {name} (hub id or local folder)"
+
+
+def _first_view_line(role: str, config: GenerateConfig) -> str | None:
+    """The plan line of a photo start's first view (the fit it will get, read from the photo's
+    header) or its given depth map; None for every other role. A photo that cannot be read or is
+    too small is the same one-line UserInputError as in a run."""
+    from ..priors.photo import fit_plan_for, read_photo_size
+
+    fv = config.first_view
+    if role == "first view" and fv.image:
+        plan = fit_plan_for(*read_photo_size(fv.image), config.width, config.height, fv.max_upscale, fv.image)
+        return f"  {role:<14} your photo {fv.image} ({plan.describe()})"
+    if role == "first depth" and fv.depth:
+        return f"  {role:<14} your depth map {fv.depth} (metres)"
+    return None
 
 
 def network_parameters(name: str, config: GenerateConfig) -> int | None:
@@ -37,25 +55,22 @@ def network_parameters(name: str, config: GenerateConfig) -> int | None:
 
 
 def loaded_networks(config: GenerateConfig) -> list[str]:
-    """The distinct networks a run loads, each model name once, as build_priors loads them (the
-    first view and the refiner share their SD pipeline; a first-view depth network named like
-    the depth network is that network)."""
-    pc = config.priors
-    refiner = pc.refiner if config.ablation.refinement else ""
-    names = (pc.text_to_image, pc.inpainter, refiner, pc.depth, pc.first_view_depth)
-    return list(dict.fromkeys(n for n in names if n and n not in _OFFLINE_NAMES))
+    """The networks a run loads, as build_priors loads them (priors_factory.real_models): the
+    first view and the refiner share their SD pipeline, a first-view depth network named like the
+    depth network is that network, a photo start loads no text-to-image model (nor a first-view
+    depth network when its depth map is given)."""
+    from .priors_factory import real_models
+
+    return [name for name, _ in real_models(config)]
 
 
 def representation_bytes(config: GenerateConfig) -> int:
-    """Rough parameter bytes of the configured representation (float32)."""
-    rep = config.representation
-    if isinstance(rep, TriplaneConfig):
-        planes = 3 * rep.resolution ** 2 * rep.channels
-        mlp = rep.hidden_layers * rep.hidden_width ** 2 + rep.hidden_width * (rep.channels + 4 + rep.feature_dim)
-        return 4 * (planes + mlp)
-    per_gaussian = 3 + 3 + 4 + 1 + 3 * (rep.sh_degree + 1) ** 2 + getattr(rep, "feature_dim", 0)
-    views = 1 + len(config.init.neighbour_yaws_deg) + len(config.init.neighbour_pitches_deg) + config.trajectory.frames
-    return 4 * per_gaussian * config.width * config.height * views // 4
+    """Parameter bytes (float32) of the configured representation, for the config's own
+    trajectory length: exact for the NeRF, the largest the Gaussians can grow to
+    (pipeline/disk_budget.py) for 3D Gaussians."""
+    from .scene_cameras import load_trajectory
+
+    return estimate_run(config, len(load_trajectory(config).cameras)).parameters
 
 
 def describe_plan(config: GenerateConfig, out: str) -> str:
@@ -85,18 +100,51 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
     for role, name in (("first view", config.priors.text_to_image), ("inpainting", config.priors.inpainter),
                        ("depth", config.priors.depth), ("first depth", config.priors.first_view_depth or config.priors.depth),
                        ("refiner", config.priors.refiner if config.ablation.refinement else "offline")):
-        lines.append(_model_line(role, name))
+        lines.append(_first_view_line(role, config) or _model_line(role, name))
     counts = {name: network_parameters(name, config) for name in loaded_networks(config)}
     weight_bytes = sum(c for c in counts.values() if c) * DTYPES[config.priors.dtype].itemsize
     unknown = [n for n, c in counts.items() if c is None]
-    view_bytes = config.width * config.height * (3 * 4 + 4 + 2)
-    rep_mb = representation_bytes(config) / 2**20
+    on_cpu = _networks_on_cpu(config)
+    estimate = estimate_run(config, len(traj.cameras), weight_bytes_on_cpu=weight_bytes if on_cpu else 0)
+    where, free = free_disk_bytes(out)
+    available = available_memory_bytes()
     lines += [
         "  expected memory:",
-        f"    representation ~{rep_mb:.0f} MB (+ optimiser state x2)",
-        f"    support database ~{n_views * view_bytes / 2**20:.0f} MB on disk",
+        f"    representation ~{size_text(estimate.parameters)} (+ gradients and optimiser state x3)",
         f"    network weights ~{weight_bytes / 1e9:.1f} GB ({len(counts)} network(s), each counted once, "
         f"in {config.priors.dtype}{', CPU offload' if config.priors.cpu_offload else ''})"
         + (f"; size unknown for {', '.join(unknown)}" if unknown else ""),
+        f"    in RAM up to {size_text(estimate.memory)} (training state, cached support views"
+        + (", network weights" if on_cpu else "") + ")"
+        + (f"; {size_text(available)} available" if available is not None else ""),
+        "  expected disk (upper bounds):",
+        f"    support database {size_text(estimate.support)} ({estimate.views} views of {size_text(estimate.view_bytes)})",
+        f"    checkpoints {size_text(estimate.checkpoints)}",
+        f"    scene.ply {size_text(estimate.ply)} (at most {estimate.gaussians} Gaussians)" if estimate.ply else
+        "    scene.ply not written",
+        f"    video.mp4 {size_text(estimate.video)}" if estimate.video else "    video.mp4 not written",
+        f"    nerfstudio dataset {size_text(estimate.nerfstudio)}" if estimate.nerfstudio else
+        "    nerfstudio dataset not written",
+        f"    total {size_text(estimate.total)}; {size_text(free)} free at {where}"
+        + ("" if config.priors.refiner == "offline" or not config.ablation.refinement
+           else " (the diffusion refiner's adapter in the checkpoints is not counted)"),
     ]
+    if estimate.total > free:
+        lines.append(f"warning: the run needs up to {size_text(estimate.total)} of disk but {where} has "
+                     f"{size_text(free)} free: generate refuses to start a new run; free space, lower "
+                     "--resolution or --frames, or choose another --out")
+    if available is not None and estimate.memory > available:
+        lines.append(f"warning: the run may need up to {size_text(estimate.memory)} of RAM but "
+                     f"{size_text(available)} is available: it may swap or be killed; lower --resolution "
+                     "or --frames")
     return "\n".join(lines)
+
+
+def _networks_on_cpu(config: GenerateConfig) -> bool:
+    """Whether the networks (and the representation) run on the CPU, so their weights are in RAM."""
+    device = config.priors.device
+    if device == "auto":
+        import torch
+
+        return not torch.cuda.is_available()
+    return device.startswith("cpu")

@@ -74,8 +74,10 @@ class Priors:
         self.refiner.load_training_state(state)
 
 
-def _real_models(config: GenerateConfig) -> list[tuple[str, bool]]:
-    """(name, inpainting) of every real model build_priors will load, each once, in load order."""
+def real_models(config: GenerateConfig) -> list[tuple[str, bool | None]]:
+    """(name, inpainting) of every real model build_priors will load, each once, in load order
+    (inpainting None: a depth network). An SD folder asked for as both a text-to-image and an
+    inpainting pipeline is loaded twice (two pipelines) and listed twice; --dry-run counts it so."""
     pc = config.priors
     wanted = []
     if not config.first_view.image:
@@ -124,7 +126,7 @@ def build_priors(config: GenerateConfig, on_event: EventSink | None = None) -> P
     load, message "loading NAME (role)"): the libraries' own loading bars are off (loading.py), so
     a front end shows loading in its own display."""
     pc = config.priors
-    to_load = _real_models(config)
+    to_load = real_models(config)
     loaded: list[str] = []
 
     def announce(name: str, role: str) -> None:

@@ -24,6 +24,7 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
     """
     from ..errors import RunFailedError, UserInputError
     from ..support.database import DB_FILE, SupportDatabase
+    from .disk_budget import check_disk_space
     from .event_log import JsonlEventLog, fan_out
     from .generate import generate_scene
     from .priors_factory import build_priors, with_resolved_dtype
@@ -33,6 +34,7 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
     config = with_resolved_dtype(config)                    # the dtype that runs is the one config.json says
     run_folder = RunFolder(out)
     run_folder.check(resume=resume, overwrite=overwrite)   # refusals first: nothing written yet
+    check_disk_space(config, out, resume=resume, overwrite=overwrite)   # a new run must fit on the disk
     load_trajectory(config)                                 # the trajectory file / preset is valid
     priors = build_priors(config, on_event)                 # names and weights exist (loading reported)
     progress = run_folder.prepare(config, resume=resume, overwrite=overwrite)
