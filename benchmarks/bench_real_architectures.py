@@ -1,0 +1,359 @@
+"""The published architectures end to end on the CPU: `generate` at 512x512 on random-weight copies
+of a preset's real networks, per dtype, against the `--dry-run` memory estimate.
+
+    .venv/bin/python -m benchmarks.bench_real_architectures [--preset sd15|sd2] [--dtypes fp32,bf16]
+    .venv/bin/python -m benchmarks.bench_real_architectures --tiny        # tiny models, seconds
+
+1. Builds the preset's networks (text-to-image = refiner, inpainting, depth) from the configs
+   stored in ``scenedreamer.priors.architectures`` with random weights, saved in the diffusers /
+   transformers layout (a temporary folder unless --models is given; reused when complete).
+2. For each dtype, in a fresh child process (so that peak memories do not mix), builds the run
+   config exactly as ``scenedreamer generate`` does (its parser and ``build_config``: the preset,
+   512x512, 2 cameras, the local folders through --set, 1 denoising step, 1 adapter step, short
+   fits, no video / PLY / nerfstudio export) and runs ``pipeline.run.run_generation`` in-process.
+   Recorded: seconds per UNet call (one denoising step, classifier-free guidance batched as 2) per
+   network, VAE encode / decode, text encoder, depth network and adapter training step times
+   (global forward hooks), seconds per event stage, the adapter's parameters, RSS after loading,
+   the peak RSS per stage (sampled every 50 ms) and ``ru_maxrss`` (the child's whole-life peak).
+3. Beside each, the dry-run estimate of ``pipeline.plan`` (its text line, and the same bytes from
+   its functions) and estimate / measured peak: issue 12 asks for it within 20 %.
+
+Writes benchmarks/results/real_architectures.json, one entry per preset under "presets" (``--tiny``
+prints only, unless --out is given). Memory: ``peak_rss_gib`` is the child's ``ru_maxrss`` (the
+models are built in another child, so no parent memory is inherited), ``peak_rss_sampled_gib``
+the largest RSS the 50 ms sampler saw; stages are "setup" (config, dry-run plan), "load" (the
+networks: fp32 safetensors are memory-mapped and paged in when first used, bf16 is a converted
+copy), then the run's own event stages.
+A busy 2-core machine inflates every time; run on a quiet one for the record (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "real_architectures.json"
+PROMPT = "a cozy living room with a fireplace"
+MARKER = "BENCH_RESULT "
+"""Prefix of the one stdout line a child writes its JSON result on."""
+SAMPLE_S = 0.05
+"""RSS sampling period of the child, seconds."""
+ROLES = ("text_to_image", "inpainter", "depth")
+"""The prior roles whose registry presets the run needs (the refiner is the text-to-image model)."""
+
+
+# ----------------------------------------------------------------------------- building the models
+def model_folders(preset: str, root: Path, tiny: bool) -> dict[str, Path]:
+    """Registry name -> folder for every network the ``preset`` run config loads."""
+    from scenedreamer.pipeline.config import preset_config
+
+    priors = preset_config(preset).priors
+    names = dict.fromkeys(getattr(priors, role) for role in ROLES)
+    return {name: root / (f"tiny-{name}" if tiny else name) for name in names}
+
+
+def build_models(folders: dict[str, Path], tiny: bool) -> dict[str, float]:
+    """Write each missing folder (random weights); returns seconds spent per network (0 = reused)."""
+    from scenedreamer.priors import architectures
+    from scenedreamer.priors.loading import missing_weight_components
+    from scenedreamer.priors.model_registry import PRESETS
+
+    seconds = {}
+    for name, folder in folders.items():
+        if folder.is_dir() and not missing_weight_components(folder):
+            seconds[name] = 0.0
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        t0 = time.perf_counter()
+        if tiny:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from tiny_models import tiny_depth_model, tiny_sd_pipeline
+
+            task = PRESETS[name].task
+            if task == "depth":
+                tiny_depth_model("zoedepth", folder)
+            else:
+                tiny_sd_pipeline(folder, inpainting=task == "inpaint")
+        else:
+            architectures.write_random_model(name, folder)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        print(f"built {name} in {seconds[name]} s -> {folder}", flush=True)
+    return seconds
+
+
+# ----------------------------------------------------------------------------- the child: one run
+def generate_argv(preset: str, folders: dict[str, Path], dtype: str, out: Path, tiny: bool, steps: int) -> list[str]:
+    """`scenedreamer generate` arguments of one measured run (the local folders via --set)."""
+    from scenedreamer.pipeline.config import preset_config
+
+    priors = preset_config(preset).priors
+    folder_of = {name: str(path) for name, path in folders.items()}
+    sets = {f"priors.{role}": folder_of[getattr(priors, role)] for role in ROLES}
+    sets["priors.refiner"] = folder_of[priors.refiner]
+    sets.update({
+        "priors.diffusion.num_inference_steps": steps,
+        # the refiner runs strength x num_inference_steps of the schedule (strength 0.5)
+        "refiner.num_inference_steps": 2 * steps,
+        "refiner.adapter_train_steps_per_view": 1,
+        "progressive.adapter_views": 1,         # one training pair read: one step trains on one
+        "init.fit_steps": 10, "progressive.fit_steps_per_view": 5,
+        "export.video": False, "export.ply": False, "export.nerfstudio": False,
+    })
+    argv = ["generate", PROMPT, "--preset", preset, "--resolution", "64x64" if tiny else "512x512",
+            "--frames", "2", "--device", "cpu", "--dtype", dtype, "--out", str(out), "--overwrite", "--quiet"]
+    for key, value in sets.items():
+        argv += ["--set", f"{key}={json.dumps(value)}"]
+    return argv
+
+
+def _rss_bytes() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def _network_role(module) -> str | None:
+    """A short name for the networks whose forward calls are timed, None for any other module."""
+    from diffusers import UNet2DConditionModel
+    from diffusers.models.autoencoders.vae import Decoder, Encoder
+
+    from scenedreamer.priors.adapter import RenderAdapter
+
+    if isinstance(module, UNet2DConditionModel):
+        return "unet_inpaint_9ch" if module.config.in_channels == 9 else "unet_text2image"
+    if isinstance(module, Encoder):
+        return "vae_encode"
+    if isinstance(module, Decoder):
+        return "vae_decode"
+    if isinstance(module, RenderAdapter):
+        return "adapter"
+    name = type(module).__name__
+    if name == "CLIPTextModel":
+        return "text_encoder"
+    if name.endswith("ForDepthEstimation"):
+        return "depth_network"
+    return None
+
+
+def run_child(args: argparse.Namespace) -> int:
+    """Run one dtype in this (fresh) process; print its figures as one JSON line after MARKER."""
+    from scenedreamer.cli import build_parser
+    from scenedreamer.cli.generate import build_config
+    from scenedreamer.events import ProgressEvent
+    from scenedreamer.pipeline.disk_budget import estimate_run
+    from scenedreamer.pipeline.plan import describe_plan, loaded_networks, network_memory, network_parameters
+    from scenedreamer.pipeline.scene_cameras import load_trajectory
+    from scenedreamer.pipeline.priors_factory import with_resolved_dtype
+    from scenedreamer.pipeline.run import run_generation
+    from scenedreamer.priors.loading import DTYPES
+
+    folders = {k: Path(v) for k, v in json.loads(args.folders).items()}
+    out = Path(args.run_dir)
+    argv = generate_argv(args.preset, folders, args.dtype, out, args.tiny, args.steps)
+    config = build_config(build_parser().parse_args(argv))
+    resolved = with_resolved_dtype(config)
+    plan_text = describe_plan(config, str(out))
+    plan_line = next(line.strip() for line in plan_text.splitlines() if "network weights" in line)
+    ram_line = next(line.strip() for line in plan_text.splitlines() if "in RAM up to" in line)
+    counts = {name: network_parameters(name, resolved) for name in loaded_networks(resolved)}
+    estimate = sum(c or 0 for c in counts.values()) * DTYPES[resolved.priors.dtype].itemsize
+    # the dry run's whole RAM figure (networks while loading / running + fitting state), as printed
+    cameras = len(load_trajectory(resolved).cameras)
+    ram_estimate = estimate_run(resolved, cameras, weight_bytes_on_cpu=network_memory(resolved, counts).peak).memory
+
+    # per-network forward times (global hooks: the pipeline is built inside run_generation)
+    calls: dict[str, list[dict]] = {}
+    starts: dict[int, float] = {}
+    adapter_params: list[int] = []
+    train_started: list[float] = []
+
+    def pre_hook(module, _inputs):
+        role = _network_role(module)
+        if role is not None:
+            starts[id(module)] = time.perf_counter()
+            if role == "adapter":
+                if not adapter_params:
+                    adapter_params.append(sum(p.numel() for p in module.parameters()))
+                if torch.is_grad_enabled():
+                    train_started.append(time.perf_counter())
+
+    def post_hook(module, _inputs, _output):
+        role = _network_role(module)
+        if role is not None and id(module) in starts:
+            calls.setdefault(role, []).append({"s": time.perf_counter() - starts.pop(id(module)),
+                                               "grad": torch.is_grad_enabled()})
+
+    # RSS per stage: the sampler attributes each sample to the stage of the latest event
+    stage = ["setup"]                       # until build_priors reports its first "load" event
+    peaks: dict[str, int] = {}
+    after_load: dict[str, int] = {}
+    events: list[dict] = []
+    train_steps: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            rss = _rss_bytes()
+            peaks[stage[0]] = max(peaks.get(stage[0], 0), rss)
+            done.wait(SAMPLE_S)
+
+    def on_event(event: ProgressEvent) -> None:
+        if event.stage != "load" and not after_load:    # the first event once every network is loaded
+            after_load.update(rss=_rss_bytes(),
+                              maxrss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        events.append({"stage": event.stage, "t": time.perf_counter(), "message": event.message})
+        stage[0] = event.stage
+        if event.stage == "adapter" and train_started:
+            train_steps.append(time.perf_counter() - train_started[-1])
+
+    handles = [torch.nn.modules.module.register_module_forward_pre_hook(pre_hook),
+               torch.nn.modules.module.register_module_forward_hook(post_hook)]
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.perf_counter()
+    try:
+        run_generation(config, out, overwrite=True, on_event=on_event)
+    finally:
+        total = time.perf_counter() - t0
+        done.set()
+        sampler.join()
+        for h in handles:
+            h.remove()
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024        # Linux: KiB
+
+    stage_s: dict[str, float] = {"setup": events[0]["t"] - t0 if events else total}
+    for a, b in zip(events, events[1:] + [{"t": t0 + total}]):
+        stage_s[a["stage"]] = stage_s.get(a["stage"], 0.0) + (b["t"] - a["t"])
+    timing = {}
+    for role, items in sorted(calls.items()):
+        for grad in (False, True):
+            secs = sorted(c["s"] for c in items if c["grad"] is grad)
+            if secs:
+                timing[role + ("_train_forward" if grad else "")] = {
+                    "calls": len(secs), "median_s": round(secs[len(secs) // 2], 3), "total_s": round(sum(secs), 2)}
+    gib = 2 ** 30
+    result = {
+        "dtype_asked": args.dtype, "dtype_ran": resolved.priors.dtype, "argv": argv[1:],
+        "seconds_total": round(total, 1),
+        "seconds_per_denoising_step": {k: v["median_s"] for k, v in timing.items() if k.startswith("unet_")
+                                       and not k.endswith("_train_forward")},
+        "adapter_train_step_s": [round(s, 2) for s in train_steps],
+        "adapter_parameters": adapter_params[0] if adapter_params else 0,
+        "network_calls": timing,
+        "stage_seconds": {k: round(v, 1) for k, v in stage_s.items()},
+        "peak_rss_gib": round(maxrss / gib, 2),
+        "peak_rss_sampled_gib": round(max(peaks.values(), default=0) / gib, 2),
+        "rss_after_load_gib": round(after_load.get("rss", 0) / gib, 2),
+        "peak_rss_during_load_gib": round(after_load.get("maxrss", 0) / gib, 2),
+        "peak_rss_by_stage_gib": {k: round(v / gib, 2) for k, v in peaks.items()},
+        "dry_run_line": plan_line,
+        "dry_run_parameters": counts,
+        "dry_run_weight_gib": round(estimate / gib, 2),
+        "weights_over_peak": round(estimate / maxrss, 3),
+        "dry_run_ram_line": ram_line,
+        "dry_run_ram_gib": round(ram_estimate / gib, 2),
+        "estimate_over_peak": round(ram_estimate / maxrss, 3),
+    }
+    print(MARKER + json.dumps(result), flush=True)
+    return 0
+
+
+# ----------------------------------------------------------------------------- the parent
+def build_in_child(args: argparse.Namespace, folders: dict[str, Path]) -> dict[str, float]:
+    """Write the models in a child process: a child's ru_maxrss starts from its parent's RSS at
+    the fork (Linux keeps the high-water mark across exec), so the parent must stay small."""
+    cmd = [sys.executable, "-m", "benchmarks.bench_real_architectures", "--child-build",
+           "--folders", json.dumps({k: str(v) for k, v in folders.items()})] + (["--tiny"] if args.tiny else [])
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith(MARKER):
+            return json.loads(line[len(MARKER):])
+        print(line, flush=True)
+    raise SystemExit(f"building the models failed:\n{proc.stderr[-2000:]}")
+
+
+def run_dtype(args: argparse.Namespace, folders: dict[str, Path], dtype: str, run_dir: Path) -> dict:
+    """One dtype in a child process; its JSON result (or the failure's last lines)."""
+    cmd = [sys.executable, "-m", "benchmarks.bench_real_architectures", "--child", "--preset", args.preset,
+           "--dtype", dtype, "--steps", str(args.steps), "--run-dir", str(run_dir),
+           "--folders", json.dumps({k: str(v) for k, v in folders.items()})] + (["--tiny"] if args.tiny else [])
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith(MARKER):
+            return json.loads(line[len(MARKER):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-8:]
+    return {"dtype_asked": dtype, "failed": True, "exit_code": proc.returncode, "error_tail": tail}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="sd15", choices=["sd15", "sd2"])
+    parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16 (fp16 is refused on CPU)")
+    parser.add_argument("--steps", type=int, default=1, help="denoising steps of the first view and inpainting")
+    parser.add_argument("--models", default=None, help="folder for the random-weight models (kept; reused when complete)")
+    parser.add_argument("--tiny", action="store_true", help="tiny random models at 64x64 (a smoke test: seconds)")
+    parser.add_argument("--out", default=None, help=f"results JSON (default {RESULTS.relative_to(ROOT)}; "
+                                                    "--tiny writes none unless given)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-build", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", default="fp32", help=argparse.SUPPRESS)
+    parser.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--folders", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return run_child(args)
+    if args.child_build:
+        seconds = build_models({k: Path(v) for k, v in json.loads(args.folders).items()}, args.tiny)
+        print(MARKER + json.dumps(seconds), flush=True)
+        return 0
+
+    tmp = tempfile.mkdtemp(prefix="bench_real_arch_")
+    try:
+        models_root = Path(args.models) if args.models else Path(tmp) / "models"
+        folders = model_folders(args.preset, models_root, args.tiny)
+        build_s = build_in_child(args, folders)
+        runs = []
+        for dtype in [d.strip() for d in args.dtypes.split(",") if d.strip()]:
+            result = run_dtype(args, folders, dtype, Path(tmp) / f"run_{dtype}")
+            runs.append(result)
+            print(json.dumps(result, indent=2), flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    from scenedreamer.atomic import atomic_write_json
+    from scenedreamer.priors.loading import cpu_has_fast_bf16
+
+    results = {
+        "preset": args.preset, "tiny": args.tiny, "steps": args.steps,
+        "machine": dict(processor=platform.processor() or platform.machine(), cores=os.cpu_count(),
+                        torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                        fast_bf16=cpu_has_fast_bf16(), load_average_at_end=round(os.getloadavg()[0], 2)),
+        "build_seconds": build_s, "runs": runs,
+        "target": "dry-run weight estimate within 20 % of the measured peak RSS (issue 12, item 3)",
+    }
+    out = Path(args.out) if args.out else (None if args.tiny else RESULTS)
+    if out is not None:
+        # one entry per preset: a run of --preset sd2 keeps the sd15 figures beside it
+        recorded = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
+        presets = recorded.get("presets", {}) if isinstance(recorded, dict) else {}
+        presets[f"{args.preset}{'-tiny' if args.tiny else ''}"] = results
+        atomic_write_json(out, {"presets": presets})
+        print(f"wrote {out}")
+    return 1 if any(r.get("failed") for r in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
