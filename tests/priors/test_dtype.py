@@ -80,3 +80,36 @@ def test_dry_run_counts_each_network_once_in_the_dtype_that_runs(tmp_path):
     estimate = network_parameters(str(sd), config)
     assert abs(estimate - loaded) <= 0.2 * loaded
     assert {p.dtype for p in pipe.unet.parameters()} == {torch.bfloat16}
+
+
+def test_network_memory_counts_the_loading_copy_only_when_converting(tmp_path):
+    """The dry run's RAM figure: weights in the running dtype, plus the largest component's file
+    copy while loading when the files are fp32 and the run is bf16 (none for fp32 runs), plus
+    activations scaled with the resolution and the runtime; the larger phase counts."""
+    from dataclasses import replace
+
+    from tiny_models import tiny_sd_pipeline
+
+    from scenedreamer.pipeline.config import preset_config
+    from scenedreamer.pipeline.plan import ACTIVATION_BYTES_AT_512, RUNTIME_BYTES, network_memory
+    from scenedreamer.priors.loading import largest_component_sizes, safetensors_sizes
+
+    sd = tmp_path / "sd"
+    tiny_sd_pipeline(sd)
+    unet = next((sd / "unet").glob("*.safetensors"))
+    numel, nbytes = safetensors_sizes(unet)
+    assert nbytes == 4 * numel                                     # the tiny files are fp32
+    assert largest_component_sizes(sd) == max(
+        (safetensors_sizes(next((sd / c).glob("*.safetensors"))) for c in ("unet", "vae", "text_encoder")),
+        key=lambda t: t[1])
+    base = preset_config("sd15")
+    priors = replace(base.priors, text_to_image=str(sd), refiner=str(sd), inpainter="classical",
+                     depth="oracle", first_view_depth="oracle-exact")
+    bf16 = network_memory(replace(base, width=256, height=256, priors=replace(priors, dtype="bf16")))
+    fp32 = network_memory(replace(base, width=256, height=256, priors=replace(priors, dtype="fp32")))
+    assert fp32.weights == 2 * bf16.weights and fp32.load_spike == 0
+    assert bf16.load_spike == largest_component_sizes(sd)[1]
+    assert bf16.activations == ACTIVATION_BYTES_AT_512 // 4 and bf16.runtime == RUNTIME_BYTES
+    assert bf16.peak == max(bf16.load_spike, bf16.activations) + bf16.weights + RUNTIME_BYTES
+    offline = network_memory(preset_config("offline"))
+    assert offline.peak == 0                                        # no network, nothing counted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..priors.loading import DTYPES
 from ..representation.triplane import TriplaneConfig
 from .config import GenerateConfig
@@ -54,6 +56,83 @@ def network_parameters(name: str, config: GenerateConfig) -> int | None:
     return int(source.preset.approx_size_gb * 1e9 / 4) if source.preset is not None else None
 
 
+RUNTIME_BYTES = int(0.5 * 2**30)
+"""Resident memory of the process once torch, diffusers and transformers are imported and the
+weights mapped: 0.55 GiB RSS after loading fp32 sd15 + ZoeDepth (memory-mapped, paged in on use;
+bench_real_architectures, 2026-12-04)."""
+ACTIVATION_BYTES_AT_512 = int(1.5 * 2**30)
+"""Activations of the networks at 512x512 (the VAE decode dominates), scaled with the pixel
+count: the fp32 peaks measured 12.1 GB (sd15) and 13.8 GB (sd2) against 9.9 / 11.7 GB of weights
+and the runtime above, i.e. 1.6-1.7 GB; 1.5 GB plus the fitting state counted elsewhere."""
+SD_LARGEST_COMPONENT_SHARE = 0.81
+"""The UNet's share of a Stable Diffusion download (3.44 of 4.27 GB for SD 1.5, 3.46 of 5.2 GB
+for SD 2): the largest component, used when a preset is not on this machine to read."""
+
+
+@dataclass(frozen=True)
+class NetworkMemory:
+    """Main-memory bytes the networks of a run need (all 0 when none is loaded).
+
+    weights: every network in the running dtype; load_spike: the file-dtype copy of the largest
+    component held beside its converted copy while it loads (0 when the files already are in the
+    running dtype); activations: at the run's resolution; runtime: the libraries' own memory."""
+
+    weights: int
+    load_spike: int
+    activations: int
+    runtime: int
+
+    @property
+    def peak(self) -> int:
+        """Loading and running do not overlap: the larger of the two, plus the runtime."""
+        if not self.weights:
+            return 0
+        return max(self.weights + self.load_spike, self.weights + self.activations) + self.runtime
+
+
+def _largest_component(name: str, config: GenerateConfig) -> tuple[int, int] | None:
+    """(elements, file bytes) of a network's largest component: exact from local safetensors
+    headers, else from the preset's fp32 download size; None when unknown."""
+    from ..errors import MissingWeightsError
+    from ..priors.loading import ModelLoadConfig, largest_component_sizes, resolve_source
+
+    try:
+        source = resolve_source(name, ModelLoadConfig(cache_dir=config.priors.cache_dir, offline=True))
+    except MissingWeightsError:
+        return None
+    if source.folder is not None:
+        sizes = largest_component_sizes(source.folder, config.priors.variant)
+        if sizes is not None:
+            return sizes
+    if source.preset is None:
+        return None
+    share = SD_LARGEST_COMPONENT_SHARE if source.preset.task in ("text2image", "inpaint") else 1.0
+    nbytes = int(source.preset.approx_size_gb * 1e9 * share)
+    return nbytes // 4, nbytes
+
+
+def network_memory(config: GenerateConfig, counts: dict[str, int | None] | None = None) -> NetworkMemory:
+    """What the networks of ``config`` (its resolved dtype) need in main memory when they run on
+    the CPU; ``counts``: parameters per loaded network (network_parameters), computed if None.
+    Checked against measured peaks by benchmarks/bench_real_architectures.py (BENCHMARKS.md)."""
+    from .priors_factory import with_resolved_dtype
+
+    config = with_resolved_dtype(config)                 # "auto" -> the dtype that will run
+    if counts is None:
+        counts = {name: network_parameters(name, config) for name in loaded_networks(config)}
+    itemsize = DTYPES[config.priors.dtype].itemsize
+    weights = sum(c for c in counts.values() if c) * itemsize
+    if not weights:
+        return NetworkMemory(0, 0, 0, 0)
+    spike = 0
+    for name in counts:
+        sizes = _largest_component(name, config)
+        if sizes is not None and sizes[1] != sizes[0] * itemsize:     # converted while loading
+            spike = max(spike, sizes[1])
+    activations = int(ACTIVATION_BYTES_AT_512 * config.width * config.height / 512**2)
+    return NetworkMemory(weights, spike, activations, RUNTIME_BYTES)
+
+
 def loaded_networks(config: GenerateConfig) -> list[str]:
     """The networks a run loads, as build_priors loads them (priors_factory.real_models): the
     first view and the refiner share their SD pipeline, a first-view depth network named like the
@@ -102,10 +181,11 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
                        ("refiner", config.priors.refiner if config.ablation.refinement else "offline")):
         lines.append(_first_view_line(role, config) or _model_line(role, name))
     counts = {name: network_parameters(name, config) for name in loaded_networks(config)}
-    weight_bytes = sum(c for c in counts.values() if c) * DTYPES[config.priors.dtype].itemsize
+    networks = network_memory(config, counts)
+    weight_bytes = networks.weights
     unknown = [n for n, c in counts.items() if c is None]
     on_cpu = _networks_on_cpu(config)
-    estimate = estimate_run(config, len(traj.cameras), weight_bytes_on_cpu=weight_bytes if on_cpu else 0)
+    estimate = estimate_run(config, len(traj.cameras), weight_bytes_on_cpu=networks.peak if on_cpu else 0)
     where, free = free_disk_bytes(out)
     available = available_memory_bytes()
     lines += [
@@ -115,7 +195,9 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
         f"in {config.priors.dtype}{', CPU offload' if config.priors.cpu_offload else ''})"
         + (f"; size unknown for {', '.join(unknown)}" if unknown else ""),
         f"    in RAM up to {size_text(estimate.memory)} (training state, cached support views"
-        + (", network weights" if on_cpu else "") + ")"
+        + (f", network weights + {size_text(max(networks.load_spike, networks.activations))} while "
+           f"{'loading' if networks.load_spike > networks.activations else 'running'} them"
+           f" + {size_text(networks.runtime)} runtime" if on_cpu and networks.weights else "") + ")"
         + (f"; {size_text(available)} available" if available is not None else ""),
         "  expected disk (upper bounds):",
         f"    support database {size_text(estimate.support)} ({estimate.views} views of {size_text(estimate.view_bytes)})",

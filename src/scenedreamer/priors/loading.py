@@ -215,19 +215,53 @@ def cached_snapshot(hub_id: str, cache_dir: str | None = None, revision: str | N
         return None
 
 
-def safetensors_numel(path: Path) -> int:
-    """Number of tensor elements in a .safetensors file, read from its JSON header only (the
-    format: an 8-byte little-endian header length, then the header). RunFailedError naming the
-    file when the header is unreadable."""
+def safetensors_sizes(path: Path) -> tuple[int, int]:
+    """(tensor elements, tensor data bytes) of a .safetensors file, read from its JSON header only
+    (the format: an 8-byte little-endian header length, then the header, whose entries give each
+    tensor's shape and byte range). RunFailedError naming the file when the header is unreadable."""
     try:
         with open(path, "rb") as f:
             size = int.from_bytes(f.read(8), "little")
             if not 2 <= size <= 100_000_000:
                 raise ValueError(f"header length {size}")
             header = json.loads(f.read(size))
-        return sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        tensors = [t for k, t in header.items() if k != "__metadata__"]
+        return (sum(math.prod(t["shape"]) for t in tensors),
+                sum(t["data_offsets"][1] - t["data_offsets"][0] for t in tensors))
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
         raise RunFailedError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def safetensors_numel(path: Path) -> int:
+    """Number of tensor elements in a .safetensors file (see ``safetensors_sizes``)."""
+    return safetensors_sizes(path)[0]
+
+
+def largest_component_sizes(folder: Path, variant: str | None = None) -> tuple[int, int] | None:
+    """(elements, file bytes) of the largest weight component a loader reads from ``folder``
+    (a diffusers pipeline's unet/, vae/ or text_encoder/; a transformers model's own files):
+    loading converts one component at a time, so its file-dtype copy is the loading overhead.
+    PyTorch .bin files count as fp32 (bytes / 4 elements). None when no weights are found."""
+    subs = [folder / n for n in ("unet", "vae", "text_encoder")] if (folder / "model_index.json").is_file() else [folder]
+    best = None
+    for sub in subs:
+        if not sub.is_dir():
+            continue
+        files = sorted(p for p in sub.iterdir() if p.is_file())
+        tagged = [p for p in files if p.name.endswith(".safetensors") and variant and f".{variant}." in p.name]
+        chosen = tagged or [p for p in files if p.name.endswith(".safetensors") and len(p.name.split(".")) == 2]
+        if chosen:
+            sizes = [safetensors_sizes(p) for p in chosen]
+            numel, nbytes = sum(n for n, _ in sizes), sum(b for _, b in sizes)
+        else:
+            bins = [p for p in files if p.name.endswith(".bin") and len(p.name.split(".")) == 2]
+            if not bins:
+                continue
+            nbytes = sum(p.stat().st_size for p in bins)
+            numel = nbytes // 4
+        if best is None or nbytes > best[1]:
+            best = (numel, nbytes)
+    return best
 
 
 def weight_parameter_count(folder: Path, variant: str | None = None) -> int | None:
