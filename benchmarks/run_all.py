@@ -21,6 +21,10 @@ BENCHMARKS = [
     ["benchmarks.bench_pipeline"],
     ["benchmarks.bench_outputs"],
     ["benchmarks.bench_eval"],
+    # the published SD 1.5 / SD 2 architectures with random weights, generate at 512x512 per
+    # dtype: ~14 GB of RAM and ~5 minutes a preset
+    ["benchmarks.bench_real_architectures", "--preset", "sd15"],
+    ["benchmarks.bench_real_architectures", "--preset", "sd2"],
 ]
 
 
