@@ -33,32 +33,14 @@ TINY_UNET_CHANNELS = (32, 64)
 """UNet block channels (CrossAttnDownBlock2D, DownBlock2D)."""
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP byte -> printable unicode character table (the byte-level BPE alphabet)."""
-    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-                 + list(range(ord("®"), ord("ÿ") + 1)))
-    codes = printable[:]
-    n = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            codes.append(256 + n)
-            n += 1
-    return dict(zip(printable, (chr(c) for c in codes)))
-
-
 def write_byte_level_vocab(folder: str | Path) -> Path:
-    """Write a CLIP-style ``vocab.json`` + empty ``merges.txt`` (514 tokens) into ``folder``.
+    """Write a CLIP-style ``vocab.json`` + empty ``merges.txt`` (514 tokens) into ``folder``
+    (the package's own writer, priors/architectures: the 256 byte characters, the same with the
+    ``</w>`` suffix, ``<|startoftext|>`` and ``<|endoftext|>``; no merges). Returns the folder."""
+    from scenedreamer.priors.architectures import write_byte_level_vocabulary
 
-    Tokens: the 256 byte characters, the same with the ``</w>`` end-of-word suffix, then
-    ``<|startoftext|>`` and ``<|endoftext|>``. No merges: every word becomes its characters.
-    """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    chars = list(_bytes_to_unicode().values())
-    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
-    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    write_byte_level_vocabulary(folder)
     return folder
 
 

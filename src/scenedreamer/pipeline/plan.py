@@ -39,15 +39,25 @@ def _first_view_line(role: str, config: GenerateConfig) -> str | None:
     return None
 
 
+def _local_source(name: str, config: GenerateConfig):
+    """The ModelSource of ``name`` as this machine has it (offline look-up: a folder, a cached
+    snapshot or nothing local); None for a folder that does not exist."""
+    from ..errors import MissingWeightsError
+    from ..priors.loading import ModelLoadConfig, resolve_source
+
+    try:
+        return resolve_source(name, ModelLoadConfig(cache_dir=config.priors.cache_dir, offline=True))
+    except MissingWeightsError:
+        return None
+
+
 def network_parameters(name: str, config: GenerateConfig) -> int | None:
     """Parameters of one network: exact from a local folder's or cached snapshot's safetensors
     headers, else the preset's fp32 download size / 4; None when unknown (a hub id not cached)."""
-    from ..errors import MissingWeightsError
-    from ..priors.loading import ModelLoadConfig, resolve_source, weight_parameter_count
+    from ..priors.loading import weight_parameter_count
 
-    try:
-        source = resolve_source(name, ModelLoadConfig(cache_dir=config.priors.cache_dir, offline=True))
-    except MissingWeightsError:
+    source = _local_source(name, config)
+    if source is None:
         return None
     if source.folder is not None:
         count = weight_parameter_count(source.folder, config.priors.variant)
@@ -93,12 +103,10 @@ class NetworkMemory:
 def _largest_component(name: str, config: GenerateConfig) -> tuple[int, int] | None:
     """(elements, file bytes) of a network's largest component: exact from local safetensors
     headers, else from the preset's fp32 download size; None when unknown."""
-    from ..errors import MissingWeightsError
-    from ..priors.loading import ModelLoadConfig, largest_component_sizes, resolve_source
+    from ..priors.loading import largest_component_sizes
 
-    try:
-        source = resolve_source(name, ModelLoadConfig(cache_dir=config.priors.cache_dir, offline=True))
-    except MissingWeightsError:
+    source = _local_source(name, config)
+    if source is None:
         return None
     if source.folder is not None:
         sizes = largest_component_sizes(source.folder, config.priors.variant)

@@ -237,31 +237,31 @@ def safetensors_numel(path: Path) -> int:
     return safetensors_sizes(path)[0]
 
 
-def largest_component_sizes(folder: Path, variant: str | None = None) -> tuple[int, int] | None:
-    """(elements, file bytes) of the largest weight component a loader reads from ``folder``
-    (a diffusers pipeline's unet/, vae/ or text_encoder/; a transformers model's own files):
-    loading converts one component at a time, so its file-dtype copy is the loading overhead.
-    PyTorch .bin files count as fp32 (bytes / 4 elements). None when no weights are found."""
-    subs = [folder / n for n in ("unet", "vae", "text_encoder")] if (folder / "model_index.json").is_file() else [folder]
-    best = None
-    for sub in subs:
-        if not sub.is_dir():
-            continue
-        files = sorted(p for p in sub.iterdir() if p.is_file())
-        tagged = [p for p in files if p.name.endswith(".safetensors") and variant and f".{variant}." in p.name]
-        chosen = tagged or [p for p in files if p.name.endswith(".safetensors") and len(p.name.split(".")) == 2]
-        if chosen:
-            sizes = [safetensors_sizes(p) for p in chosen]
-            numel, nbytes = sum(n for n, _ in sizes), sum(b for _, b in sizes)
-        else:
-            bins = [p for p in files if p.name.endswith(".bin") and len(p.name.split(".")) == 2]
-            if not bins:
-                continue
-            nbytes = sum(p.stat().st_size for p in bins)
-            numel = nbytes // 4
-        if best is None or nbytes > best[1]:
-            best = (numel, nbytes)
-    return best
+def _weight_components(folder: Path) -> list[Path]:
+    """The sub-folders whose weights a loader reads: unet/, vae/, text_encoder/ of a diffusers
+    pipeline, the folder itself for a transformers model."""
+    if (folder / "model_index.json").is_file():
+        return [folder / n for n in ("unet", "vae", "text_encoder")]
+    return [folder]
+
+
+def _component_sizes(sub: Path, variant: str | None) -> tuple[int, int] | None:
+    """(elements, file bytes) of the weight files a loader reads from one component folder: the
+    ``variant``'s safetensors when given and present, else the plain safetensors, else PyTorch
+    .bin files counted as fp32 (bytes / 4 elements). None when it holds no weights."""
+    if not sub.is_dir():
+        return None
+    files = sorted(p for p in sub.iterdir() if p.is_file())
+    tagged = [p for p in files if p.name.endswith(".safetensors") and variant and f".{variant}." in p.name]
+    chosen = tagged or [p for p in files if p.name.endswith(".safetensors") and len(p.name.split(".")) == 2]
+    if chosen:
+        sizes = [safetensors_sizes(p) for p in chosen]
+        return sum(n for n, _ in sizes), sum(b for _, b in sizes)
+    bins = [p for p in files if p.name.endswith(".bin") and len(p.name.split(".")) == 2]
+    if not bins:
+        return None
+    nbytes = sum(p.stat().st_size for p in bins)
+    return nbytes // 4, nbytes
 
 
 def weight_parameter_count(folder: Path, variant: str | None = None) -> int | None:
@@ -269,24 +269,16 @@ def weight_parameter_count(folder: Path, variant: str | None = None) -> int | No
     diffusers pipeline, the top-level weights of a transformers model. Counted exactly from
     safetensors headers (the ``variant``'s files when given, e.g. "fp16"); a folder with only
     PyTorch .bin weights is estimated as fp32 (file bytes / 4). None when no weights are found."""
-    subs = [folder / n for n in ("unet", "vae", "text_encoder")] if (folder / "model_index.json").is_file() else [folder]
-    total, found = 0, False
-    for sub in subs:
-        if not sub.is_dir():
-            continue
-        files = sorted(p for p in sub.iterdir() if p.is_file())
-        tagged = [p for p in files if p.name.endswith(".safetensors") and variant and f".{variant}." in p.name]
-        plain = [p for p in files if p.name.endswith(".safetensors") and len(p.name.split(".")) == 2]
-        chosen = tagged or plain
-        if chosen:
-            total += sum(safetensors_numel(p) for p in chosen)
-            found = True
-            continue
-        bins = [p for p in files if p.name.endswith(".bin") and len(p.name.split(".")) == 2]
-        if bins:
-            total += sum(p.stat().st_size for p in bins) // 4
-            found = True
-    return total if found else None
+    sizes = [s for s in (_component_sizes(sub, variant) for sub in _weight_components(folder)) if s]
+    return sum(n for n, _ in sizes) if sizes else None
+
+
+def largest_component_sizes(folder: Path, variant: str | None = None) -> tuple[int, int] | None:
+    """(elements, file bytes) of the largest weight component a loader reads from ``folder``
+    (see ``weight_parameter_count``): loading converts one component at a time, so its
+    file-dtype copy is the loading overhead. None when no weights are found."""
+    sizes = [s for s in (_component_sizes(sub, variant) for sub in _weight_components(folder)) if s]
+    return max(sizes, key=lambda s: s[1]) if sizes else None
 
 
 def missing_weight_components(folder: Path) -> list[str]:
