@@ -268,7 +268,7 @@ def check_first_view(config: GenerateConfig) -> None:
         raise UserInputError(f"--image {fv.image}: preset {config.preset!r} has no depth network for a photo "
                              "(its depth stand-in knows only the procedural world); give the photo's depth with "
                              "--image-depth PATH (metres), or use --preset sd15 or sd2 (ZoeDepth estimates it)")
-    for role in ("inpainter", "depth", "refiner"):
+    for role in ("inpainter", "depth"):          # (the refiner stand-in knows no world: it composites)
         if getattr(pc, role) in PROCEDURAL_PRIORS:
             raise UserInputError(f"--image {fv.image}: priors.{role} {getattr(pc, role)!r} renders the procedural "
                                  "world, not your photo; use \"classical\" or a model")
