@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                         torch=torch.__version__, torch_threads=torch.get_num_threads(),
                         fast_bf16=cpu_has_fast_bf16(), load_average_at_end=round(os.getloadavg()[0], 2)),
         "build_seconds": build_s, "runs": runs,
-        "target": "dry-run weight estimate within 20 % of the measured peak RSS (issue 12, item 3)",
+        "target": "dry-run RAM estimate (\"in RAM up to\") within 20 % of the measured peak RSS (issue 12, item 3)",
     }
     out = Path(args.out) if args.out else (None if args.tiny else RESULTS)
     if out is not None:

@@ -198,3 +198,24 @@ def test_device_script_tiny_mode_runs_every_stage(tmp_path):
                                        "load_depth", "depth", "refiner_init", "refine", "adapter_step"]
     assert all(row["s"] > 0 for row in setting["stages"].values())
     assert all(v is not None for v in setting["seconds_per_denoising_step"].values())
+
+
+@pytest.mark.slow
+def test_the_architecture_benchmark_runs_end_to_end_on_tiny_models(tmp_path):
+    """benchmarks/bench_real_architectures.py --tiny (~16 s): builds the models, runs generate in
+    a child per dtype and records what BENCHMARKS.md quotes, so the benchmark cannot rot unseen."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_real_architectures", "--tiny", "--dtypes", "fp32",
+                           "--out", str(out)], cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = json.loads(out.read_text())["presets"]["sd15-tiny"]["runs"][0]
+    assert run["dtype_ran"] == "fp32" and not run.get("failed")
+    assert run["adapter_parameters"] > 0 and run["adapter_train_step_s"]
+    assert {"unet_text2image", "unet_inpaint_9ch"} <= set(run["seconds_per_denoising_step"])
+    assert run["peak_rss_gib"] > 0 and run["dry_run_ram_gib"] > 0 and "in RAM up to" in run["dry_run_ram_line"]
