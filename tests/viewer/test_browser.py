@@ -65,3 +65,42 @@ def test_spark_render_matches_support_views(viewer, tiny_run):
     assert min(scores) > 18.0, scores
     # upright: the capture matches the support image far better than the same image upside down
     assert min(s - f for s, f in zip(scores, flipped)) > 3.0, (scores, flipped)
+
+
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium (make test installs it)")
+def test_the_page_draws_on_demand_and_redraws_when_the_view_moves(viewer):
+    """Idle, the page draws nothing (each frame of a big scene costs seconds in software WebGL);
+    an orbit drag and the fly-along-the-path button still redraw it."""
+    import time
+
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    url, _, _ = viewer
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            # large enough that the panel (top left) leaves the lower right of the canvas free
+            page = browser.new_page(viewport={"width": 640, "height": 480}, device_scale_factor=1)
+            page.goto(url)
+            page.wait_for_function("() => window.scenedreamer && window.scenedreamer.ready", timeout=90_000)
+            frames = lambda: page.evaluate("() => window.scenedreamer.framesDrawn")  # noqa: E731
+            shot = lambda: np.asarray(Image.open(io.BytesIO(page.locator("#view").screenshot())).convert("RGB"),  # noqa: E731
+                                      dtype=np.float32)
+            before, idle = shot(), frames()
+            time.sleep(1.0)
+            assert frames() == idle, "an idle page kept drawing"
+            x, y = 480, 360
+            assert page.evaluate(f"() => document.elementFromPoint({x}, {y}).id") == "view"
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x + 60, y + 10, steps=5)
+            page.mouse.up()
+            page.wait_for_function(f"() => window.scenedreamer.framesDrawn > {idle}", timeout=30_000)
+            time.sleep(0.5)
+            assert np.abs(shot() - before).mean() > 1.0, "the orbit drag did not change the picture"
+            moved = frames()
+            page.click("#fly-path")
+            page.wait_for_function(f"() => window.scenedreamer.framesDrawn > {moved + 3}", timeout=30_000)
+        finally:
+            browser.close()

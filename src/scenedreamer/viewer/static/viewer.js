@@ -243,6 +243,7 @@ let sparkWasBusy = false;
 let lastFrameSorted = false; // the last frame issued was drawn with no sort pending (final order)
 const frameWaiters = [];
 function requestFrames(n = 1) { framesWanted = Math.max(framesWanted, n); }
+Object.defineProperty(hook, "framesDrawn", { get: () => framesDrawn });   // for tests: idle means none
 function loop(now) {
   const dt = Math.min((now - lastTime) / 1000, 0.1);
   lastTime = now;
