@@ -159,3 +159,23 @@ def test_dry_run_states_the_photo_fit_and_counts_no_text_to_image_model(tmp_path
     config = with_first_view_image(preset_config("sd15"), str(photo), str(depth))
     assert loaded_networks(config) == ["sd15-inpaint", "zoedepth", "sd15"]
     assert "sd15" in loaded_networks(preset_config("sd15"))
+
+
+def test_resume_of_a_run_with_the_older_marker_still_checks_its_trajectory_file(tmp_path, capsys):
+    """Runs written before input_sha256 pinned only the trajectory file (trajectory_sha256)."""
+    from scenedreamer.geometry.trajectory import make_trajectory
+    from scenedreamer.geometry.trajectory_io import write_transforms_json
+    from scenedreamer.pipeline.run_folder import file_sha256
+
+    traj = tmp_path / "path.json"
+    write_transforms_json(traj, make_trajectory("lookaround", 3, 48, 32, 60.0))
+    run = tmp_path / "run"
+    args = ["generate", "a room", "--out", str(run), "--trajectory", str(traj), *tiny_run_args("48x32", 3)]
+    assert main(args) == 0
+    marker = run / ".scenedreamer-run.json"
+    old = {k: v for k, v in json.loads(marker.read_text()).items() if k != "input_sha256"}
+    marker.write_text(json.dumps({**old, "trajectory_file": str(traj), "trajectory_sha256": file_sha256(traj)}))
+    capsys.readouterr()
+    traj.write_text(traj.read_text() + "\n")
+    assert main([*args, "--resume"]) == 2
+    assert f"{traj}: the trajectory file changed" in capsys.readouterr().err

@@ -102,13 +102,10 @@ def _fail(path: Path, where: str, message: str) -> UserInputError:
     return UserInputError(f"{path}: {where}{message}")
 
 
-_shown = shown         # a short one-line rendering of a bad value for an error line
-
-
 def _number(path: Path, where: str, name: str, value: Any, *, positive: bool = False,
             integer: bool = False, limit: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(path, where, f"{name}: expected a number, got {_shown(value)}")
+        raise _fail(path, where, f"{name}: expected a number, got {shown(value)}")
     try:
         value = float(value)
     except OverflowError:
@@ -176,7 +173,7 @@ def _transform(path: Path, value: Any, where: str) -> torch.Tensor:
     for r, row in enumerate(value):
         for c, x in enumerate(row):
             if isinstance(x, bool) or not isinstance(x, (int, float)):
-                raise _fail(path, where, f"{name}: expected numbers, got {_shown(x)}")
+                raise _fail(path, where, f"{name}: expected numbers, got {shown(x)}")
             x = _number(path, where, name, x)
             if c == 3 and r < 3 and abs(x) > MAX_TRANSLATION:
                 raise _fail(path, where, f"{name}: translation {x:g} is beyond +-{MAX_TRANSLATION:g} scene units")
@@ -228,7 +225,7 @@ def read_transforms_json(path: str | os.PathLike, dtype: torch.dtype = torch.flo
         Ks.append([[intr["fl_x"], 0.0, intr["cx"]], [0.0, intr["fl_y"], intr["cy"]], [0.0, 0.0, 1.0]])
         prompt = frame.get("prompt")
         if prompt is not None and not isinstance(prompt, str):
-            raise _fail(path, where, f"prompt: must be a string or null, got {_shown(prompt)}")
+            raise _fail(path, where, f"prompt: must be a string or null, got {shown(prompt)}")
         if prompt is not None:
             check_prompt(f"{path}: frame {i}: prompt", prompt)
         prompts.append(prompt)

@@ -151,15 +151,6 @@ def loaded_networks(config: GenerateConfig) -> list[str]:
     return [name for name, _ in real_models(config)]
 
 
-def representation_bytes(config: GenerateConfig) -> int:
-    """Parameter bytes (float32) of the configured representation, for the config's own
-    trajectory length: exact for the NeRF, the largest the Gaussians can grow to
-    (pipeline/disk_budget.py) for 3D Gaussians."""
-    from .scene_cameras import load_trajectory
-
-    return estimate_run(config, len(load_trajectory(config).cameras)).parameters
-
-
 def describe_plan(config: GenerateConfig, out: str) -> str:
     """A human-readable plan: views, resolution, models, expected memory and output folder."""
     from .priors_factory import with_resolved_dtype

@@ -13,7 +13,7 @@
     RUN/transforms.json, images/, depths/   the support views as a nerfstudio dataset
 
     RUN/.scenedreamer-run.json marker: this folder is a run written by scenedreamer (program,
-                               version, trajectory file hash); --overwrite and --resume need it
+                               version, sha256 of the trajectory file, photo and depth map); --overwrite and --resume need it
     RUN/.scenedreamer-run.lock held (flock) by the one process writing the run
 
 --overwrite removes only the names above (inside support/, checkpoints/, images/, depths/ and
@@ -183,10 +183,7 @@ class RunFolder:
     def _marker(self, config: GenerateConfig) -> dict:
         from .. import __version__
 
-        traj_file = config.trajectory.file
         return {"program": "scenedreamer", "version": __version__,
-                "trajectory_file": traj_file,
-                "trajectory_sha256": file_sha256(traj_file) if traj_file else None,
                 # the config names these files by path only: their bytes are pinned here
                 "input_sha256": {path: file_sha256(path) for _, path in _input_files(config)}}
 

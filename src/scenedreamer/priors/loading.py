@@ -281,19 +281,21 @@ def largest_component_sizes(folder: Path, variant: str | None = None) -> tuple[i
     return max(sizes, key=lambda s: s[1]) if sizes else None
 
 
+def _has_weights(sub: Path) -> bool:
+    """Whether a component folder holds a weight file of an accepted kind (safetensors or .bin)."""
+    return sub.is_dir() and any(p.name.endswith(_WEIGHT_SUFFIXES) for p in sub.iterdir())
+
+
 def missing_weight_components(folder: Path) -> list[str]:
     """Parts of a model folder that lack weights ([] = complete enough to load).
 
     A diffusers pipeline folder (model_index.json) needs weights in unet/, vae/ and
     text_encoder/; a transformers folder (config.json) needs a weight file at its top level.
     """
-    def has_weights(sub: Path) -> bool:
-        return sub.is_dir() and any(p.name.endswith(_WEIGHT_SUFFIXES) for p in sub.iterdir())
-
     if (folder / "model_index.json").is_file():
-        return [name for name in ("unet", "vae", "text_encoder") if not has_weights(folder / name)]
+        return [name for name in ("unet", "vae", "text_encoder") if not _has_weights(folder / name)]
     if (folder / "config.json").is_file():
-        return [] if has_weights(folder) else ["model weights"]
+        return [] if _has_weights(folder) else ["model weights"]
     return ["model_index.json / config.json"]
 
 
@@ -313,9 +315,6 @@ def missing_files(folder: Path) -> list[str]:
     needs its image settings, weights and, for a CLIP model, the tokenizer. A weight is named as
     ``unet/diffusion_pytorch_model.safetensors`` when no weight file of any accepted kind is there.
     """
-    def has_weights(sub: Path) -> bool:
-        return sub.is_dir() and any(p.name.endswith(_WEIGHT_SUFFIXES) for p in sub.iterdir())
-
     def bpe_files(sub: Path, prefix: str) -> list[str]:   # a fast tokenizer.json stands in for vocab + merges
         if (sub / "tokenizer.json").is_file():
             return []
@@ -325,7 +324,7 @@ def missing_files(folder: Path) -> list[str]:
         missing = [name for name in _DIFFUSERS_FILES if not (folder / name).is_file()]
         missing += bpe_files(folder / "tokenizer", "tokenizer/")
         missing += [f"{sub}/{stem}.safetensors" for sub, stem in _DIFFUSERS_WEIGHTS.items()
-                    if not has_weights(folder / sub)]
+                    if not _has_weights(folder / sub)]
         return missing
     if (folder / "config.json").is_file():
         needed = list(_TRANSFORMERS_FILES)
@@ -337,7 +336,7 @@ def missing_files(folder: Path) -> list[str]:
             needed.append("tokenizer_config.json")
         missing = [name for name in needed if not (folder / name).is_file()]
         missing += bpe_files(folder, "") if is_clip else []
-        return missing + ([] if has_weights(folder) else ["model.safetensors"])
+        return missing + ([] if _has_weights(folder) else ["model.safetensors"])
     return ["model_index.json or config.json"]
 
 

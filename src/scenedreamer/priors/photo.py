@@ -76,12 +76,17 @@ class FitPlan:
         return scaled + (", " + ", ".join(cuts) if cuts else ", nothing cut")
 
 
+def _check_file(path: Path, what: str) -> None:
+    """UserInputError naming ``path`` unless it is an existing file."""
+    if not path.is_file():
+        raise UserInputError(f"{path}: {what} not found" if not path.exists() else f"{path}: {what} is not a file")
+
+
 def _open_image(path: Path, what: str):
     """The Pillow image at ``path`` with its pixels loaded (UserInputError naming the file)."""
     from PIL import Image, UnidentifiedImageError
 
-    if not path.is_file():
-        raise UserInputError(f"{path}: {what} not found" if not path.exists() else f"{path}: {what} is not a file")
+    _check_file(path, what)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)   # a bomb is refused, not decoded
@@ -128,8 +133,7 @@ def read_photo_size(path: str | Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"{path}: image not found" if not path.exists() else f"{path}: image is not a file")
+    _check_file(path, "image")
     try:
         with Image.open(path) as img:
             w, h = img.size
@@ -212,8 +216,7 @@ def load_depth_map(path: str | Path, plan: FitPlan, png_scale: float = 0.001) ->
     """
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        if not path.is_file():
-            raise UserInputError(f"{path}: depth map not found" if not path.exists() else f"{path}: depth map is not a file")
+        _check_file(path, "depth map")
         try:
             depth = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as err:
