@@ -246,16 +246,19 @@ def _folder_bytes(root: Path) -> int:
 
 
 def check_disk_space(config: GenerateConfig, out: str | os.PathLike, *, resume: bool = False,
-                     overwrite: bool = False) -> None:
+                     overwrite: bool = False, cameras: int | None = None) -> None:
     """Refuse (one UserInputError line) a new run whose disk estimate exceeds the free space at
     ``out`` (its nearest existing folder), before anything is written. A resumed run is not
     checked (what it already wrote counts toward the estimate); with ``overwrite`` the old run's
-    files, which are removed first, count as free."""
+    files, which are removed first, count as free. ``cameras``: the trajectory's camera count
+    when the caller has loaded it (None: loaded here)."""
     if resume:
         return
-    from .scene_cameras import load_trajectory
+    if cameras is None:
+        from .scene_cameras import load_trajectory
 
-    estimate = estimate_run(config, len(load_trajectory(config).cameras))
+        cameras = len(load_trajectory(config).cameras)
+    estimate = estimate_run(config, cameras)
     where, free = free_disk_bytes(out)
     if overwrite and Path(out).is_dir():
         free += _folder_bytes(Path(out))

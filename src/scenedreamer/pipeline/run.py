@@ -34,8 +34,9 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
     config = with_resolved_dtype(config)                    # the dtype that runs is the one config.json says
     run_folder = RunFolder(out)
     run_folder.check(resume=resume, overwrite=overwrite)   # refusals first: nothing written yet
-    check_disk_space(config, out, resume=resume, overwrite=overwrite)   # a new run must fit on the disk
-    load_trajectory(config)                                 # the trajectory file / preset is valid
+    trajectory = load_trajectory(config)                    # the trajectory file / preset is valid
+    check_disk_space(config, out, resume=resume, overwrite=overwrite,   # a new run must fit on the disk
+                     cameras=len(trajectory.cameras))
     priors = build_priors(config, on_event)                 # names and weights exist (loading reported)
     progress = run_folder.prepare(config, resume=resume, overwrite=overwrite)
     try:
