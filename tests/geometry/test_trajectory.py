@@ -130,3 +130,26 @@ def test_bad_preset_parameters_raise_user_input_error(preset, params, needle):
 def test_bad_sizes_raise_user_input_error(frames, width, fov):
     with pytest.raises(UserInputError):
         make_trajectory("forward", frames, width, 32, fov_deg=fov)
+
+
+def test_interpolated_cameras_hit_every_key_and_keep_first_intrinsics():
+    """The one owner of the interpolated path: keys are hit where (frames-1) is a multiple of (N-1)."""
+    from scenedreamer.geometry.trajectory import interpolated_cameras, make_trajectory, path_frame_count
+
+    cams = make_trajectory("lookaround", 4, 32, 24, 60.0).cameras
+    n = path_frame_count(len(cams), 3)
+    assert n == 10 and path_frame_count(1, 3) == 2
+    dense = interpolated_cameras(cams, n)
+    assert len(dense) == n and (dense.width, dense.height) == (32, 24)
+    torch.testing.assert_close(dense.c2w[::3], cams.c2w, atol=1e-5, rtol=0)
+    torch.testing.assert_close(dense.K, cams.K[:1].expand(n, 3, 3))
+
+
+def test_cameras_between_leaves_out_the_keys():
+    from scenedreamer.geometry.trajectory import cameras_between, interpolate_poses, make_trajectory
+
+    cams = make_trajectory("orbit", 5, 32, 32, 60.0).cameras
+    mid = cameras_between(cams, 1)
+    torch.testing.assert_close(mid.c2w, interpolate_poses(cams.c2w, 9)[1::2])
+    assert len(cameras_between(cams, 3)) == 12
+    assert len(cameras_between(cams[:1], 2)) == 0 and len(cameras_between(cams, 0)) == 0

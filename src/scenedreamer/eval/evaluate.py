@@ -173,12 +173,9 @@ def metric_settings(config: EvalConfig) -> dict:
 
 
 def _path_cameras(trajectory, frames: int):
-    from ..geometry.cameras import Cameras
-    from ..geometry.trajectory import interpolate_poses
+    from ..geometry.trajectory import interpolated_cameras
 
-    cams = trajectory.cameras
-    c2w = interpolate_poses(cams.c2w, frames)
-    return Cameras(cams.K[:1].expand(frames, 3, 3).contiguous(), c2w, cams.width, cams.height)
+    return interpolated_cameras(trajectory.cameras, frames)
 
 
 def _at(cameras, resolution: tuple[int, int] | None):
@@ -186,15 +183,11 @@ def _at(cameras, resolution: tuple[int, int] | None):
 
 
 def _held_out_cameras(trajectory):
-    from ..geometry.cameras import Cameras
-    from ..geometry.trajectory import interpolate_poses
+    from ..geometry.trajectory import cameras_between
 
-    cams = trajectory.cameras
-    n = len(cams)
-    if n < 2:
+    if len(trajectory.cameras) < 2:
         return None
-    c2w = interpolate_poses(cams.c2w, 2 * n - 1)[1::2]
-    return Cameras(cams.K[:1].expand(len(c2w), 3, 3).contiguous(), c2w, cams.width, cams.height)
+    return cameras_between(trajectory.cameras, 1)
 
 
 def _ssim(a: torch.Tensor, b: torch.Tensor) -> float:

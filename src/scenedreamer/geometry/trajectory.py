@@ -145,6 +145,35 @@ def interpolate_poses(c2w_keys: Tensor, frames: int) -> Tensor:
     return pose_from_rotation_translation(rot, pos).to(c2w_keys.dtype)
 
 
+def path_frame_count(num_cameras: int, frames_per_view: int) -> int:
+    """Frames of a path that passes every one of ``num_cameras`` cameras with ``frames_per_view``
+    frames per gap: (num_cameras - 1) * frames_per_view + 1, at least 2 (a video needs two)."""
+    return max(2, (num_cameras - 1) * frames_per_view + 1)
+
+
+def interpolated_cameras(cameras: Cameras, frames: int) -> Cameras:
+    """The camera path through ``cameras`` (N, any world frame) resampled to ``frames`` cameras.
+
+    The one owner of "the interpolated path" (video, render, distillation and eval all ask it):
+    poses from ``interpolate_poses`` (slerp + Catmull-Rom, keys hit where (frames-1) is a
+    multiple of (N-1)); every camera gets the first camera's intrinsics K (pixels) and size.
+    """
+    c2w = interpolate_poses(cameras.c2w, frames)
+    return Cameras(cameras.K[:1].expand(frames, 3, 3).contiguous(), c2w, cameras.width, cameras.height)
+
+
+def cameras_between(cameras: Cameras, per_gap: int) -> Cameras:
+    """``per_gap`` interpolated cameras strictly between each consecutive pair of ``cameras``
+    ((N-1) * per_gap cameras, the keys themselves left out; an empty batch when N < 2 or
+    per_gap <= 0). per_gap = 1 gives the midpoints (held-out views)."""
+    n = len(cameras)
+    if n < 2 or per_gap <= 0:
+        return cameras[:0]
+    dense = interpolated_cameras(cameras, (n - 1) * (per_gap + 1) + 1)
+    keep = [i for i in range(len(dense)) if i % (per_gap + 1) != 0]
+    return dense[keep]
+
+
 # ---------------------------------------------------------------------------------------------
 # presets
 # ---------------------------------------------------------------------------------------------

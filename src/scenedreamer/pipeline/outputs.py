@@ -11,7 +11,7 @@ from ..events import EventSink, emit
 from ..export.ply import write_gaussians_ply
 from ..export.video import write_video
 from ..geometry.cameras import Cameras
-from ..geometry.trajectory import Trajectory, interpolate_poses
+from ..geometry.trajectory import Trajectory, interpolated_cameras, path_frame_count
 from ..representation.bake import bake_to_gaussians
 from ..representation.base import SceneRepresentation
 from ..representation.checkpoint import save_checkpoint
@@ -84,10 +84,7 @@ def scene_provenance(representation: SceneRepresentation, exported: GaussianScen
 def video_cameras(trajectory: Trajectory, frames_per_view: int) -> Cameras:
     """The trajectory densified for video: poses interpolated (slerp + spline) between cameras."""
     cams = trajectory.cameras
-    n = max(2, (len(cams) - 1) * frames_per_view + 1)
-    c2w = interpolate_poses(cams.c2w, n)
-    K = cams.K[:1].expand(n, 3, 3)
-    return Cameras(K.contiguous(), c2w, cams.width, cams.height)
+    return interpolated_cameras(cams, path_frame_count(len(cams), frames_per_view))
 
 
 def render_path(representation: SceneRepresentation, cameras: Cameras, on_event: EventSink | None = None):

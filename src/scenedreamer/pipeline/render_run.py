@@ -28,7 +28,7 @@ from ..atomic import check_writable_destination
 from ..errors import UserInputError
 from ..events import EventSink, emit
 from ..geometry.cameras import Cameras, fov_from_intrinsics, intrinsics_from_fov, look_at
-from ..geometry.trajectory import TRAJECTORY_PRESETS, interpolate_poses, make_trajectory
+from ..geometry.trajectory import TRAJECTORY_PRESETS, interpolated_cameras, make_trajectory, path_frame_count
 from ..representation.base import SceneRepresentation
 
 Source = Literal["scene_ply", "checkpoint"]
@@ -92,9 +92,8 @@ def _with_size(cameras: Cameras, resolution: tuple[int, int] | None) -> Cameras:
 
 def run_path_cameras(run_cameras: Cameras, frames: int | None, frames_per_view: int) -> Cameras:
     """The run's own path interpolated to ``frames`` cameras (default: as the run's video)."""
-    n = frames if frames is not None else max(2, (len(run_cameras) - 1) * frames_per_view + 1)
-    c2w = interpolate_poses(run_cameras.c2w, n)
-    return Cameras(run_cameras.K[:1].expand(n, 3, 3).contiguous(), c2w, run_cameras.width, run_cameras.height)
+    n = frames if frames is not None else path_frame_count(len(run_cameras), frames_per_view)
+    return interpolated_cameras(run_cameras, n)
 
 
 def content_points(scene: SceneRepresentation, run_cameras: Cameras) -> Tensor:
@@ -168,8 +167,7 @@ def path_cameras(inputs: RenderInputs, trajectory: str, frames: int | None,
 
         cams = read_transforms_json(path).cameras
         if frames is not None:
-            cams = Cameras(cams.K[:1].expand(frames, 3, 3).contiguous(), interpolate_poses(cams.c2w, frames),
-                           cams.width, cams.height)
+            cams = interpolated_cameras(cams, frames)
         return _with_size(cams, resolution)
     raise UserInputError(f"--trajectory {trajectory!r}: not a preset ({', '.join([*TRAJECTORY_PRESETS, SCENE_ORBIT])}) "
                          f"nor an existing transforms.json file")

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..events import EventSink, emit
 from ..geometry.cameras import Cameras
-from ..geometry.trajectory import interpolate_poses
+from ..geometry.trajectory import cameras_between
 from ..support.records import Provenance, ViewRecord
 from .base import SceneRepresentation
 from .fitting import FitConfig, SupportViews, fit
@@ -76,13 +76,7 @@ class ViewList:
 def midpoint_cameras(cameras: Cameras, per_gap: int) -> Cameras:
     """``per_gap`` cameras between each consecutive pair (poses slerp + spline interpolated);
     (len-1)*per_gap cameras; an empty batch when there are fewer than 2."""
-    n = len(cameras)
-    if n < 2 or per_gap <= 0:
-        return cameras[:0]
-    dense = interpolate_poses(cameras.c2w, (n - 1) * (per_gap + 1) + 1)
-    keep = [i for i in range(dense.shape[0]) if i % (per_gap + 1) != 0]
-    c2w = dense[keep].contiguous()
-    return Cameras(cameras.K[:1].expand(len(keep), 3, 3).contiguous(), c2w, cameras.width, cameras.height)
+    return cameras_between(cameras, per_gap)
 
 
 def render_views(source: SceneRepresentation, cameras: Cameras, device: torch.device,
