@@ -13,6 +13,7 @@ from scenedreamer.geometry.cameras import Cameras, intrinsics_from_fov
 from scenedreamer.geometry.projection import project_points, unproject_depth
 from scenedreamer.priors.procedural import (Material, ProceduralWorld, ProceduralWorldConfig, VOCABULARY,
                                             parse_prompt)
+from scenedreamer.priors.procedural.vocabulary import ELEMENTS, LIGHTINGS, PALETTES, TEMPLATES, WEATHERS
 from scenedreamer.priors.procedural.primitives import (box, cone, cylinder, ellipsoid, intersect_primitive,
                                                        screen_rects)
 
@@ -122,8 +123,10 @@ def test_vocabulary_selects_templates_and_palettes() -> None:
     assert parse_prompt("unknown words only").lighting.name == "day"
     combo = parse_prompt("a forest lake at night")
     assert combo.template.lake and combo.template.tree_spacing == 6.0 and combo.lighting.name == "night"
+    tables = {"template": TEMPLATES, "lighting": LIGHTINGS, "weather": WEATHERS, "palette": PALETTES,
+              "element": ELEMENTS}
     for word, (kind, name) in VOCABULARY.items():
-        assert kind in ("template", "lighting") and name
+        assert name in tables[kind], word
 
 
 def _mean_color(prompt: str, ground_only: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

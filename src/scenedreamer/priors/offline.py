@@ -65,10 +65,12 @@ class ProceduralTextToImage:
 
     def __init__(self, world: ProceduralWorld) -> None:
         self.world = world
+        # the run's "using ..." line and events.jsonl say how the prompt was read
+        self.label = f"{ProceduralTextToImage.label}, read as: {world.choice.describe()}"
 
     def generate(self, prompt: str, camera: Cameras, generator: torch.Generator | None = None) -> Tensor:
         """Image (H, W, 3) float32 in [0, 1] at camera.height x camera.width, on camera.device."""
-        camera = _check_camera(camera, self.label)
+        camera = _check_camera(camera, ProceduralTextToImage.label)
         return self.world.render_cached(camera).rgb[0].clone()   # callers may edit it in place
 
 

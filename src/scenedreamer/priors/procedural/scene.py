@@ -83,6 +83,8 @@ class Scene:
     room: tuple[tuple[float, float, float], tuple[float, float, float]] | None
     windows: tuple[Window, ...]
     lamp_position: tuple[float, float, float] | None
+    elements: tuple = ()
+    """elements.PlacedElement of every element the prompt placed (name, primitives, anchor)"""
 
 
 def _smoothstep(e0: float, e1: float, x: Tensor) -> Tensor:
@@ -273,15 +275,32 @@ def build_room(tpl: Template, cfg: ProceduralWorldConfig, gen: torch.Generator
     return (lo, hi), p, windows, (lamp[0], lamp[1] + 0.6, lamp[2])
 
 
+ELEMENT_SEED_OFFSET = 7919
+"""Added to the world's seed to seed the elements' own generator (any fixed number works)."""
+
+
 def build_scene(tpl: Template, cfg: ProceduralWorldConfig, gen: torch.Generator) -> Scene:
-    """The scene of a template, deterministic given the generator state."""
+    """The scene of a template, deterministic given the generator state. The template's
+    elements (vocabulary.ELEMENTS) draw from their own generator (seeded from ``gen``'s seed, not
+    its state), so a prompt word that adds an element leaves the rest of the world exactly as it
+    was, less what stood in the element's place."""
+    from .elements import overlaps, place_indoor, place_outdoor   # elements.py builds on this module
+
+    element_gen = torch.Generator().manual_seed(gen.initial_seed() + ELEMENT_SEED_OFFSET)
     if tpl.kind == "outdoor":
         terrain = build_terrain(tpl, cfg, gen)
         prims = scatter_outdoor(tpl, terrain, cfg, gen)
+        placed = place_outdoor(tpl.elements, tpl, terrain, cfg, element_gen)
+        prims = [p for p in prims if not any(overlaps(p, e.footprint, margin=2.0) for e in placed)]
+        prims += [q for e in placed for q in e.primitives]
         water_y = cfg.ground_height - tpl.water_level if tpl.water_level is not None else None
-        return Scene(tpl, terrain, water_y, None, tuple(prims), None, (), None)
+        return Scene(tpl, terrain, water_y, None, tuple(prims), None, (), None, tuple(placed))
     if tpl.kind == "city":
         return Scene(tpl, None, None, cfg.ground_height, tuple(build_city(tpl, cfg, gen)), None, (), None)
     room, prims, windows, lamp = build_room(tpl, cfg, gen)
+    placed = place_indoor(tpl.elements, cfg, element_gen)
+    prims = [p for p in prims if not any(overlaps(p, e.footprint, margin=0.05) for e in placed)
+             or p.material == Material.LAMP and p.lo[1] < cfg.ground_height - cfg.room_height + 0.5]
+    prims += [q for e in placed for q in e.primitives]
     walls = box(room[0], room[1], Material.ROOM, tpl.wall_color)   # seen from inside: its far side
-    return Scene(tpl, None, None, None, (walls, *prims), room, tuple(windows), lamp)
+    return Scene(tpl, None, None, None, (walls, *prims), room, tuple(windows), lamp, tuple(placed))

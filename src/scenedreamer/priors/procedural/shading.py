@@ -16,8 +16,7 @@ from torch import Tensor
 from .config import ProceduralWorldConfig
 from .noise import hash01, sample_plane, sample_tiled
 from .scene import Material, Scene
-from .vocabulary import Lighting
-
+from .vocabulary import PALETTES, Lighting
 
 def _vec(c, like: Tensor) -> Tensor:
     return torch.tensor(c, device=like.device, dtype=like.dtype)
@@ -30,6 +29,45 @@ def _smoothstep(e0: float, e1: float, x: Tensor) -> Tensor:
 
 def _lerp(a: Tensor, b: Tensor, w: Tensor) -> Tensor:
     return a + (b - a) * w
+
+
+_LUMA = (0.2126, 0.7152, 0.0722)
+TOON_BANDS = 4
+"""Light bands of the toon palette (cel shading)."""
+
+
+def apply_palette(rgb: Tensor, palette: str) -> Tensor:
+    """Restyle colours (n, 3) in [0, 1] by a palette of vocabulary.PALETTES.
+
+    A function of each colour alone (no neighbourhood, no randomness), so every view of a point
+    gets the same styled colour and the world stays 3D consistent. "natural" returns rgb.
+    """
+    if palette not in PALETTES:
+        raise ValueError(f"unknown palette {palette!r}")
+    if palette == "natural":
+        return rgb
+    luma = (rgb * torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device)).sum(-1, keepdim=True)
+    grey = luma.expand_as(rgb)
+    if palette == "watercolor":      # thin pigment on white paper: lighter, less saturated, soft
+        pigment = _lerp(grey, rgb, torch.tensor(0.75, dtype=rgb.dtype))
+        out = 1.0 - 0.72 * (1.0 - pigment)
+        out = out * (0.97 + 0.03 * torch.sin(12.0 * luma))   # faint pigment pooling by tone
+    elif palette == "toon":          # saturated flat colours in TOON_BANDS light bands
+        vivid = (grey + 1.5 * (rgb - grey)).clamp(0, 1)
+        banded = ((luma * TOON_BANDS).floor() + 0.5) / TOON_BANDS
+        out = vivid * (banded / luma.clamp_min(1e-3)).clamp(max=2.5)
+    elif palette == "pastel":
+        out = 0.55 * _lerp(grey, rgb, torch.tensor(0.6, dtype=rgb.dtype)) + 0.45
+    elif palette == "sepia":
+        # the classic sepia matrix, rows scaled so that white maps to a paper tone, not past 1
+        m = torch.tensor([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]],
+                         dtype=rgb.dtype, device=rgb.device) / 1.351
+        out = rgb @ m.T
+    elif palette == "monochrome":
+        out = grey
+    else:                            # noir: grey with a steep S-curve
+        out = _smoothstep(0.12, 0.75, grey)
+    return out.clamp(0, 1)
 
 
 def sun_direction(lighting: Lighting) -> tuple[float, float, float]:
@@ -48,7 +86,12 @@ class Shader:
 
     # --- sky -----------------------------------------------------------------------------------
     def sky(self, v: Tensor) -> Tensor:
-        """Sky colour (n, 3) for unit view directions v (n, 3). A function of direction only."""
+        """Sky colour (n, 3) for unit view directions v (n, 3), in the world's palette. A
+        function of direction only."""
+        return apply_palette(self._sky(v), self.scene.template.palette)
+
+    def _sky(self, v: Tensor) -> Tensor:
+        """The sky before the palette (water reflections and fog use it too)."""
         L = self.lighting
         e = -v[:, 1]                                                     # sine of elevation
         zen, hor = _vec(L.sky_zenith, v), _vec(L.sky_horizon, v)
@@ -239,7 +282,7 @@ class Shader:
             col[sel] = self._water(p[sel], v[sel])
         if self.scene.room is None:
             col = self._fog(col, v, dist)
-        return col.clamp(0, 1)
+        return apply_palette(col.clamp(0, 1), self.scene.template.palette)
 
     def _indoor_light(self, p: Tensor, n: Tensor) -> Tensor:
         L, (lo, hi) = self.lighting, self.scene.room
@@ -274,14 +317,14 @@ class Shader:
         fresnel = (0.25 + 0.75 * (1.0 - cos_i) ** 5)[:, None]
         sky_mean = 0.5 * (_vec(L.sky_zenith, p) + _vec(L.sky_horizon, p))
         deep = _vec(tpl.water_color, p) * (sky_mean * L.ambient * 1.6 + _vec(L.sun_color, p) * 0.3)
-        return _lerp(deep, self.sky(r), fresnel)
+        return _lerp(deep, self._sky(r), fresnel)
 
     def _fog(self, col: Tensor, v: Tensor, dist: Tensor) -> Tensor:
         """Blend toward the sky's colour at the horizon in the view direction."""
         cfg, L = self.cfg, self.lighting
         horizon_dir = torch.stack([v[:, 0], torch.zeros_like(v[:, 0]) - 0.02, v[:, 2]], dim=-1)
         horizon_dir = horizon_dir / horizon_dir.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-        fog_col = self.sky(horizon_dir)
+        fog_col = self._sky(horizon_dir)
         amount = 1.0 - torch.exp(-L.fog_density * dist)
         z_frac = dist / cfg.sky_depth  # ray length ~ z-depth at the image centre; conservative elsewhere
         amount = torch.maximum(amount, _smoothstep(cfg.fog_full_fraction, 1.0, z_frac))

@@ -1,12 +1,23 @@
-"""The prompt vocabulary of the procedural world: words -> scene template and lighting palette.
+"""The prompt vocabulary of the procedural world: words -> what the offline world is made of.
 
-A prompt is lower-cased and split into words. The FIRST word (in prompt order) that names a
-template chooses the template; the first word that names a lighting chooses the lighting. Further
-outdoor template words add that template's main feature to an outdoor scene (``FEATURES``: "a
-forest lake" is a forest with a lake, "snowy mountains" snow with high mountains). Unknown
-words are ignored; with no template word the world is a grassy ``meadow``, with no lighting word
-it is ``day``. ``VOCABULARY`` maps every recognised word to what it selects and is the table in
-docs/design/offline-priors.md.
+A prompt is lower-cased and split into words. Five kinds of word are read (``VOCABULARY`` maps
+every recognised word to its kind and what it selects; it is the table in
+docs/design/offline-priors.md):
+
+- template: the FIRST template word (in prompt order) chooses the world (meadow, forest, lake,
+  city, a furnished room, ...). Further outdoor template words add that template's main feature
+  to an outdoor world (``FEATURES``: "a forest lake" is a forest with a lake). None: ``meadow``.
+- lighting: the first lighting word chooses sun, sky and fog (day, sunset, night, fog). None: ``day``.
+- weather: the first weather word changes lighting and ground (``WEATHERS``: rain, snowfall).
+- palette: the first palette word restyles every colour the world renders (``PALETTES``:
+  watercolor, toon, pastel, sepia, monochrome, noir).
+- element: every element word places that element in the world (``ELEMENTS``: a castle, ruins,
+  a tower, cabins, a campfire, a lighthouse outdoors; a fireplace, a piano, plants, a bookcase, a
+  dining table indoors). An element that does not fit the world's kind is not placed and is
+  reported.
+
+``parse_prompt`` returns a ``SceneChoice`` that also says which words chose what and which words
+the offline world could not honour (``SceneChoice.describe``): the run prints it and records it.
 """
 
 from __future__ import annotations
@@ -69,6 +80,10 @@ class Template:
     """"planks", "tiles" or "carpet" (indoor); the city uses "asphalt"."""
     furniture: str = ""
     """Indoor furniture set: "living", "kitchen", "bedroom" or "office"."""
+    elements: tuple[str, ...] = ()
+    """Names in ELEMENTS placed in this world (landmarks outdoors, furniture indoors)."""
+    palette: str = "natural"
+    """Name in PALETTES: the colour style of everything the world renders."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +169,82 @@ FEATURES: dict[str, dict] = {
     "meadow": dict(tree_spacing=14.0, tree_style="broadleaf"),
 }
 
-# word -> ("template" | "lighting", name). Keep this table and the design doc's table in sync.
+@dataclass(frozen=True)
+class Weather:
+    """What the weather changes: the lighting (sky, sun, fog) and the template (ground)."""
+
+    name: str
+    description: str
+    lighting: dict
+    """Lighting fields multiplied (``*_scale``) or replaced (plain names) by the weather."""
+    template: dict
+    """Template fields replaced by the weather (snow cover, wet ground)."""
+
+
+WEATHERS: dict[str, Weather] = {w.name: w for w in [
+    Weather("rain", "overcast grey sky, dim sun, rain haze, dark wet ground",
+            lighting=dict(sky_zenith=(0.30, 0.33, 0.37), sky_horizon=(0.50, 0.53, 0.56), sun_color_scale=0.35,
+                          fog_density=0.035, clouds=0.9, ambient=0.7),
+            template=dict(ground_color_scale=0.6, high_color_scale=0.65, shore_color_scale=0.6,
+                          floor_color_scale=0.55, water_color=(0.04, 0.10, 0.12))),
+    Weather("snowfall", "white overcast sky, snow haze, snow on the ground",
+            lighting=dict(sky_zenith=(0.62, 0.66, 0.72), sky_horizon=(0.82, 0.84, 0.87), sun_color_scale=0.5,
+                          fog_density=0.03, clouds=0.85, ambient=0.8),
+            template=dict(ground_color=(0.92, 0.94, 0.97), shore_color=(0.92, 0.94, 0.97), snow_line=-2.0,
+                          floor_color=(0.88, 0.89, 0.92), foliage_color=(0.55, 0.62, 0.60))),
+]}
+
+
+@dataclass(frozen=True)
+class Palette:
+    """A colour style applied to every rendered colour (shading.apply_palette); a function of the
+    colour alone, so every view of a point agrees (the scene stays 3D consistent)."""
+
+    name: str
+    description: str
+
+
+PALETTES: dict[str, Palette] = {p.name: p for p in [
+    Palette("natural", "the world's own colours"),
+    Palette("watercolor", "light washed-out pigments on white paper, softened contrast"),
+    Palette("toon", "saturated flat colours in a few light bands (cel shading)"),
+    Palette("pastel", "soft, light, low-saturation colours"),
+    Palette("sepia", "old-photograph brown tones"),
+    Palette("monochrome", "grey levels only"),
+    Palette("noir", "high-contrast grey levels"),
+]}
+
+
+@dataclass(frozen=True)
+class Element:
+    """A landmark or piece of furniture placed in the world (built by scene.build_element)."""
+
+    name: str
+    kind: str
+    """the world kind it can stand in: "outdoor" or "indoor" """
+    description: str
+
+
+ELEMENTS: dict[str, Element] = {e.name: e for e in [
+    Element("castle", "outdoor", "a stone castle: curtain walls, four round towers with roofs, a keep"),
+    Element("ruins", "outdoor", "broken stone columns and wall fragments"),
+    Element("tower", "outdoor", "a tall round stone tower with a conical roof"),
+    Element("cabins", "outdoor", "a few wooden cabins with roofs"),
+    Element("campfire", "outdoor", "a ring of stones with a glowing fire"),
+    Element("lighthouse", "outdoor", "a white lighthouse with red bands and a lit lantern"),
+    Element("fireplace", "indoor", "a stone fireplace with a glowing fire on the left wall"),
+    Element("piano", "indoor", "an upright piano with its bench"),
+    Element("plants", "indoor", "potted plants"),
+    Element("bookcase", "indoor", "a tall bookcase full of books"),
+    Element("dining_table", "indoor", "a white dining table with four wooden chairs"),
+]}
+
+# Grammar words that carry no content: never reported as "not honoured".
+STOPWORDS = frozenset("""a an the of with and or in on at by from into onto over under near beside
+    behind through for to its their his her my our your some many few very this that these those is
+    are was be there here where which who view scene image picture photo photograph""".split())
+
+# word -> (kind, name). Keep this table and the design doc's table in sync.
 VOCABULARY: dict[str, tuple[str, str]] = {}
 for _name, _words in {
     "meadow": "meadow meadows field fields grass grassland hill hills countryside park garden valley",
@@ -164,8 +254,9 @@ for _name, _words in {
     "snow": "snow snowy winter arctic ice icy glacier frozen",
     "mountain": "mountain mountains alps alpine peak peaks cliff cliffs highlands",
     "lake": "lake lakes river pond lakeside",
-    "city": "city cities street streets town downtown urban village buildings skyscrapers",
-    "room": "room rooms indoor indoors interior house apartment hall hallway lounge living",
+    "city": "city cities street streets town downtown urban buildings skyscrapers",
+    "room": "room rooms indoor indoors interior house apartment hall hallway lounge living sofa couch "
+            "cosy cozy attic",
     "kitchen": "kitchen kitchens cafe restaurant",
     "bedroom": "bedroom bedrooms bed hotel",
     "office": "office offices study library classroom",
@@ -176,44 +267,164 @@ for _name, _words in {
     "day": "day daytime noon sunny morning bright",
     "sunset": "sunset sunsets dusk evening golden sunrise dawn twilight",
     "night": "night nighttime midnight moon moonlight moonlit starry stars dark",
-    "fog": "fog foggy mist misty haze hazy overcast cloudy rainy",
+    "fog": "fog foggy mist misty haze hazy overcast cloudy",
 }.items():
     for _w in _words.split():
         VOCABULARY[_w] = ("lighting", _name)
+for _name, _words in {
+    "rain": "rain rainy raining rainfall drizzle storm stormy thunderstorm wet puddles",
+    "snowfall": "snowing snowfall snowstorm blizzard snowflakes",
+}.items():
+    for _w in _words.split():
+        VOCABULARY[_w] = ("weather", _name)
+for _name, _words in {
+    "watercolor": "watercolor watercolour watercolors aquarelle",
+    "toon": "toon cartoon cartoonish anime cel comic",
+    "pastel": "pastel pastels",
+    "sepia": "sepia vintage antique",
+    "monochrome": "monochrome grayscale greyscale monochromatic",
+    "noir": "noir",
+}.items():
+    for _w in _words.split():
+        VOCABULARY[_w] = ("palette", _name)
+for _name, _words in {
+    "castle": "castle castles fortress citadel palace fort",
+    "ruins": "ruins ruin ruined temple columns",
+    "tower": "tower towers",
+    "cabins": "cabin cabins cottage cottages hut huts village hamlet farmhouse chalet",
+    "campfire": "campfire bonfire",
+    "lighthouse": "lighthouse",
+    "fireplace": "fireplace hearth",
+    "piano": "piano",
+    "plants": "plant plants houseplant houseplants",
+    "bookcase": "bookcase bookcases bookshelf bookshelves books",
+    "dining_table": "dining table tables chairs",
+}.items():
+    for _w in _words.split():
+        VOCABULARY[_w] = ("element", _name)
 
 
 @dataclass(frozen=True)
 class SceneChoice:
-    """What a prompt selected: the template, the lighting and the words that chose them."""
+    """What a prompt selected and why.
+
+    template, lighting: the (weather-adjusted) template and lighting the world is built from.
+    matched: every word that chose something, in prompt order.
+    weather, palette: names in WEATHERS ("" = clear) and PALETTES.
+    elements: names in ELEMENTS placed in the world, in prompt order.
+    chosen_by: (what, name, word) for every choice, e.g. ("element", "castle", "fortress").
+    unhonoured: (word, reason) for every content word the offline world could not honour.
+    """
 
     template: Template
     lighting: Lighting
     matched: tuple[str, ...]
+    weather: str = ""
+    palette: str = "natural"
+    elements: tuple[str, ...] = ()
+    chosen_by: tuple[tuple[str, str, str], ...] = ()
+    unhonoured: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def world_kind(self) -> str:
+        """"outdoor", "city" or "indoor"."""
+        return self.template.kind
+
+    def describe(self) -> str:
+        """One line: how the prompt was read, with the words behind each choice, e.g. "outdoor
+        world 'forest+lake' ('forest', 'lake'); sunset light ('sunset'); with castle ('castle');
+        not honoured offline: 'dragons' (no offline meaning)"."""
+        def by(*whats: str, name: str | None = None) -> str:
+            found = [repr(w) for what, n, w in self.chosen_by if what in whats and (name is None or n == name)]
+            return f" ({', '.join(found)})" if found else " (default)"
+
+        parts = [f"{self.world_kind} world {self.template.name!r}" + by("template", "feature"),
+                 f"{self.lighting.name} light" + by("lighting")]
+        if self.weather:
+            parts.append(self.weather + by("weather"))
+        if self.palette != "natural":
+            parts.append(f"{self.palette} palette" + by("palette"))
+        if self.elements:
+            parts.append("with " + ", ".join(e.replace("_", " ") + by("element", name=e) for e in self.elements))
+        line = "; ".join(parts)
+        if self.unhonoured:
+            line += "; not honoured offline: " + ", ".join(f"{w!r} ({why})" for w, why in self.unhonoured)
+        return line
+
+    def as_record(self) -> dict:
+        """JSON-ready record of the reading (the run's config.json keeps it)."""
+        return {"world_kind": self.world_kind, "template": self.template.name, "lighting": self.lighting.name,
+                "weather": self.weather or "clear", "palette": self.palette, "elements": list(self.elements),
+                "chosen_by": [{"what": what, "name": name, "word": word} for what, name, word in self.chosen_by],
+                "not_honoured": [{"word": w, "reason": why} for w, why in self.unhonoured]}
+
+
+def _scaled(obj, changes: dict):
+    """dataclasses.replace where a key ``f_scale`` multiplies the (colour) field f."""
+    out = {}
+    for key, value in changes.items():
+        if key.endswith("_scale"):
+            name = key[:-len("_scale")]
+            out[name] = tuple(min(1.5, c * value) for c in getattr(obj, name))
+        else:
+            out[key] = value
+    return dataclasses.replace(obj, **out)
 
 
 def parse_prompt(prompt: str) -> SceneChoice:
-    """Choose template and lighting from the prompt's words (first match of each kind wins)."""
-    template_name = lighting_name = None
+    """Read the prompt's words (first template / lighting / weather / palette word wins; every
+    element word places its element); see the module docstring."""
+    first: dict[str, str] = {}
     features: list[str] = []
-    matched: list[str] = []
+    elements: list[str] = []
+    chosen: list[tuple[str, str, str]] = []
+    unhonoured: list[tuple[str, str]] = []
     for word in re.findall(r"[a-z]+", prompt.lower()):
         entry = VOCABULARY.get(word)
         if entry is None:
+            if word not in STOPWORDS and len(word) > 2 and word not in (w for w, _ in unhonoured):
+                unhonoured.append((word, "no offline meaning"))
             continue
         kind, name = entry
-        if kind == "template" and template_name is None:
-            template_name = name
-            matched.append(word)
-        elif kind == "template" and name in FEATURES and name != template_name and name not in features:
+        if kind == "element":
+            if name not in elements:
+                elements.append(name)
+                chosen.append((kind, name, word))
+        elif kind not in first:
+            first[kind] = name
+            chosen.append((kind, name, word))
+        elif kind == "template" and name in FEATURES and name != first["template"] and name not in features:
             features.append(name)
-            matched.append(word)
-        elif kind == "lighting" and lighting_name is None:
-            lighting_name = name
-            matched.append(word)
-    template = TEMPLATES[template_name or "meadow"]
+            chosen.append(("feature", name, word))
+    template = TEMPLATES[first.get("template", "meadow")]
+    lighting = LIGHTINGS[first.get("lighting", "day")]
     if template.kind == "outdoor":
         for name in features:
             template = dataclasses.replace(template, **FEATURES[name])
         if features:
             template = dataclasses.replace(template, name="+".join([template.name, *features]))
-    return SceneChoice(template, LIGHTINGS[lighting_name or "day"], tuple(matched))
+    else:
+        unhonoured += [(w, f"adds {n} to outdoor worlds only") for what, n, w in chosen if what == "feature"]
+        chosen = [c for c in chosen if c[0] != "feature"]
+    weather = first.get("weather", "")
+    if weather:
+        w = WEATHERS[weather]
+        lighting = _scaled(lighting, w.lighting)
+        template = _scaled(template, w.template)
+    placed = []
+    for name in elements:
+        element = ELEMENTS[name]
+        fits = element.kind == "indoor" if template.kind == "indoor" else element.kind == "outdoor" and \
+            template.kind == "outdoor"
+        if fits:
+            placed.append(name)
+        else:
+            words = [w for what, n, w in chosen if what == "element" and n == name]
+            unhonoured += [(w, f"{name.replace('_', ' ')} is {element.kind}; the world is {template.kind}")
+                           for w in words]
+    chosen = [c for c in chosen if c[0] != "element" or c[1] in placed]
+    palette = first.get("palette", "natural")
+    template = dataclasses.replace(template, elements=tuple(placed), palette=palette)
+    matched = tuple(w for _, _, w in chosen)
+    return SceneChoice(template, lighting, matched, weather, palette, tuple(placed),
+                       tuple(chosen), tuple(unhonoured))
