@@ -222,11 +222,6 @@ def register_prior_kind(kind: PriorKind) -> None:
     PRIOR_KINDS[kind.name] = kind
 
 
-def prior_kind(name: str) -> PriorKind | None:
-    """The stand-in named ``name``; None for a model (preset, hub id or folder)."""
-    return PRIOR_KINDS.get(name)
-
-
 def is_stand_in(name: str) -> bool:
     """True when ``name`` is a built-in stand-in, not a model that is loaded."""
     return name in PRIOR_KINDS

@@ -30,11 +30,6 @@ def register_representation_kind(kind: RepresentationKind) -> None:
     REPRESENTATION_KINDS[kind.name] = kind
 
 
-def representation_kind(name: str) -> RepresentationKind | None:
-    """The kind named ``name`` as checkpoints spell it; None when unknown."""
-    return REPRESENTATION_KINDS.get(name)
-
-
 def kind_of_config(config: Any) -> RepresentationKind:
     """The kind whose config class ``config`` is (TypeError for anything else: a bug, not input)."""
     for kind in REPRESENTATION_KINDS.values():
