@@ -190,3 +190,19 @@ def test_old_spellings_still_load():
     bad = {**to_json_dict(preset_config("offline")), "representation": {"type": "DomeConfig"}}
     with pytest.raises(UserInputError, match="unknown type \"DomeConfig\""):      # not registered here
         from_json_dict(GenerateConfig, bad)
+
+
+def test_dry_run_and_models_read_the_prior_table(tmp_path, capsys):
+    from scenedreamer.cli import main
+
+    # --dry-run refuses a stand-in in a role it cannot play, as the run would (one line, exit 2)
+    assert main(["generate", "a forest", "--set", "priors.depth=offline", "--dry-run",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "priors.depth: 'offline' is not a depth estimator" in err
+    assert not (tmp_path / "run").exists()
+    # models check / download know the built-in names: nothing to look for or fetch
+    assert main(["models", "check", "oracle-exact"]) == 0
+    assert "oracle-exact: built in (procedural world exact metric depth" in capsys.readouterr().out
+    assert main(["models", "download", "classical"]) == 2
+    assert "'classical' is a built-in stand-in" in capsys.readouterr().err
