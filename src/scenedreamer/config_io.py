@@ -1,8 +1,8 @@
 """Configs as plain JSON: dataclass -> dict -> dataclass, no pickle, no eval.
 
 Nested dataclasses become nested objects. A field typed as a union of dataclasses (a component
-chosen by config class) is written with a ``"type"`` key holding the class name so it can be
-loaded back. Enums are written by value, tuples as lists.
+chosen by config class), or as a class whose ``config_variants()`` lists them, is written with a
+``"type"`` key holding the class name so it can be loaded back. Enums are written by value, tuples as lists.
 """
 
 from __future__ import annotations
@@ -167,8 +167,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return value
-    if origin in (typing.Union, types.UnionType):
-        options = get_args(tp)
+    variants = getattr(tp, "config_variants", None)
+    if origin in (typing.Union, types.UnionType) or callable(variants):
+        # a class with config_variants() stands for the union of the config classes it lists
+        # now (e.g. representation.registry.RepresentationConfig: one per registered kind)
+        options = variants() if callable(variants) else get_args(tp)
         if value is None and type(None) in options:
             return None
         dc_options = [o for o in options if dataclasses.is_dataclass(o)]

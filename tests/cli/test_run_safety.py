@@ -54,11 +54,11 @@ def test_undecodable_prompt_bytes_are_refused_up_front(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_offline_names_are_one_list():
-    from scenedreamer.pipeline import plan, priors_factory
+def test_offline_names_are_one_table():
+    # issue 20 item 1: the names users type stay exactly these, all read from one table
+    from scenedreamer.pipeline.prior_kinds import PRIOR_KINDS
 
-    assert "oracle-exact" in priors_factory.OFFLINE_NAMES
-    assert set(plan._OFFLINE_NAMES) == set(priors_factory.OFFLINE_NAMES)
+    assert list(PRIOR_KINDS) == ["procedural", "oracle", "oracle-exact", "classical", "offline"]
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from scenedreamer.pipeline import disk_budget, plan
 from scenedreamer.pipeline.config import GenerateConfig, preset_config
 from scenedreamer.pipeline.disk_budget import check_disk_space, estimate_run, nearest_existing, view_file_bytes
 from scenedreamer.representation.densify import DensifyConfig
+from scenedreamer.representation.kind import densified_count
 from tiny_models import tiny_run_args
 
 Usage = namedtuple("Usage", "total used free")
@@ -70,12 +71,12 @@ def test_support_views_scale_with_resolution_and_rgb_dtype():
 
 def test_densification_bound_follows_the_schedule():
     cfg = DensifyConfig(start_step=500, stop_step=1000, every=100, max_gaussians=10**6)
-    assert disk_budget._densified(1000, cfg, 499) == 1000               # no event before start_step
-    assert disk_budget._densified(1000, cfg, 500) == 2000               # the event at step 500
-    assert disk_budget._densified(1000, cfg, 10_000) == 1000 * 2 ** 5   # 500..900; none at stop_step
-    assert disk_budget._densified(1000, replace(cfg, max_gaussians=5000), 10_000) == 5000
-    assert disk_budget._densified(10**7, replace(cfg, max_gaussians=5000), 10_000) == 10**7   # growth only
-    assert disk_budget._densified(1000, replace(cfg, enabled=False), 10_000) == 1000
+    assert densified_count(1000, cfg, 499) == 1000               # no event before start_step
+    assert densified_count(1000, cfg, 500) == 2000               # the event at step 500
+    assert densified_count(1000, cfg, 10_000) == 1000 * 2 ** 5   # 500..900; none at stop_step
+    assert densified_count(1000, replace(cfg, max_gaussians=5000), 10_000) == 5000
+    assert densified_count(10**7, replace(cfg, max_gaussians=5000), 10_000) == 10**7   # growth only
+    assert densified_count(1000, replace(cfg, enabled=False), 10_000) == 1000
 
 
 def test_nearest_existing_folder(tmp_path):

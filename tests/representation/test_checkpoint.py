@@ -12,7 +12,7 @@ from scenedreamer.errors import UserInputError
 from scenedreamer.representation.checkpoint import (MAGIC, config_from_dict, config_to_dict, load_checkpoint,
                                                     read_header, save_checkpoint)
 from scenedreamer.representation.fitting import FitConfig, FitState, fit
-from scenedreamer.representation.registry import REPRESENTATIONS
+from scenedreamer.representation.registry import REPRESENTATION_KINDS
 from scenedreamer.representation.sampling import SamplingConfig
 from scenedreamer.representation.triplane import TriplaneConfig, TriplaneNeRF
 
@@ -35,9 +35,10 @@ def fitted(tmp_path):
     return rep, state, path, views
 
 
-def test_registry_is_a_plain_dict_with_the_triplane():
-    assert isinstance(REPRESENTATIONS, dict)
-    assert REPRESENTATIONS["triplane_nerf"] is TriplaneNeRF
+def test_the_kinds_table_maps_checkpoint_kinds_to_classes():
+    assert isinstance(REPRESENTATION_KINDS, dict)
+    assert REPRESENTATION_KINDS["triplane_nerf"].cls is TriplaneNeRF
+    assert all(kind.cls.kind == name for name, kind in REPRESENTATION_KINDS.items())
 
 
 def test_round_trip_renders_identically_and_resumes_fitting(fitted):

@@ -32,7 +32,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="runs/scene", help="run folder to write (default: runs/scene)")
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed + config = same scene)")
     p.add_argument("--resolution", default=None, metavar="WxH", help="view size in pixels, e.g. 256x256")
-    p.add_argument("--representation", choices=["nerf", "gaussians"], default=None,
+    # the names come from the representation kinds table, checked in build_config (importing the
+    # table here would load torch for every `scenedreamer --help`)
+    p.add_argument("--representation", default=None, metavar="KIND",
                    help="the unified 3D representation: nerf (the method's tri-plane NeRF) or gaussians "
                         "(default: the preset's; offline: gaussians, the faster path; sd15/sd2: nerf)")
     p.add_argument("--device", default=None, help="torch device: auto, cpu, cuda, cuda:1 ...")
@@ -81,10 +83,11 @@ def apply_override(config, dotted: str, value, full: str | None = None):
 def build_config(args: argparse.Namespace):
     """The resolved GenerateConfig from a preset (or saved config) and the command-line options."""
     from ..config_io import from_json_dict, load_config, to_json_dict
-    from ..pipeline.config import GenerateConfig, gaussian_representation, preset_config, with_first_view_image
-    from ..representation.gaussians import GaussianConfig
-    from ..representation.triplane import TriplaneConfig
+    from ..pipeline.config import GenerateConfig, preset_config, with_first_view_image
+    from ..representation.registry import kind_for_cli
 
+    if args.representation:
+        kind_for_cli(args.representation)       # an unknown name: one line naming the known ones
     config = load_config(GenerateConfig, args.config) if args.config else preset_config(args.preset, args.representation)
     if args.prompt is None:
         if not args.list_settings:
@@ -106,10 +109,10 @@ def build_config(args: argparse.Namespace):
         config = dataclasses.replace(config, trajectory=traj)
     if args.frames is not None:
         config = dataclasses.replace(config, trajectory=dataclasses.replace(config.trajectory, frames=args.frames))
-    if args.representation == "gaussians" and not isinstance(config.representation, GaussianConfig):
-        config = dataclasses.replace(config, representation=gaussian_representation())
-    if args.representation == "nerf" and not isinstance(config.representation, TriplaneConfig):
-        config = dataclasses.replace(config, representation=TriplaneConfig())
+    if args.representation:         # another kind than the config's: that kind's default config
+        kind = kind_for_cli(args.representation)
+        if type(config.representation) is not kind.config_class:
+            config = dataclasses.replace(config, representation=kind.default_config())
     if args.device:
         config = dataclasses.replace(config, priors=dataclasses.replace(config.priors, device=args.device))
     if args.dtype:
@@ -141,9 +144,9 @@ def build_config(args: argparse.Namespace):
 
 def _fit_resolution_to_priors(config):
     """Diffusion models need sizes that are multiples of 8: round (and say so)."""
-    from ..pipeline.priors_factory import OFFLINE_NAMES
+    from ..pipeline.prior_kinds import is_stand_in
 
-    uses_diffusion = any(name not in OFFLINE_NAMES
+    uses_diffusion = any(not is_stand_in(name)
                          for name in (config.priors.text_to_image, config.priors.inpainter, config.priors.refiner))
     if not uses_diffusion:
         return config

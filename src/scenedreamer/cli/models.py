@@ -60,12 +60,16 @@ def _list(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from ..errors import MissingWeightsError
+    from ..pipeline.prior_kinds import PRIOR_KINDS
     from ..priors.loading import local_status
     from ..priors.model_registry import PRESETS
 
     names = args.names or list(PRESETS)
     missing = 0
     for name in names:
+        if name in PRIOR_KINDS:            # a built-in stand-in: nothing to look for
+            print(f"{name}: built in ({PRIOR_KINDS[name].label}); needs no weights")
+            continue
         try:
             status = local_status(name, args.cache_dir)
         except MissingWeightsError as err:  # a folder that does not exist: report it, check the rest
@@ -89,6 +93,13 @@ def _download(args: argparse.Namespace) -> int:
     from ..priors.loading import download_model
     from ..priors.model_registry import find_preset
 
+    from ..errors import UserInputError
+    from ..pipeline.prior_kinds import PRIOR_KINDS
+
+    stand_ins = [name for name in args.names if name in PRIOR_KINDS]
+    if stand_ins:                          # refused before anything is fetched
+        raise UserInputError(f"{stand_ins[0]!r} is a built-in stand-in ({PRIOR_KINDS[stand_ins[0]].label}), "
+                             "not a model: nothing to download")
     for name in args.names:  # in order; the first failure stops with its one-line error
         preset = find_preset(name)
         if preset is not None:

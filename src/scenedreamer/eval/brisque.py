@@ -61,18 +61,6 @@ BRISQUE_NORMALIZE_FILE = "models/normalize.pickle"
 """The regressor and the feature scaling, relative to the brisque package folder."""
 
 BRISQUE_VERSION = "scenedreamer-brisque-1 (brisque-0.2.0 model and feature layout)"
-BRISQUE_SETTINGS = {
-    "version": BRISQUE_VERSION,
-    "scales": 2,
-    "mscn_window": f"gaussian {2 * BRISQUE_MSCN_WINDOW_RADIUS + 1}x{2 * BRISQUE_MSCN_WINDOW_RADIUS + 1}, "
-                   f"sigma {BRISQUE_MSCN_WINDOW_SIGMA:.4f}",
-    "grey": "0.2125 R + 0.7154 G + 0.0721 B, [0, 1]",
-    "model_files": [f"{BRISQUE_MODEL_PACKAGE}/{BRISQUE_SVM_FILE}",
-                    f"{BRISQUE_MODEL_PACKAGE}/{BRISQUE_NORMALIZE_FILE}"],
-    "regressor": "epsilon-SVR, RBF, evaluated in numpy",
-    "direction": "lower is better",
-}
-"""What the metrics report records about how BRISQUE was computed."""
 
 _ALPHA_BRACKET = (0.01, 100.0)
 """Search interval of the AGGD shape; rho(alpha) spans (~0, 0.75) over it."""

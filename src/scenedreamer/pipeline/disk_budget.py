@@ -11,7 +11,8 @@ listed as not counted:
 - support views: one file per view (support/storage.py ``write_view_file``): rgb (H, W, 3) in
   ``support.rgb_storage_dtype``, depth (H, W) float32, valid and inpainted (H, W) bool, each an
   .npy blob (header + raw data), plus its SQLite row;
-- checkpoints: the representation's parameters and Adam's two moments (3 x the parameters)
+- checkpoints: the representation's parameters (its kind's size hook, representation/registry.py)
+  and Adam's two moments (3 x the parameters)
   for the KEEP_CHECKPOINTS step checkpoints kept plus the one being written, and scene.pt
   (the parameters alone);
 - scene.ply: one row of float32 properties per exported Gaussian (export/ply.py), the count
@@ -23,7 +24,6 @@ listed as not counted:
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -33,8 +33,9 @@ import numpy as np
 
 from ..errors import UserInputError
 from ..export.ply import gaussian_ply_property_names
-from ..representation.densify import DensifyConfig
-from ..representation.triplane import TriplaneConfig
+from ..geometry.trajectory import path_frame_count
+from ..representation.kind import RunShape, pixels_at_stride
+from ..representation.registry import kind_of_config
 from ..support.storage import CORE_ARRAYS
 from .config import GenerateConfig
 from .run_folder import KEEP_CHECKPOINTS
@@ -114,26 +115,6 @@ def view_file_bytes(width: int, height: int, rgb_storage_dtype: str) -> int:
     return sum(NPY_HEADER_BYTES + width * height * itemsize[name] for name in CORE_ARRAYS)
 
 
-def _densified(initial: int, densify: DensifyConfig, steps: int) -> int:
-    """Most Gaussians ``initial`` ones can become in ``steps`` fitting steps: each densification
-    event (a step > 0 that is a multiple of ``densify.every`` in [start_step, stop_step), as
-    representation/densify.py schedules them; steps counted 1..steps, the larger reading) at
-    most doubles the count, and growth stops at max_gaussians."""
-    if not densify.enabled or densify.every <= 0:
-        return initial
-    first = max(densify.start_step, 1)
-    last = min(steps, densify.stop_step - 1)
-    events = max(0, last // densify.every - (first - 1) // densify.every)
-    if events == 0:
-        return initial
-    return max(initial, min(densify.max_gaussians, initial * 2 ** min(events, 64)))
-
-
-def _per_view(width: int, height: int, stride: int) -> int:
-    """Pixels a view yields at ``stride`` (every stride-th pixel per axis)."""
-    return math.ceil(width / stride) * math.ceil(height / stride)
-
-
 def estimate_run(config: GenerateConfig, cameras: int, weight_bytes_on_cpu: int = 0) -> DiskEstimate:
     """Upper bounds of the disk (and memory) a run of ``config`` along ``cameras`` trajectory
     cameras needs, in bytes (see the module docstring for each part). ``weight_bytes_on_cpu``:
@@ -145,25 +126,19 @@ def estimate_run(config: GenerateConfig, cameras: int, weight_bytes_on_cpu: int 
     support = views * (view_bytes + SQLITE_BYTES_PER_VIEW) + SQLITE_FIXED_BYTES
 
     exp = config.export
-    rep = config.representation
     fit_steps = config.init.fit_steps + config.progressive.fit_steps_per_view * (cameras - 1)
-    sky = views * _per_view(w, h, exp.distill.sky_stride) if exp.distill.sky else 0
-    if isinstance(rep, TriplaneConfig):
-        param_bytes = triplane_parameter_bytes(rep)
-        baked = views * _per_view(w, h, exp.bake.stride) + sky
-        gaussians = _densified(baked, exp.bake.gaussians.densify, exp.distill.steps)
-        sh_degree, feature_dim = exp.bake.gaussians.sh_degree, rep.feature_dim
-    else:
-        fitted = _densified(views * _per_view(w, h, rep.init_stride), rep.densify, fit_steps)
-        param_bytes = 4 * fitted * _floats_per_gaussian(rep.sh_degree, rep.feature_dim)
-        gaussians = _densified(fitted + sky, rep.densify, exp.distill.steps)
-        sh_degree, feature_dim = rep.sh_degree, rep.feature_dim
+    sky = views * pixels_at_stride(w, h, exp.distill.sky_stride) if exp.distill.sky else 0
+    shape = RunShape(width=w, height=h, views=views, fit_steps=fit_steps, bake=exp.bake,
+                     distill_steps=exp.distill.steps, sky_gaussians=sky)
+    size = kind_of_config(config.representation).size(config.representation, shape)
+    param_bytes, gaussians = size.parameter_bytes, size.exported_gaussians
     checkpoints = (KEEP_CHECKPOINTS + 1) * CHECKPOINT_COPIES * param_bytes + param_bytes
-    ply = (4 * gaussians * len(gaussian_ply_property_names(sh_degree, feature_dim)) + 2**10) if exp.ply else 0
+    ply = (4 * gaussians * len(gaussian_ply_property_names(size.ply_sh_degree, size.ply_feature_dim)) + 2**10) \
+        if exp.ply else 0
 
     video = 0
     if exp.video:
-        frames = max(2, (cameras - 1) * exp.video_frames_per_view + 1)       # outputs.video_cameras
+        frames = path_frame_count(cameras, exp.video_frames_per_view)       # outputs.video_cameras
         even = (w + w % 2) * (h + h % 2)                                     # the writer pads to even sizes
         video = int(frames * even * VIDEO_BYTES_PER_PIXEL) + VIDEO_FIXED_BYTES
     nerfstudio = 0
@@ -179,20 +154,6 @@ def estimate_run(config: GenerateConfig, cameras: int, weight_bytes_on_cpu: int 
                         checkpoints=checkpoints,
                         gaussians=gaussians, ply=ply, video=video, nerfstudio=nerfstudio, other=other,
                         memory=memory)
-
-
-def triplane_parameter_bytes(rep: TriplaneConfig) -> int:
-    """float32 parameter bytes of a tri-plane NeRF: three planes of ``channels`` x resolution^2
-    and the decoder MLP (hidden layers of hidden_width^2, the output heads)."""
-    planes = 3 * rep.resolution ** 2 * rep.channels
-    mlp = rep.hidden_layers * rep.hidden_width ** 2 + rep.hidden_width * (rep.channels + 4 + rep.feature_dim)
-    return 4 * (planes + mlp)
-
-
-def _floats_per_gaussian(sh_degree: int, feature_dim: int) -> int:
-    """Trainable floats of one Gaussian: mean 3, log-scales 3, quaternion 4, opacity 1, SH
-    colour 3 (d+1)^2, features."""
-    return 3 + 3 + 4 + 1 + 3 * (sh_degree + 1) ** 2 + feature_dim
 
 
 def nearest_existing(path: str | os.PathLike) -> Path:

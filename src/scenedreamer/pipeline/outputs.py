@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from ..atomic import atomic_write_json
@@ -12,11 +10,11 @@ from ..export.ply import write_gaussians_ply
 from ..export.video import write_video
 from ..geometry.cameras import Cameras
 from ..geometry.trajectory import Trajectory, interpolated_cameras, path_frame_count
-from ..representation.bake import bake_to_gaussians
 from ..representation.base import SceneRepresentation
 from ..representation.checkpoint import save_checkpoint
 from ..representation.distill import distill_to_gaussians
 from ..representation.gaussians import GaussianScene
+from ..representation.registry import kind_of
 from ..support.database import SupportDatabase
 from .config import GenerateConfig
 from .priors_factory import Priors
@@ -39,9 +37,9 @@ def export_outputs(config: GenerateConfig, run: RunFolder, trajectory: Trajector
     exported: GaussianScene | None = None
     if exp.ply:
         emit(on_event, "export", 2, 4, "3DGS splats")
-        exported = as_gaussians(representation, database, config, on_event)
+        exported, provenance = as_gaussians(representation, database, config, on_event)
         write_gaussians_ply(run.root / "scene.ply", exported)
-        atomic_write_json(run.root / "scene.json", scene_provenance(representation, exported, config))
+        atomic_write_json(run.root / "scene.json", provenance)
     if exp.video:
         emit(on_event, "export", 3, 4, "video")
         cameras = video_cameras(trajectory, exp.video_frames_per_view)
@@ -51,34 +49,24 @@ def export_outputs(config: GenerateConfig, run: RunFolder, trajectory: Trajector
 
 
 def as_gaussians(representation: SceneRepresentation, database: SupportDatabase, config: GenerateConfig,
-                 on_event: EventSink | None) -> GaussianScene:
-    """The scene as faithful 3D Gaussians: a copy of itself (Gaussians) or baked from renders at
-    every support camera (NeRF), then fitted to the support views (+ NeRF renders between them)
-    with a sky shell (representation/distill.py). The representation itself is not changed."""
+                 on_event: EventSink | None) -> tuple[GaussianScene, dict]:
+    """The scene as faithful 3D Gaussians, and its scene.json provenance (JSON-ready dict).
+
+    The representation's kind seeds them (a copy of the fitted Gaussians, or baked from renders
+    at every support camera); they are then fitted to the support views (+ renders of the
+    representation between them, when the kind baked them) with a sky shell
+    (representation/distill.py). The representation itself is not changed."""
     exp = config.export
+    kind = kind_of(representation)
     generator = torch.Generator().manual_seed(config.seed)
-    if isinstance(representation, GaussianScene):
-        scene = copy.deepcopy(representation)
-        source = None
-    else:
-        device = next(representation.parameters()).device
-        cameras = database.cameras().to(device)
-        with torch.no_grad():
-            scene = bake_to_gaussians(representation, cameras, exp.bake, on_event=on_event)
-        source = representation
-    return distill_to_gaussians(scene, database, source, exp.distill, generator, on_event=on_event)
-
-
-def scene_provenance(representation: SceneRepresentation, exported: GaussianScene,
-                     config: GenerateConfig) -> dict:
-    """scene.json: which representation produced scene.ply and how (JSON-ready dict)."""
-    d = config.export.distill
-    how = "copy of the fitted Gaussians" if isinstance(representation, GaussianScene) else \
-        "baked from renders at the support cameras (representation/bake.py)"
-    return {"representation": representation.kind, "gaussians": exported.num_gaussians, "method": how,
-            "distill": {"steps": d.steps, "extra_views_per_gap": d.extra_views_per_gap if
-                        not isinstance(representation, GaussianScene) else 0, "sky_shell": d.sky},
-            "axes": "OpenCV world of the run (+y down)"}
+    scene, source = kind.seed_gaussians(representation, database, exp.bake, on_event)
+    exported = distill_to_gaussians(scene, database, source, exp.distill, generator, on_event=on_event)
+    d = exp.distill
+    provenance = {"representation": kind.name, "gaussians": exported.num_gaussians, "method": kind.export_method,
+                  "distill": {"steps": d.steps, "extra_views_per_gap": d.extra_views_per_gap if source is not None
+                              else 0, "sky_shell": d.sky},
+                  "axes": "OpenCV world of the run (+y down)"}
+    return exported, provenance
 
 
 def video_cameras(trajectory: Trajectory, frames_per_view: int) -> Cameras:

@@ -5,23 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..priors.loading import DTYPES
-from ..representation.triplane import TriplaneConfig
+from ..representation.registry import kind_of_config
 from .config import GenerateConfig
 from .disk_budget import available_memory_bytes, estimate_run, free_disk_bytes, size_text
-from .priors_factory import OFFLINE_LABELS as _OFFLINE_NAMES
+from .prior_kinds import check_roles, describe_prior, is_stand_in, real_models, role_names
 
-
-def _model_line(role: str, name: str) -> str:
-    """'role: description' for the plan's list of models."""
-    from ..priors.model_registry import PRESETS as MODELS
-
-    if name == "classical" and role in ("depth", "first depth"):
-        return f"  {role:<14} completion of the view's known depth (classical, no network)"
-    if name in _OFFLINE_NAMES:
-        return f"  {role:<14} {_OFFLINE_NAMES[name]}"
-    if name in MODELS:
-        return f"  {role:<14} {name} ({MODELS[name].hub_id})"
-    return f"  {role:<14} {name} (hub id or local folder)"
+ROLE_TITLES = {"text_to_image": "first view", "inpainter": "inpainting", "depth": "depth",
+               "first_view_depth": "first depth", "refiner": "refiner"}
+"""How the plan's list of models titles each role (prior_kinds.ROLES)."""
 
 
 def _first_view_line(role: str, config: GenerateConfig) -> str | None:
@@ -142,12 +133,10 @@ def network_memory(config: GenerateConfig, counts: dict[str, int | None] | None 
 
 
 def loaded_networks(config: GenerateConfig) -> list[str]:
-    """The networks a run loads, as build_priors loads them (priors_factory.real_models): the
+    """The networks a run loads, as build_priors loads them (prior_kinds.real_models): the
     first view and the refiner share their SD pipeline, a first-view depth network named like the
     depth network is that network, a photo start loads no text-to-image model (nor a first-view
     depth network when its depth map is given)."""
-    from .priors_factory import real_models
-
     return [name for name, _ in real_models(config)]
 
 
@@ -160,9 +149,8 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
     traj = load_trajectory(config)
     n_init = 1 + len(config.init.neighbour_yaws_deg) + len(config.init.neighbour_pitches_deg)
     n_views = n_init + len(traj.cameras) - 1
-    rep = config.representation
-    rep_kind = (f"tri-plane feature NeRF (3 x {rep.channels} ch x {rep.resolution}^2, {rep.feature_dim}-d features)"
-                if isinstance(rep, TriplaneConfig) else f"3D Gaussians (SH degree {rep.sh_degree})")
+    check_roles(config)                                     # as a run would refuse it
+    rep_kind = kind_of_config(config.representation).describe(config.representation)
     lines = [
         f"scenedreamer generate plan ({config.preset} preset)",
         f"  prompt         {config.prompt!r}",
@@ -175,10 +163,9 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
         "  ablations      " + ", ".join(f"{k}={'on' if v else 'off'}" for k, v in vars(config.ablation).items()),
         "  models:",
     ]
-    for role, name in (("first view", config.priors.text_to_image), ("inpainting", config.priors.inpainter),
-                       ("depth", config.priors.depth), ("first depth", config.priors.first_view_depth or config.priors.depth),
-                       ("refiner", config.priors.refiner if config.ablation.refinement else "offline")):
-        lines.append(_first_view_line(role, config) or _model_line(role, name))
+    for role, name in role_names(config).items():
+        title = ROLE_TITLES[role]
+        lines.append(_first_view_line(title, config) or f"  {title:<14} {describe_prior(role, name)}")
     counts = {name: network_parameters(name, config) for name in loaded_networks(config)}
     networks = network_memory(config, counts)
     weight_bytes = networks.weights
@@ -207,7 +194,7 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
         f"    nerfstudio dataset {size_text(estimate.nerfstudio)}" if estimate.nerfstudio else
         "    nerfstudio dataset not written",
         f"    total {size_text(estimate.total)}; {size_text(free)} free at {where}"
-        + ("" if config.priors.refiner == "offline" or not config.ablation.refinement
+        + ("" if is_stand_in(role_names(config)["refiner"])
            else " (the diffusion refiner's adapter in the checkpoints is not counted)"),
     ]
     if estimate.total > free:

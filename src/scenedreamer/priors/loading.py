@@ -232,11 +232,6 @@ def safetensors_sizes(path: Path) -> tuple[int, int]:
         raise RunFailedError(f"{path}: not a readable safetensors file ({err})") from None
 
 
-def safetensors_numel(path: Path) -> int:
-    """Number of tensor elements in a .safetensors file (see ``safetensors_sizes``)."""
-    return safetensors_sizes(path)[0]
-
-
 def _weight_components(folder: Path) -> list[Path]:
     """The sub-folders whose weights a loader reads: unet/, vae/, text_encoder/ of a diffusers
     pipeline, the folder itself for a transformers model."""

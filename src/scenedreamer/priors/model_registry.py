@@ -131,8 +131,3 @@ def find_preset(name_or_id: str) -> ModelPreset | None:
     if name_or_id in REMOVED_IDS:  # a removed repo: its mirror (the preset) is what resolves today
         return PRESETS[REMOVED_IDS[name_or_id]]
     return None
-
-
-def presets_for(task: ModelTask) -> list[ModelPreset]:
-    """Presets that do ``task``, in registry order."""
-    return [p for p in PRESETS.values() if p.task == task]

@@ -82,13 +82,3 @@ class SceneRepresentation(torch.nn.Module, ABC):
     def post_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:
         """Called by the fitting loop after each optimizer step (Gaussians densify/prune here,
         updating the optimizer state in place). Default: nothing."""
-
-    def size_bytes(self) -> int:
-        """Bytes of parameters and buffers (what a checkpoint holds)."""
-        total = 0
-        for t in list(self.parameters()) + list(self.buffers()):
-            total += t.numel() * t.element_size()
-        return total
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())

@@ -7,7 +7,7 @@ File layout (all written atomically through scenedreamer.atomic):
             "optimizer_state", "extra"}; loaded with ``weights_only=True`` (no arbitrary pickle).
 The header names the kind before the payload is parsed, and the length + SHA-256 make a truncated
 or corrupted file fail with a clear message instead of a deep unpickling error or silent garbage.
-Representations are rebuilt from their config: REPRESENTATIONS[kind].from_config(config, device),
+Representations are rebuilt from their config: the kind's class (representation/registry.py) .from_config(config, device),
 with the config dataclass rebuilt from its saved dict (``config_class`` attribute of the class, or
 the type annotation of its ``config`` attribute).
 """
@@ -125,7 +125,7 @@ def load_checkpoint(path: str | os.PathLike, expected_kind: str | None = None,
     Raises UserInputError naming the file when it is missing, not a checkpoint, truncated, corrupt,
     of an unknown kind, or of another kind than ``expected_kind``.
     """
-    from .registry import REPRESENTATIONS  # late: the registry imports every representation
+    from .registry import REPRESENTATION_KINDS  # late: the registry imports every representation
 
     path = Path(path)
     header = read_header(path)
@@ -135,8 +135,8 @@ def load_checkpoint(path: str | os.PathLike, expected_kind: str | None = None,
                              f"program's ({FORMAT_VERSION})")
     if expected_kind is not None and kind != expected_kind:
         raise UserInputError(f"{path}: holds a {kind!r} checkpoint, expected {expected_kind!r}")
-    if kind not in REPRESENTATIONS:
-        raise UserInputError(f"{path}: unknown representation kind {kind!r} (known: {sorted(REPRESENTATIONS)})")
+    if kind not in REPRESENTATION_KINDS:
+        raise UserInputError(f"{path}: unknown representation kind {kind!r} (known: {sorted(REPRESENTATION_KINDS)})")
     data = path.read_bytes()
     body = data[len(MAGIC) + data[len(MAGIC):].index(b"\n") + 1:]
     if len(body) != int(header["payload_bytes"]):
@@ -148,7 +148,7 @@ def load_checkpoint(path: str | os.PathLike, expected_kind: str | None = None,
         payload = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
         raise UserInputError(f"{path}: checkpoint payload cannot be read ({type(err).__name__})") from None
-    cls = REPRESENTATIONS[kind]
+    cls = REPRESENTATION_KINDS[kind].cls
     try:
         config = config_from_dict(_config_class_of(cls), payload["config"])
         representation = cls.from_config(config, device=device)

@@ -1,0 +1,74 @@
+"""3D Gaussians as a representation kind (the table entry is in registry.py)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import torch
+
+from ..geometry.cameras import Cameras
+from .kind import RepresentationKind, RepresentationSize, RunShape, densified_count, pixels_at_stride
+from .gaussians import GaussianConfig, GaussianScene
+
+
+def default_config() -> GaussianConfig:
+    """3D Gaussians as the pipeline uses them: one Gaussian per 2x2 pixels of each support view
+    (one per pixel quadruples the count and made CPU fitting ~5x slower for no visible gain)."""
+    return GaussianConfig(init_stride=2)
+
+
+def create(config: GaussianConfig, views: list, device, camera_centres=None) -> GaussianScene:
+    """One Gaussian per valid pixel of the views (every config.init_stride-th per axis)."""
+    cams = Cameras(torch.stack([v.K for v in views]), torch.stack([v.c2w for v in views]),
+                   views[0].width, views[0].height)
+    return GaussianScene.from_views(torch.stack([v.rgb for v in views]), torch.stack([v.depth for v in views]),
+                                    torch.stack([v.valid for v in views]), cams.to(device), config, device=device)
+
+
+def grow(representation: GaussianScene, view, fit_state, fit_config):
+    """One new Gaussian per new, valid pixel of ``view``; the optimizer state saved in the
+    FitState grows with them (zero moments for the new ones)."""
+    from .fitting import make_optimizer
+
+    optimizer = None
+    if fit_state is not None and fit_state.optimizer_state is not None:
+        optimizer = make_optimizer(representation, fit_config)
+        optimizer.load_state_dict(fit_state.optimizer_state)
+    device = representation.means.device
+    representation.add_from_view(view.rgb.to(device), view.depth.to(device), (view.inpainted & view.valid).to(device),
+                                 view.camera.to(device), optimizer=optimizer)
+    if optimizer is None:
+        return fit_state
+    return replace(fit_state, optimizer_state=optimizer.state_dict())
+
+
+def floats_per_gaussian(sh_degree: int, feature_dim: int) -> int:
+    """Trainable floats of one Gaussian: mean 3, log-scales 3, quaternion 4, opacity 1, SH
+    colour 3 (d+1)^2, features."""
+    return 3 + 3 + 4 + 1 + 3 * (sh_degree + 1) ** 2 + feature_dim
+
+
+def size(config: GaussianConfig, shape: RunShape) -> RepresentationSize:
+    """One Gaussian per init_stride-th pixel of every view, densified over the run's fitting;
+    scene.ply holds them (plus the sky) densified again by the distillation."""
+    fitted = densified_count(shape.views * pixels_at_stride(shape.width, shape.height, config.init_stride),
+                             config.densify, shape.fit_steps)
+    exported = densified_count(fitted + shape.sky_gaussians, config.densify, shape.distill_steps)
+    return RepresentationSize(4 * fitted * floats_per_gaussian(config.sh_degree, config.feature_dim),
+                              exported, config.sh_degree, config.feature_dim)
+
+
+def seed_gaussians(representation: GaussianScene, support, bake, on_event=None):
+    """scene.ply starts from a copy of the fitted Gaussians (the run's own stay untouched)."""
+    return copy.deepcopy(representation), None
+
+
+def describe(config: GaussianConfig) -> str:
+    return f"3D Gaussians (SH degree {config.sh_degree})"
+
+
+KIND = RepresentationKind(
+    name=GaussianScene.kind, cli_name="gaussians", cls=GaussianScene, config_class=GaussianConfig,
+    default_config=default_config, describe=describe, create=create, grow=grow, size=size,
+    seed_gaussians=seed_gaussians, export_method="copy of the fitted Gaussians")
