@@ -303,6 +303,21 @@ def _owned_by_render(out: Path) -> bool:
     return isinstance(data, dict) and data.get("written_by") == "scenedreamer render"
 
 
+def output_kind(out: Path, panorama: bool) -> Literal["mp4", "png", "folder"]:
+    """What ``--out`` asks for, by its suffix: an .mp4 video, a .png (panorama) or a PNG folder."""
+    suffix = out.suffix.lower()
+    if panorama:
+        if suffix != ".png":
+            raise UserInputError(f"--out {out}: a panorama is written as a .png file")
+        return "png"
+    if suffix == ".mp4":
+        return "mp4"
+    if suffix == "":
+        return "folder"
+    raise UserInputError(f"--out {out}: expected FILE.mp4 (a video) or a folder (PNG frames); "
+                         f"a .png is for --panorama")
+
+
 def check_output(out: Path, kind: str, force: bool) -> None:
     """Refuse an output we may not write (before any rendering); creates nothing.
 
