@@ -39,8 +39,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "scenedreamer.cli", *ARGS, "--out", str(killed)], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     progress = killed / "progress.json"
-    deadline = time.time() + 240
-    while time.time() < deadline:
+    # wait for the event (step 1 committed), not a deadline: a busy machine may take minutes
+    while proc.poll() is None:
         if progress.exists() and json.loads(progress.read_text())["last_step"] >= 1:
             break
         time.sleep(0.02)
@@ -74,6 +74,6 @@ def test_resume_with_another_config_is_refused(tmp_path):
     first = _run(out, "--set", "export.nerfstudio=false")
     assert first.returncode == 0, first.stderr
     other = subprocess.run([sys.executable, "-m", "scenedreamer.cli", *ARGS, "--out", str(out), "--resume",
-                            "--seed", "4"], env=ENV, capture_output=True, text=True, timeout=120)
+                            "--seed", "4"], env=ENV, capture_output=True, text=True, timeout=600)
     assert other.returncode == 2
     assert "seed" in other.stderr and len(other.stderr.strip().splitlines()) == 1
