@@ -104,6 +104,8 @@ def test_the_page_draws_on_demand_and_redraws_when_the_view_moves(viewer):
             assert np.abs(shot() - before).mean() > 1.0, "the orbit drag did not change the picture"
             moved = frames()
             page.click("#fly-path")
-            page.wait_for_function(f"() => window.scenedreamer.framesDrawn > {moved + 3}", timeout=0)
+            # the flight is timed (SECONDS_PER_CAMERA of wall clock per camera): on a busy machine
+            # it may draw only one or two frames, so wait for one drawn frame, not for a count
+            page.wait_for_function(f"() => window.scenedreamer.framesDrawn > {moved}", timeout=0)
         finally:
             browser.close()
