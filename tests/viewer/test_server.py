@@ -162,3 +162,21 @@ def test_files_are_streamed_in_chunks_and_no_standard_library_class_is_changed(t
     assert reads and all(0 < n <= 4096 for n in reads) and len(reads) >= len(data) // 4096   # ... and used
     assert _standard_library_class_state() == before
     assert server.daemon_threads and isinstance(server, srv.ViewerServer)
+
+
+def test_a_run_of_the_previous_release_is_served(tmp_path):
+    """tests/fixtures/old_run_v1 (written before the run-folder contract) is still a run to view."""
+    import shutil
+    from pathlib import Path
+
+    from scenedreamer.viewer import server as srv
+
+    old = tmp_path / "old"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "old_run_v1", old)
+    server = srv.make_server(old, port=0)
+    try:
+        manifest = srv.build_scene_manifest(srv.check_run_folder(old))
+    finally:
+        server.server_close()
+    assert manifest["ply_bytes"] == (old / "scene.ply").stat().st_size
+    assert len(manifest["trajectory"]) == 2 and manifest["prompt"] == "an old forest"
