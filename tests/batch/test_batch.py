@@ -108,9 +108,9 @@ def test_sigkilled_batch_resumes_to_the_same_scenes(uninterrupted, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "scenedreamer.cli", "batch", str(prompts), "--out", str(out), *TINY],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    # kill the driver while scene 1 runs (scene 0 done): its worker dies with it (PDEATHSIG)
-    while time.monotonic() < deadline:
+    # kill the driver while scene 1 runs (scene 0 done): its worker dies with it (PDEATHSIG);
+    # wait for that event as long as the driver lives, not for a deadline (busy machines are slow)
+    while proc.poll() is None:
         if (out / "manifest.sqlite").exists():
             try:
                 rows = manifest_rows(out)
@@ -121,7 +121,7 @@ def test_sigkilled_batch_resumes_to_the_same_scenes(uninterrupted, tmp_path):
         time.sleep(0.2)
     else:
         proc.kill()
-        pytest.fail("the batch never reached scene 1")
+        pytest.fail("the batch ended before it was caught running scene 1")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     for lock in (".scenedreamer-run.lock", "support/lock"):
@@ -134,7 +134,7 @@ def test_sigkilled_batch_resumes_to_the_same_scenes(uninterrupted, tmp_path):
     assert scene_bytes(out) == scene_bytes(reference)
 
 
-def _wait_until_unlocked(lock: Path, seconds: float = 30.0) -> None:
+def _wait_until_unlocked(lock: Path, seconds: float = 300.0) -> None:
     """The orphaned worker gets SIGKILL from the kernel when the driver dies (PDEATHSIG); wait
     until it is gone, i.e. its flock on the run's support database is released."""
     import fcntl

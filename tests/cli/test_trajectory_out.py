@@ -28,7 +28,7 @@ def test_out_at_a_folder_is_one_line_naming_it_in_a_real_process(tmp_path):
     folder = tmp_path / "paths"
     folder.mkdir()
     proc = subprocess.run([sys.executable, "-m", "scenedreamer.cli", "trajectory", "orbit", "--frames", "3",
-                           "--out", str(folder)], capture_output=True, text=True, timeout=120)
+                           "--out", str(folder)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2
     assert proc.stderr == (f"scenedreamer trajectory: error: --out {folder}: is a folder; give a file name, "
                            f"e.g. {folder / 'trajectory.json'}\n")

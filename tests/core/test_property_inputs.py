@@ -331,5 +331,5 @@ def test_real_process_exit_2_one_line(tmp_path, content):
     path = _write(tmp_path, content)
     proc = subprocess.run([sys.executable, "-m", "scenedreamer.cli", "generate", "--config", str(path),
                            "--dry-run", "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)
     _assert_one_line_exit_2(proc.returncode, proc.stderr, path)

@@ -128,3 +128,51 @@ def test_bad_exports_are_one_line_and_write_nothing(run, tmp_path, capsys, args,
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+# --- a run's own files are never an export's output (issue 20) ----------------------------------
+
+@pytest.mark.parametrize("fmt, target", [("points-ply", "scene.ply"), ("splat-ply", "scene.ply"),
+                                         ("glb", "support/x.glb"), ("nerfstudio", "images"),
+                                         ("nerfstudio", "support"), ("nerfstudio", ""),
+                                         ("points-ply", ".scenedreamer-run.json/../scene.ply")])
+def test_export_never_replaces_a_run_s_own_file_even_with_force(run, tmp_path, capsys, fmt, target):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    out = copy / target if target else copy
+    assert main(["export", str(copy), "--format", fmt, "--out", str(out), "--force", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert ("never replaced" in err or "is a run folder" in err) and len(err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+    # a name of the user's beside the run's files is fine
+    assert main(["export", str(copy), "--format", "points-ply", "--out", str(copy / "points.ply"), "--quiet"]) == 0
+
+
+def test_export_of_a_folder_with_someone_else_s_config_is_not_a_run(tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    (other / "scene.ply").write_text("not ours")
+    assert main(["export", str(other), "--format", "points-ply", "--out", str(tmp_path / "p.ply")]) == 2
+    err = capsys.readouterr().err
+    assert "not a run folder" in err and "progress" not in err and not (tmp_path / "p.ply").exists()
+
+
+def test_a_run_of_the_previous_release_resumes_renders_and_exports(tmp_path):
+    """tests/fixtures/old_run_v1 was written by the release before the run-folder contract
+    (`generate "an old forest" --out RUN` with tiny_run_args("32x32", 2))."""
+    import shutil
+    from pathlib import Path
+
+    old = tmp_path / "old"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "old_run_v1", old)
+    assert main(["export", str(old), "--format", "points-ply", "--out", str(tmp_path / "p.ply"), "--quiet"]) == 0
+    assert main(["export", str(old), "--format", "nerfstudio", "--out", str(tmp_path / "ns"), "--quiet"]) == 0
+    frames = json.loads((tmp_path / "ns" / "transforms.json").read_text())["frames"]
+    assert len(frames) == 3          # the initial view, its neighbour and the second camera's view
+    assert main(["generate", "an old forest", "--out", str(old), "--resume", *tiny_run_args("32x32", 2)]) == 0
+    assert main(["render", str(old), "--out", str(tmp_path / "v.mp4"), "--frames", "2", "--quiet"]) == 0
+    assert (tmp_path / "v.mp4").stat().st_size > 0

@@ -150,7 +150,7 @@ def test_a_real_file_size_limit(tmp_path, sigxfsz):
     target = tmp_path / "video.mp4"
     env = {k: v for k, v in os.environ.items() if k != "IMAGEIO_FFMPEG_EXE"}
     proc = subprocess.run([sys.executable, "-c", CHILD, str(target), sigxfsz], capture_output=True, text=True,
-                          timeout=120, env=env)
+                          timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr
     error = json.loads(proc.stdout.strip().splitlines()[-1])["error"]
     assert error is not None and error.startswith(f"file too large while writing {target}"), error

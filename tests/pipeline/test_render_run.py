@@ -73,14 +73,15 @@ def test_png_folder_rgbd_side_by_side_and_force_replaces_only_our_frames(run, tm
     out = tmp_path / "frames"
     assert main(["render", str(run), "--out", str(out), "--what", "rgbd", "--frames", "4", "--quiet"]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"frame_{i:05d}.png" for i in range(4)] + ["frames.json"]
+    assert names == [rr.RENDER_MARKER] + [f"frame_{i:05d}.png" for i in range(4)] + ["frames.json"]
     img = np.asarray(Image.open(out / "frame_00000.png"))
     assert img.shape == (32, 96, 3)
     rgb, depth = img[:, :48].astype(float), img[:, 48:].astype(float)
     assert np.abs(rgb - depth).mean() > 10                  # the right half is not the colour again
     # again with fewer frames: the stale frames of the earlier render go, the manifest says so
     assert main(["render", str(run), "--out", str(out), "--frames", "2", "--force", "--quiet"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["frame_00000.png", "frame_00001.png", "frames.json"]
+    assert sorted(p.name for p in out.iterdir()) == [rr.RENDER_MARKER, "frame_00000.png", "frame_00001.png",
+                                                     "frames.json"]
     assert json.loads((out / "frames.json").read_text())["files"] == ["frame_00000.png", "frame_00001.png"]
     (out / "notes.txt").write_text("mine")
     assert main(["render", str(run), "--out", str(out), "--frames", "2", "--force", "--quiet"]) == 2
@@ -153,3 +154,93 @@ def test_bad_runs_name_what_is_missing(run, tmp_path, capsys):
     existing.write_bytes(b"user's file")
     assert main(["render", str(run), "--out", str(existing)]) == 2
     assert "already exists" in capsys.readouterr().err and existing.read_bytes() == b"user's file"
+
+
+# --- outputs owned from the first byte; a run's own files are never an output ----------------------
+
+def test_a_render_that_failed_mid_way_may_reuse_its_folder(run, tmp_path, capsys, monkeypatch):
+    from scenedreamer.errors import RunFailedError
+
+    out = tmp_path / "frames"
+    real_write = rr.write_png
+    calls = []
+
+    def disk_full_at_third_frame(path, image):
+        calls.append(path)
+        assert (out / rr.RENDER_MARKER).is_file()          # ownership recorded before any frame
+        if len(calls) == 3:
+            (out / ".frame_00002.png.abcd1234.png").write_bytes(b"half")    # what a kill leaves
+            raise RunFailedError(f"disk full while writing {path}")
+        real_write(path, image)
+
+    monkeypatch.setattr(rr, "write_png", disk_full_at_third_frame)
+    assert main(["render", str(run), "--out", str(out), "--frames", "4", "--quiet"]) == 1
+    monkeypatch.setattr(rr, "write_png", real_write)
+    assert not (out / "frames.json").exists() and (out / "frame_00001.png").is_file()
+    capsys.readouterr()
+    # frames exist: a re-run needs --force, and is then allowed (the marker says the folder is ours)
+    assert main(["render", str(run), "--out", str(out), "--frames", "3", "--quiet"]) == 2
+    assert "use --force" in capsys.readouterr().err
+    assert main(["render", str(run), "--out", str(out), "--frames", "3", "--force", "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [rr.RENDER_MARKER] + [f"frame_{i:05d}.png" for i in range(3)] \
+        + ["frames.json"]                                  # the leftover temp file is gone
+
+
+def test_a_render_killed_before_its_first_frame_is_reused_without_force(run, tmp_path):
+    out = tmp_path / "frames"
+    out.mkdir()
+    (out / rr.RENDER_MARKER).write_text('{"written_by": "scenedreamer render"}')
+    (out / ".frame_00000.png.zz9_a1b2.png").write_bytes(b"half a frame")
+    assert main(["render", str(run), "--out", str(out), "--frames", "2", "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [rr.RENDER_MARKER, "frame_00000.png", "frame_00001.png",
+                                                     "frames.json"]
+
+
+def test_a_video_render_removes_the_temp_file_a_killed_render_left(run, tmp_path):
+    out = tmp_path / "v.mp4"
+    stale = tmp_path / ".v.mp4.k1ll3d00.mp4"
+    stale.write_bytes(b"half a video")
+    other = tmp_path / ".other.mp4.k1ll3d00.mp4"
+    other.write_bytes(b"not this output's")
+    assert main(["render", str(run), "--out", str(out), "--frames", "2", "--quiet"]) == 0
+    assert not stale.exists() and other.exists() and _video(out).shape[0] == 2
+
+
+@pytest.mark.parametrize("content", [{"notes.txt": "mine"}, {"frame_00000.png": "someone's frame"},
+                                     {"frames.json": '{"files": ["frame_00000.png"]}', "frame_00000.png": "x"}])
+def test_a_folder_with_someone_else_s_files_is_refused_even_with_force(run, tmp_path, capsys, content):
+    out = tmp_path / "theirs"
+    out.mkdir()
+    for name, text in content.items():
+        (out / name).write_text(text)
+    assert main(["render", str(run), "--out", str(out), "--frames", "2", "--force", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "did not write" in err and len(err.splitlines()) == 1
+    assert {p.name: p.read_text() for p in out.iterdir()} == content
+
+
+@pytest.mark.parametrize("target", ["video.mp4", "scene.ply", "images", "support", "checkpoints", "", "depths"])
+def test_render_never_writes_into_a_run_s_own_names(run, tmp_path, capsys, target):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = {p: p.stat().st_mtime_ns for p in copy.rglob("*")}
+    out = copy / target if target else copy
+    if target == "scene.ply":
+        args = ["--panorama", "--out", str(copy / "scene.png")]      # a free name: allowed ...
+        assert main(["render", str(copy), *args, "--resolution", "64x32", "--quiet"]) == 0
+        (copy / "scene.png").unlink()
+    args = ["--out", str(out), "--frames", "2", "--force", "--quiet"]
+    assert main(["render", str(copy), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert ("never replaced" in err or "is a run folder" in err) and len(err.splitlines()) == 1
+    assert {p: p.stat().st_mtime_ns for p in copy.rglob("*")} == before
+
+
+def test_a_run_of_the_previous_release_renders(tmp_path):
+    from pathlib import Path
+
+    old = tmp_path / "old"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "old_run_v1", old)
+    out = tmp_path / "old.mp4"
+    assert main(["render", str(old), "--out", str(out), "--frames", "3", "--quiet"]) == 0
+    assert _video(out).shape == (3, 32, 32, 3)

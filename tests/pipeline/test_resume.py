@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 ARGS = ["generate", "a forest lake", "--resolution", "32x32", "--frames", "4", "--seed", "3", "--quiet",
@@ -30,6 +31,8 @@ def _views(folder):
         return [db.get(v) for v in db.ids()]
 
 
+# slow: 122 s and 56 s measured on the shared 2-core machine (pytest --durations, issue 20)
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     reference = tmp_path / "reference"
     done = _run(reference)
@@ -39,8 +42,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "scenedreamer.cli", *ARGS, "--out", str(killed)], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     progress = killed / "progress.json"
-    deadline = time.time() + 240
-    while time.time() < deadline:
+    # wait for the event (step 1 committed), not a deadline: a busy machine may take minutes
+    while proc.poll() is None:
         if progress.exists() and json.loads(progress.read_text())["last_step"] >= 1:
             break
         time.sleep(0.02)
@@ -68,12 +71,13 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
         assert torch.equal(sa[key], sb[key]), key
 
 
+@pytest.mark.slow
 def test_resume_with_another_config_is_refused(tmp_path):
     out = tmp_path / "run"
     (out).mkdir()
     first = _run(out, "--set", "export.nerfstudio=false")
     assert first.returncode == 0, first.stderr
     other = subprocess.run([sys.executable, "-m", "scenedreamer.cli", *ARGS, "--out", str(out), "--resume",
-                            "--seed", "4"], env=ENV, capture_output=True, text=True, timeout=120)
+                            "--seed", "4"], env=ENV, capture_output=True, text=True, timeout=600)
     assert other.returncode == 2
     assert "seed" in other.stderr and len(other.stderr.strip().splitlines()) == 1

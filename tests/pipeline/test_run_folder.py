@@ -92,3 +92,93 @@ def test_offline_preset_defaults_to_gaussians_and_nerf_keeps_its_own_steps():
     nerf = preset_config("offline", "nerf")
     assert isinstance(nerf.representation, TriplaneConfig) and nerf.init.fit_steps == InitConfig().fit_steps
     assert isinstance(preset_config("sd15").representation, TriplaneConfig)
+
+
+# --- the run-folder contract (pipeline/run_contract.py) -----------------------------------------
+
+import fcntl  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from scenedreamer.pipeline import run_contract as rc  # noqa: E402
+
+OLD_RUN = Path(__file__).resolve().parents[1] / "fixtures" / "old_run_v1"
+"""A tiny run written by the previous release (`generate` at 32x32, 2 frames, no video)."""
+
+
+def _finished_copy(tmp_path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(OLD_RUN, run)
+    return run
+
+
+def test_a_finished_run_of_the_previous_release_passes_the_contract(tmp_path):
+    run = _finished_copy(tmp_path)
+    assert rc.is_run(run) and rc.is_finished_run(run)
+    assert rc.require_finished_run(run, ("scene.ply", "scene.pt", "support")) == run
+    with pytest.raises(UserInputError, match="run lacks video.mp4"):
+        rc.require_finished_run(run, "video.mp4")       # made with export.video=false
+
+
+def test_someone_else_s_config_json_is_not_a_run_never_a_run_in_progress(tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text('{"learning_rate": 0.1}')
+    assert not rc.is_run(other) and not rc.is_finished_run(other)
+    with pytest.raises(UserInputError, match="not a run folder written by scenedreamer") as err:
+        rc.require_finished_run(other)
+    assert "in progress" not in str(err.value)
+    with pytest.raises(UserInputError, match="no such run folder"):
+        rc.require_finished_run(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("lock", [rc.LOCK_NAME, "support/lock"])
+def test_a_run_whose_lock_is_held_is_in_progress(tmp_path, lock):
+    run = _finished_copy(tmp_path)
+    (run / lock).touch()
+    fd = os.open(run / lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # what the writing process holds
+        with pytest.raises(UserInputError, match="still in progress"):
+            rc.require_finished_run(run)
+    finally:
+        os.close(fd)
+    assert rc.is_finished_run(run)                         # the writer is gone: finished again
+
+
+def test_a_run_that_never_committed_a_step_says_so(tmp_path):
+    run = _finished_copy(tmp_path)
+    (run / "progress.json").unlink()
+    with pytest.raises(UserInputError, match="never committed a step"):
+        rc.require_finished_run(run)
+
+
+def test_every_run_file_and_folder_is_refused_as_an_output_other_names_are_free(tmp_path):
+    run = _finished_copy(tmp_path)
+    own = [*rc.RUN_FILES, rc.LOCK_NAME, "support", "support/views/x.npys", "images", "images/frame_00000.png",
+           "checkpoints/step_0001.pt", "depths", ".scene.ply.abcd1234.ply"]
+    for name in own:
+        with pytest.raises(UserInputError, match="never replaced"):
+            rc.ensure_not_run_file(run / name)
+    with pytest.raises(UserInputError, match="is a run folder"):
+        rc.ensure_not_run_file(run)
+    # no spelling of the path slips past: '..' and a link to the run are resolved
+    with pytest.raises(UserInputError, match="scene.ply"):
+        rc.ensure_not_run_file(run / "support" / ".." / "scene.ply")
+    (tmp_path / "link").symlink_to(run)
+    with pytest.raises(UserInputError, match="scene.ply"):
+        rc.ensure_not_run_file(tmp_path / "link" / "scene.ply")
+    for free in (run / "points.ply", run / "my_renders" / "v.mp4", tmp_path / "scene.ply"):
+        rc.ensure_not_run_file(free)                       # the user's names beside a run
+
+
+def test_the_run_folder_writer_and_the_contract_agree_on_the_names(tmp_path):
+    from scenedreamer.pipeline import run_folder
+
+    assert run_folder.RUN_FILES is rc.RUN_FILES and run_folder.MARKER_NAME == rc.MARKER_NAME
+    assert "scene.json" in rc.RUN_FILES          # outputs.py writes it: --overwrite removes it
+    fresh = RunFolder(tmp_path / "fresh")
+    fresh.prepare(GenerateConfig(), resume=False, overwrite=False)
+    fresh.release()
+    assert rc.is_run(fresh.root) and not rc.is_finished_run(fresh.root)   # started, nothing committed

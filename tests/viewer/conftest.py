@@ -5,7 +5,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -43,15 +42,12 @@ def viewer(tiny_run):
     proc = subprocess.Popen([sys.executable, "-m", "scenedreamer.cli", "view", str(tiny_run), "--no-browser",
                              "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read())
-            time.sleep(0.2)
+    # wait for the event (the "serving ... at URL" line, printed once the port is bound), not for
+    # a deadline: on a busy machine the start-up (imports, the scene manifest) can take minutes
+    line = proc.stdout.readline()
+    if "serving" not in line:
+        proc.kill()
+        raise AssertionError(f"view did not start: {line}{proc.stderr.read()}")
     yield f"http://127.0.0.1:{port}", port, proc
     proc.terminate()
     proc.wait(timeout=10)

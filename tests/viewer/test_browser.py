@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
+# Every wait below is on an event of the page (ready, framesDrawn) with timeout=0 (no limit):
+# software WebGL on a busy machine takes minutes for what takes seconds on a quiet one, and a
+# fixed limit failed there (issue 20). A page that never gets there hangs until CI's job limit.
 
 CHROMIUM = "/usr/bin/chromium"
 # WebGL2 on SwiftShader needs --use-angle=swiftshader --enable-unsafe-swiftshader with --disable-gpu
@@ -35,7 +38,7 @@ def test_spark_render_matches_support_views(viewer, tiny_run):
             page = browser.new_page(viewport={"width": 256, "height": 256}, device_scale_factor=1)
             page.goto(url)
             page.wait_for_function("() => window.scenedreamer && (window.scenedreamer.ready || window.scenedreamer.error)",
-                                   timeout=90_000)
+                                   timeout=0)
             assert page.evaluate("() => window.scenedreamer.error") is None
             assert page.evaluate("() => window.scenedreamer.numSplats") > 0
             # the prompt is shown as text, not parsed as HTML
@@ -83,7 +86,7 @@ def test_the_page_draws_on_demand_and_redraws_when_the_view_moves(viewer):
             # large enough that the panel (top left) leaves the lower right of the canvas free
             page = browser.new_page(viewport={"width": 640, "height": 480}, device_scale_factor=1)
             page.goto(url)
-            page.wait_for_function("() => window.scenedreamer && window.scenedreamer.ready", timeout=90_000)
+            page.wait_for_function("() => window.scenedreamer && window.scenedreamer.ready", timeout=0)
             frames = lambda: page.evaluate("() => window.scenedreamer.framesDrawn")  # noqa: E731
             shot = lambda: np.asarray(Image.open(io.BytesIO(page.locator("#view").screenshot())).convert("RGB"),  # noqa: E731
                                       dtype=np.float32)
@@ -96,11 +99,13 @@ def test_the_page_draws_on_demand_and_redraws_when_the_view_moves(viewer):
             page.mouse.down()
             page.mouse.move(x + 60, y + 10, steps=5)
             page.mouse.up()
-            page.wait_for_function(f"() => window.scenedreamer.framesDrawn > {idle}", timeout=30_000)
+            page.wait_for_function(f"() => window.scenedreamer.framesDrawn > {idle}", timeout=0)
             time.sleep(0.5)
             assert np.abs(shot() - before).mean() > 1.0, "the orbit drag did not change the picture"
             moved = frames()
             page.click("#fly-path")
-            page.wait_for_function(f"() => window.scenedreamer.framesDrawn > {moved + 3}", timeout=30_000)
+            # the flight is timed (SECONDS_PER_CAMERA of wall clock per camera): on a busy machine
+            # it may draw only one or two frames, so wait for one drawn frame, not for a count
+            page.wait_for_function(f"() => window.scenedreamer.framesDrawn > {moved}", timeout=0)
         finally:
             browser.close()

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 def get(port: int, raw_path: str) -> tuple[int, bytes]:
     # http.client sends the path as given: no client-side normalisation of '..' or '%2e'
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     try:
         conn.request("GET", raw_path)
         resp = conn.getresponse()
@@ -66,7 +66,7 @@ def test_paths_out_of_the_run_are_404(viewer, tiny_run, tmp_path):
 def test_foreign_host_header_is_refused(viewer):
     # a DNS-rebinding page reaches 127.0.0.1 under its own name: refuse it
     _, port, _ = viewer
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     conn.request("GET", "/run/scene.ply", headers={"Host": "evil.example:80"})
     assert conn.getresponse().status == 403
     conn.close()
@@ -77,7 +77,7 @@ def test_port_in_use_is_one_line_exit_2(tiny_run):
         s.bind(("127.0.0.1", 0))
         s.listen(1)
         port = s.getsockname()[1]
-        r = cli("view", str(tiny_run), "--no-browser", "--port", str(port), timeout=60)
+        r = cli("view", str(tiny_run), "--no-browser", "--port", str(port), timeout=600)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "already in use" in lines[0] and str(port) in lines[0]
@@ -85,12 +85,98 @@ def test_port_in_use_is_one_line_exit_2(tiny_run):
 
 @pytest.mark.parametrize("port", ["70000", "-1"])
 def test_port_out_of_range_exit_2(tiny_run, port):
-    r = cli("view", str(tiny_run), "--no-browser", "--port", port, timeout=60)
+    r = cli("view", str(tiny_run), "--no-browser", "--port", port, timeout=600)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "out of range" in r.stderr
 
 
-def test_run_without_scene_ply_exit_2(tmp_path):
-    (tmp_path / "config.json").write_text("{}")
-    r = cli("view", str(tmp_path), "--no-browser", "--port", str(free_port()), timeout=60)
+@pytest.mark.parametrize("case, message", [("empty", "not a run folder"),
+                                           ("foreign config", "not a run folder"),
+                                           ("run without scene.ply", "lacks scene.ply")])
+def test_a_folder_that_is_not_a_finished_run_with_scene_ply_exit_2(tiny_run, tmp_path, case, message):
+    import shutil
+
+    folder = tmp_path / "folder"
+    if case == "run without scene.ply":
+        shutil.copytree(tiny_run, folder)
+        (folder / "scene.ply").unlink()
+    else:
+        folder.mkdir()
+    if case == "foreign config":
+        (folder / "config.json").write_text("{}")
+        (folder / "scene.ply").write_text("someone else's")
+    r = cli("view", str(folder), "--no-browser", "--port", str(free_port()), timeout=600)
     assert r.returncode == 2
-    assert len(r.stderr.strip().splitlines()) == 1 and "scene.ply" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr
+
+
+def _standard_library_class_state() -> dict:
+    """Every plain class attribute of the standard-library server classes, and mimetypes' tables."""
+    import http.server
+    import mimetypes
+    import socketserver
+
+    state = {}
+    for module in (http.server, socketserver):
+        for name, cls in vars(module).items():
+            if isinstance(cls, type):
+                state[f"{module.__name__}.{name}"] = {k: repr(v) for k, v in vars(cls).items()
+                                                      if not k.startswith("__")}
+    state["mimetypes"] = repr(getattr(mimetypes, "types_map", None))
+    return state
+
+
+def test_files_are_streamed_in_chunks_and_no_standard_library_class_is_changed(tiny_run, monkeypatch):
+    """In process: scene.ply arrives whole, read CHUNK_BYTES at a time (never whole into memory)."""
+    import threading
+
+    from scenedreamer.viewer import server as srv
+
+    before = _standard_library_class_state()
+    reads = []
+    real_open = open
+
+    class Spy:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def read(self, n=-1):
+            reads.append(n)
+            return self.fh.read(n)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+    monkeypatch.setattr(srv, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(srv, "open", lambda *a, **k: Spy(real_open(*a, **k)), raising=False)
+    server = srv.make_server(tiny_run, port=0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        status, body = get(server.server_address[1], "/run/scene.ply")
+    finally:
+        server.shutdown()
+        server.server_close()
+    data = (tiny_run / "scene.ply").read_bytes()
+    assert status == 200 and body == data
+    assert len(data) > 3 * 4096                                     # so chunking is exercised ...
+    assert reads and all(0 < n <= 4096 for n in reads) and len(reads) >= len(data) // 4096   # ... and used
+    assert _standard_library_class_state() == before
+    assert server.daemon_threads and isinstance(server, srv.ViewerServer)
+
+
+def test_a_run_of_the_previous_release_is_served(tmp_path):
+    """tests/fixtures/old_run_v1 (written before the run-folder contract) is still a run to view."""
+    import shutil
+    from pathlib import Path
+
+    from scenedreamer.viewer import server as srv
+
+    old = tmp_path / "old"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "old_run_v1", old)
+    server = srv.make_server(old, port=0)
+    try:
+        manifest = srv.build_scene_manifest(srv.check_run_folder(old))
+    finally:
+        server.server_close()
+    assert manifest["ply_bytes"] == (old / "scene.ply").stat().st_size
+    assert len(manifest["trajectory"]) == 2 and manifest["prompt"] == "an old forest"

@@ -128,5 +128,8 @@ def run_batch(manifest: Manifest, jobs: list[SceneJob], executor: Executor, max_
 
 
 def _finished(row: SceneRow) -> bool:
-    """Done in the manifest and its run folder still there (a deleted folder is generated again)."""
-    return row.status == "done" and (Path(row.run_folder) / "progress.json").is_file()
+    """Done in the manifest and its run folder still a finished run (the run-folder contract,
+    pipeline/run_contract.py); a deleted folder is generated again."""
+    from ..pipeline.run_contract import is_finished_run
+
+    return row.status == "done" and is_finished_run(row.run_folder)

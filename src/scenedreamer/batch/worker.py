@@ -52,7 +52,7 @@ def run_scene(config_data: dict, run_folder: str) -> SceneOutcome:
     start = time.monotonic()
     try:
         config = from_json_dict(GenerateConfig, config_data, where=f"{run_folder} config")
-        resume = RunFolder(run_folder).config_path.exists()
+        resume = RunFolder(run_folder).holds_run()
         run_generation(config, run_folder, resume=resume)
         return SceneOutcome(ok=True, seconds=time.monotonic() - start, peak_rss_mb=peak_rss_mb())
     except RunLockedError as err:

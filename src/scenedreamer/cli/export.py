@@ -60,7 +60,7 @@ def _progress(quiet: bool):
 
 
 def run(args) -> int:
-    from ..export.run_inputs import check_finished_run
+    from ..pipeline.run_contract import ensure_not_run_file, require_finished_run
 
     if args.format in NOT_AVAILABLE:
         raise UserInputError(f"--format {args.format}: not available: {NOT_AVAILABLE[args.format]}")
@@ -69,12 +69,13 @@ def run(args) -> int:
     if not 0.0 <= args.min_opacity <= 1.0:
         raise UserInputError(f"--min-opacity {args.min_opacity}: must be between 0 and 1")
     out = Path(args.out)
+    ensure_not_run_file(out)        # a run's own files are never an export's output, --force or not
     if args.format == "nerfstudio":
         from ..pipeline.run_exports import check_nerfstudio_folder
         check_nerfstudio_folder(out, args.force)
     else:
         _check_file_output(out, FORMATS[args.format], args.format, args.force)
-    root = check_finished_run(args.run_dir, "support" if args.format == "nerfstudio" else "scene.ply")
+    root = require_finished_run(args.run_dir, "support" if args.format == "nerfstudio" else "scene.ply")
     sink, close = _progress(args.quiet)
     try:
         what = _export(args, root, out, sink)

@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..export.run_inputs import check_finished_run
+    from ..pipeline.run_contract import ensure_not_run_file, require_finished_run
     from ..export.video import write_video
     from ..pipeline import render_run as rr
     from .common import parse_device, parse_size
@@ -48,6 +48,7 @@ def run(args) -> int:
 
     # every refusal before anything is loaded or written
     out = Path(args.out)
+    ensure_not_run_file(out)        # a run's own files and folders are never a render's output
     kind = rr.output_kind(out, args.panorama)
     source = args.source.replace("-", "_")
     if args.panorama and (args.trajectory or args.frames is not None):
@@ -63,8 +64,10 @@ def run(args) -> int:
     if args.fps is not None and not 1 <= args.fps <= 240:
         raise UserInputError(f"--fps {args.fps}: must be between 1 and 240")
     device = parse_device(args.device)
-    root = check_finished_run(args.run_dir, rr.source_file(source))
+    root = require_finished_run(args.run_dir, rr.source_file(source))
     rr.check_output(out, kind, args.force)
+    if kind != "folder":
+        rr.remove_stale_temp_files(out)     # temps a killed or failed render of this output left
 
     inputs = rr.load_render_inputs(root, source, device)
     bar = None if args.quiet else StageBar("render", "rendering")

@@ -149,9 +149,9 @@ METRICS: dict[str, tuple[Direction, str, str]] = {
 def check_run(root: str | os.PathLike) -> Path:
     """The run folder as a Path after checking it is finished and holds every file eval needs;
     UserInputError naming the run and the missing file otherwise. Creates nothing."""
-    from ..export.run_inputs import check_finished_run
+    from ..pipeline.run_contract import require_finished_run
 
-    root = check_finished_run(root, "scene.ply")
+    root = require_finished_run(root, "scene.ply")
     for name, why in REQUIRED_FILES.items():
         if not (root / name).exists():
             raise UserInputError(f"{root}: run lacks {name} ({why})")

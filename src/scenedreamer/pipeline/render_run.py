@@ -16,6 +16,8 @@ frame) with a "render" progress event each.
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
@@ -24,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..atomic import check_writable_destination
+from ..atomic import check_writable_destination, is_temp_file, temp_name_pattern
 from ..errors import UserInputError
 from ..events import EventSink, emit
 from ..geometry.cameras import Cameras, fov_from_intrinsics, intrinsics_from_fov, look_at
@@ -66,7 +68,7 @@ def source_file(source: Source) -> str:
 
 
 def load_render_inputs(root: Path, source: Source, device: torch.device | str = "cpu") -> RenderInputs:
-    """Load a finished run (already checked with ``export.run_inputs.check_finished_run``)."""
+    """Load a finished run (already checked with ``run_contract.require_finished_run``)."""
     from ..config_io import load_config
     from ..export.ply import read_gaussians_ply
     from ..geometry.trajectory_io import read_transforms_json
@@ -273,7 +275,32 @@ def render_panorama(scene: SceneRepresentation, position: Tensor, width: int, he
 # ---------------------------------------------------------------------------------------------
 
 FRAMES_MANIFEST = "frames.json"
-"""Written into a PNG frame folder: which files this program wrote (only those are replaced)."""
+"""Written into a PNG frame folder at the end: which frames the finished render wrote."""
+RENDER_MARKER = ".scenedreamer-render.json"
+"""Written (atomically) into a PNG frame folder before its first frame: the folder is a render's
+output, so a re-run after a kill, a full disk or an error may reuse it (files of ours only)."""
+FRAME_NAME = re.compile(r"^frame_\d{5}\.png$")
+
+
+def _is_ours(name: str) -> bool:
+    """Whether a frame folder's entry has a name a render writes (frames, markers, their temps)."""
+    return (FRAME_NAME.match(name) is not None or name in (FRAMES_MANIFEST, RENDER_MARKER)
+            or any(temp_name_pattern(n).match(name) for n in (FRAMES_MANIFEST, RENDER_MARKER))
+            or re.match(r"^\.frame_\d{5}\.png\.[a-z0-9_]{8}\.png$", name) is not None)
+
+
+def _owned_by_render(out: Path) -> bool:
+    """Whether the frame folder ``out`` was made by a render: our marker, or (renders of the
+    previous release, which wrote no marker) a frames.json of ours."""
+    import json
+
+    if (out / RENDER_MARKER).is_file():
+        return True
+    try:
+        data = json.loads((out / FRAMES_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("written_by") == "scenedreamer render"
 
 
 def output_kind(out: Path, panorama: bool) -> Literal["mp4", "png", "folder"]:
@@ -294,8 +321,11 @@ def output_kind(out: Path, panorama: bool) -> Literal["mp4", "png", "folder"]:
 def check_output(out: Path, kind: str, force: bool) -> None:
     """Refuse an output we may not write (before any rendering); creates nothing.
 
-    A file output that exists needs ``force``; a frame folder that holds files needs ``force`` and
-    may then only hold files an earlier render wrote (listed in its frames.json) besides ours.
+    A file output that exists needs ``force``. A frame folder that is not empty must be one a
+    render made (its marker) holding only names a render writes; where it holds frames, it
+    needs ``force`` (a folder with only our marker and temp files, left by a render killed
+    before its first frame, is reused as is). A run's own files are refused by the caller
+    (run_contract.ensure_not_run_file).
     """
     if str(out) in ("", "."):
         raise UserInputError("--out: give a file or a new folder")
@@ -308,25 +338,37 @@ def check_output(out: Path, kind: str, force: bool) -> None:
         return
     if out.exists() and not out.is_dir():
         raise UserInputError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise UserInputError(f"--out {out}: folder is not empty (use --force to replace an earlier render)")
-        ours = set(_previous_frames(out)) | {FRAMES_MANIFEST}
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
-        if foreign:
-            raise UserInputError(f"--out {out}: holds files this program did not write ({foreign[0]}, ...); "
-                                 f"choose another folder")
+    if not out.is_dir():
+        return
+    names = sorted(p.name for p in out.iterdir())
+    if not names:
+        return
+    foreign = [n for n in names if not _is_ours(n)]
+    if foreign or not _owned_by_render(out):
+        shown = (foreign or names)[0]
+        raise UserInputError(f"--out {out}: holds files this program did not write ({shown}, ...); "
+                             f"choose another folder")
+    if any(FRAME_NAME.match(n) for n in names) and not force:
+        raise UserInputError(f"--out {out}: holds an earlier render's frames (use --force to replace them)")
 
 
-def _previous_frames(out: Path) -> list[str]:
-    import json
-
-    try:
-        data = json.loads((out / FRAMES_MANIFEST).read_text(encoding="utf-8"))
-        names = data.get("files", []) if isinstance(data, dict) else []
-    except (OSError, ValueError):
-        return []
-    return [n for n in names if isinstance(n, str) and "/" not in n and n.startswith("frame_")]
+def remove_stale_temp_files(out: Path) -> None:
+    """Delete temp files an earlier write of ``out`` left (a killed or failed render): beside a
+    file output, the temps of its name; inside a frame folder of ours, every temp of ours."""
+    if out.is_dir():
+        if not _owned_by_render(out):
+            return
+        for entry in os.scandir(out):
+            if entry.is_file(follow_symlinks=False) and is_temp_file(entry.name) and _is_ours(entry.name):
+                os.unlink(entry.path)
+        return
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        return
+    pattern = temp_name_pattern(out.name)
+    for entry in os.scandir(folder):
+        if entry.is_file(follow_symlinks=False) and pattern.match(entry.name):
+            os.unlink(entry.path)
 
 
 def write_png(path: Path, image: Tensor) -> None:
@@ -341,18 +383,22 @@ def write_png(path: Path, image: Tensor) -> None:
 
 
 def write_frame_folder(out: Path, frames: Iterator[Tensor]) -> int:
-    """frame_00000.png ... into ``out`` (created), then frames.json listing them; frames an
-    earlier render left beyond the new count are removed (frames.json says we wrote them)."""
+    """frame_00000.png ... into ``out`` (created), owned from the first byte: the render marker
+    is written before the first frame; at the end frames.json lists them and frames an earlier
+    render left beyond the new count are removed (the folder is ours, see ``check_output``)."""
     from ..atomic import atomic_write_json
 
     out.mkdir(parents=True, exist_ok=True)
-    previous = _previous_frames(out)
+    if not (out / RENDER_MARKER).is_file():
+        atomic_write_json(out / RENDER_MARKER, {"written_by": "scenedreamer render"})
+    remove_stale_temp_files(out)
     names = []
     for i, frame in enumerate(frames):
         name = f"frame_{i:05d}.png"
         write_png(out / name, frame)
         names.append(name)
-    for stale in set(previous) - set(names):
-        (out / stale).unlink(missing_ok=True)
+    for entry in os.scandir(out):
+        if FRAME_NAME.match(entry.name) and entry.name not in names and entry.is_file(follow_symlinks=False):
+            os.unlink(entry.path)
     atomic_write_json(out / FRAMES_MANIFEST, {"written_by": "scenedreamer render", "files": names})
     return len(names)

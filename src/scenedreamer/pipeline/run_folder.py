@@ -9,6 +9,7 @@
     RUN/adapter.safetensors    refinement adapter weights (diffusion refiner only)
     RUN/scene.pt               final representation checkpoint
     RUN/scene.ply              standard 3DGS splats
+    RUN/scene.json             which representation produced scene.ply and how
     RUN/video.mp4              render along the trajectory
     RUN/transforms.json, images/, depths/   the support views as a nerfstudio dataset
 
@@ -30,7 +31,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,25 +38,13 @@ from ..atomic import atomic_write_json, is_temp_file, temp_name_pattern
 from ..config_io import config_diff, load_config, save_config
 from ..errors import RunLockedError, UserInputError
 from .config import GenerateConfig
+# the names are the run-folder contract's (what a run is and which names are its own); re-exported
+from .run_contract import CONFIG_NAME, LOCK_NAME, MARKER_NAME, PROGRESS_NAME, RUN_FILES, RUN_FOLDERS, is_run
 
-CONFIG_NAME = "config.json"
-PROGRESS_NAME = "progress.json"
-MARKER_NAME = ".scenedreamer-run.json"
-LOCK_NAME = ".scenedreamer-run.lock"
+__all__ = ["CONFIG_NAME", "LOCK_NAME", "MARKER_NAME", "PROGRESS_NAME", "RUN_FILES", "RUN_FOLDERS",
+           "RunFolder", "Progress", "file_sha256"]
+
 KEEP_CHECKPOINTS = 2
-
-# every top-level file a run writes (besides the lock, which is never removed while held)
-RUN_FILES = (MARKER_NAME, CONFIG_NAME, "trajectory.json", "events.jsonl", PROGRESS_NAME,
-             "adapter.safetensors", "scene.pt", "scene.ply", "video.mp4", "transforms.json")
-# every sub-folder a run writes, with the names of the files it writes there
-RUN_FOLDERS: dict[str, re.Pattern[str]] = {
-    "support": re.compile(r"^(support\.sqlite(-wal|-shm|-journal)?|lock)$"),
-    "support/views": re.compile(r"^\d{8}\.npys$"),
-    "checkpoints": re.compile(r"^step_\d{4}\.pt$"),
-    "images": re.compile(r"^frame_\d{5}\.png$"),
-    "depths": re.compile(r"^frame_\d{5}\.png$"),
-    "masks": re.compile(r"^frame_\d{5}\.png$"),
-}
 
 
 def _input_files(config: GenerateConfig) -> list[tuple[str, str]]:
@@ -122,7 +110,7 @@ class RunFolder:
 
     def holds_run(self) -> bool:
         """Whether the folder carries the marker of a run written by this program."""
-        return self.marker_path.is_file()
+        return is_run(self.root)
 
     def check(self, resume: bool, overwrite: bool) -> None:
         """Refuse (UserInputError) what ``prepare`` would refuse, without writing anything."""

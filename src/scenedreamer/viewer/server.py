@@ -36,6 +36,8 @@ from ..errors import UserInputError
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SCENE_PLY = "scene.ply"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+CHUNK_BYTES = 1 << 20
+"""Files are sent in chunks of this size (memory per request stays bounded by it)."""
 
 # module scripts must be served with a JavaScript MIME type or the browser refuses them;
 # mimetypes' answers vary with the system's /etc/mime.types, so the ones the page needs are fixed
@@ -55,15 +57,11 @@ _CONTENT_TYPES = {
 
 
 def check_run_folder(run_dir: str | os.PathLike) -> Path:
-    """The run folder as an absolute real path; UserInputError (one line) if it is not a folder or
-    lacks scene.ply."""
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise UserInputError(f"{run}: not a run folder (no such directory)")
-    if not (run / SCENE_PLY).is_file():
-        raise UserInputError(f"{run / SCENE_PLY}: missing (the viewer shows a run's scene.ply; "
-                             "is the run finished?)")
-    return Path(os.path.realpath(run))
+    """The run folder as an absolute real path; UserInputError (one line) if it is not a finished
+    run holding scene.ply (the run-folder contract, pipeline/run_contract.py)."""
+    from ..pipeline.run_contract import require_finished_run
+
+    return Path(os.path.realpath(require_finished_run(run_dir, SCENE_PLY)))
 
 
 def resolve_inside(root: Path, url_path: str) -> Path | None:
@@ -178,24 +176,48 @@ class ViewerHandler(BaseHTTPRequestHandler):
         if body is None:
             self._error(HTTPStatus.NOT_FOUND, head_only)
             return
+        stream = None
         if isinstance(body, Path):
             try:
-                data = body.read_bytes()
+                # streamed in chunks below: a scene.ply of hundreds of MB is never held in memory
+                stream = open(body, "rb")
+                size = os.fstat(stream.fileno()).st_size
             except OSError:
+                if stream is not None:
+                    stream.close()
                 self._error(HTTPStatus.NOT_FOUND, head_only)
                 return
         else:
-            data = body
+            size = len(body)
+        try:
+            self._send_ok(body, stream, size, ctype, head_only)
+        finally:
+            if stream is not None:
+                stream.close()
+
+    def _send_ok(self, body: bytes | Path, stream, size: int, ctype: str, head_only: bool) -> None:
+        """Headers, then (GET) the bytes: ``body`` itself, or ``size`` bytes of the open file
+        ``stream`` copied ``CHUNK_BYTES`` at a time."""
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(size))
         # the run may be regenerated between visits: never serve a stale scene from cache
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
         self.end_headers()
-        if not head_only:
-            self.wfile.write(data)
+        if head_only:
+            return
+        if stream is None:
+            self.wfile.write(body)
+            return
+        left = size         # what Content-Length promised, even if the file grows meanwhile
+        while left > 0:
+            chunk = stream.read(min(CHUNK_BYTES, left))
+            if not chunk:
+                break       # the file shrank: the client sees a short body, never a hang
+            self.wfile.write(chunk)
+            left -= len(chunk)
 
     def _error(self, status: HTTPStatus, head_only: bool) -> None:
         data = f"{status.value} {status.phrase}\n".encode()
@@ -220,8 +242,16 @@ class ViewerHandler(BaseHTTPRequestHandler):
 STATIC_DIR_REAL = Path(os.path.realpath(STATIC_DIR))
 
 
+class ViewerServer(ThreadingHTTPServer):
+    """The viewer's threading server. Request threads are daemons so Ctrl-C never waits on a
+    browser's keep-alive connection (set on this subclass: the standard library's class is
+    left as it is)."""
+
+    daemon_threads = True
+
+
 def make_server(run_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
-                quiet: bool = True) -> ThreadingHTTPServer:
+                quiet: bool = True) -> ViewerServer:
     """A ready (bound, not yet serving) viewer server for run folder ``run_dir``.
 
     port: 0 picks a free port (read it back from ``server.server_address``).
@@ -233,9 +263,8 @@ def make_server(run_dir: str | os.PathLike, host: str = "127.0.0.1", port: int =
     manifest = json.dumps(build_scene_manifest(run)).encode()
     loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
     handler = partial(ViewerHandler, run_root=run, manifest=manifest, check_host=loopback, quiet=quiet)
-    ThreadingHTTPServer.daemon_threads = True
     try:
-        server = ThreadingHTTPServer((host, int(port)), handler)
+        server = ViewerServer((host, int(port)), handler)
     except OSError as err:
         import errno
 
@@ -256,4 +285,4 @@ def url_of(server: ThreadingHTTPServer) -> str:
 
 
 __all__ = ["make_server", "url_of", "check_run_folder", "resolve_inside", "build_scene_manifest",
-           "STATIC_DIR"]
+           "STATIC_DIR", "ViewerServer", "CHUNK_BYTES"]
