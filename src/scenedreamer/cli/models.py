@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
@@ -66,6 +67,13 @@ def _check(args: argparse.Namespace) -> int:
     names = args.names or list(PRESETS)
     missing = 0
     for name in names:
+        path = Path(name).expanduser()
+        if path.exists() and not path.is_dir():     # a file is never a model: say what it is
+            missing += 1
+            kind = "a file" if path.is_file() else "not a folder (a device, pipe or socket)"
+            print(f"{name}: is {kind}, not a model folder; pass the folder that holds the model, "
+                  "a hub id (owner/name) or a preset name (`scenedreamer models list`)")
+            continue
         try:
             status = local_status(name, args.cache_dir)
         except MissingWeightsError as err:  # a folder that does not exist: report it, check the rest

@@ -22,7 +22,7 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
     refused before its first step is rolled back (no stub is left). Filesystem and SQLite
     failures become RunFailedError naming the file; committed steps are kept.
     """
-    from ..errors import RunFailedError, UserInputError
+    from ..errors import RunFailedError, UserInputError, is_disk_full
     from ..support.database import DB_FILE, SupportDatabase
     from .disk_budget import check_disk_space
     from .event_log import JsonlEventLog, fan_out
@@ -55,7 +55,7 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
         raise
     except sqlite3.Error as err:
         db = run_folder.support_dir / DB_FILE
-        what = "disk full while writing" if "full" in str(err) else f"database error ({err}) in"
+        what = "disk full while writing" if is_disk_full(err) else f"database error ({err}) in"
         raise RunFailedError(f"{what} {db}; every committed step is kept") from None
     finally:
         run_folder.release()
