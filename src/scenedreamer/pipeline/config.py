@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from ..config_io import check_config
 from ..geometry.depth_align import AlignConfig, SeamConfig
 from ..geometry.warp import ForwardWarpConfig
 from ..priors.offline_refiner import OfflineRefinerConfig
@@ -239,6 +240,9 @@ class GenerateConfig:
             size = getattr(self, name)
             if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 4096:
                 raise UserInputError(f"{name}: {size!r} pixels; expected an integer from 8 to 4096")
+        # every numeric / named-choice setting against its bound (pipeline/config_bounds.py),
+        # named by the dotted key the user typed (--set init.fit_steps=-5 -> "init.fit_steps: ...")
+        check_config(self)
         check_first_view(self)
 
     @property
@@ -346,3 +350,7 @@ def preset_config(name: str, representation: str | None = None) -> GenerateConfi
     if name not in PRESETS:
         raise UserInputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
     return PRESETS[name](representation)
+
+
+# the table of accepted values; imported last: it names the classes above
+from . import config_bounds  # noqa: E402,F401
