@@ -352,5 +352,12 @@ def preset_config(name: str, representation: str | None = None) -> GenerateConfi
     return PRESETS[name](representation)
 
 
-# the table of accepted values; imported last: it names the classes above
-from . import config_bounds  # noqa: E402,F401
+def _register_bounds() -> None:
+    """Load the table of accepted values (pipeline/config_bounds.py); done last, as it names the
+    classes above."""
+    from importlib import import_module
+
+    import_module(".config_bounds", __package__)
+
+
+_register_bounds()
