@@ -62,11 +62,11 @@ register_bounds(TrajectorySpec, frames=Bound(low=2, high=10000),        # a path
 register_bounds(FirstViewConfig, depth_png_scale=POSITIVE, max_upscale=Bound(low=1.0))
 register_bounds(ProceduralWorldConfig,
                 ground_height=POSITIVE, sky_depth=POSITIVE, near=POSITIVE, terrain_half_extent=POSITIVE,
-                heightmap_resolution=Bound(low=2, high=MAX_TEXELS), march_steps=POSITIVE_COUNT,
-                march_chunk=POSITIVE_COUNT, bisection_steps=COUNT, texture_resolution=Bound(low=2, high=MAX_TEXELS),
+                heightmap_resolution=Bound(low=8, high=MAX_TEXELS), march_steps=POSITIVE_COUNT,
+                march_chunk=POSITIVE_COUNT, bisection_steps=COUNT, texture_resolution=Bound(low=8, high=MAX_TEXELS),
                 clear_radius=NON_NEGATIVE, path_half_width=NON_NEGATIVE, scatter_radius=POSITIVE,
                 fog_full_fraction=Bound(low=0.0, high=1.0, high_open=True),   # a fade between this x sky_depth and sky_depth
-                shadow_map_resolution=Bound(low=0, high=MAX_TEXELS), shadow_strength=FRACTION,
+                shadow_map_resolution=Bound(low=0, high=MAX_TEXELS), shadow_strength=FRACTION,   # shadow map: 0 = none, else >= 8 (the class checks)
                 antialias=Bound(low=1, high=9),           # odd, checked by the class; 9x9 = 81 samples a pixel
                 room_width=POSITIVE, room_height=POSITIVE, room_back=POSITIVE, room_front=POSITIVE)
 register_bounds(OracleDepthConfig, scale=POSITIVE,
