@@ -157,7 +157,7 @@ def run(args: argparse.Namespace, unknown: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        print(summary_table(manifest.rows()), file=sys.stderr)
+        print(summary_table(manifest.rows()))       # stdout: stderr gets the one "interrupted" line
         manifest.close()
         raise
     if bar is not None:
