@@ -36,12 +36,16 @@ def is_temp_file(file_name: str) -> bool:
 def describe_os_error(err: BaseException, path: str | os.PathLike) -> str:
     """One line saying in words what went wrong while writing ``path`` (the target, never
     the temp file), e.g. "disk full while writing RUN/scene.ply"."""
+    from .errors import is_disk_full
+
     code = getattr(err, "errno", None)
     text = str(err)
-    if code in (errno.ENOSPC, errno.EDQUOT) or "full" in text.lower() or _no_space_left(path):
-        return f"disk full while writing {path}"
-    if code == errno.EFBIG or "too large" in text.lower():
+    if code == errno.EFBIG:
         return f"file too large while writing {path} (file size limit, e.g. ulimit -f, or the file system's)"
+    # by errno / SQLite code, never by the message's wording; a short write without an errno
+    # (numpy's tofile, torch) is judged by the free space left
+    if is_disk_full(err) or (code is None and _no_space_left(path)):
+        return f"disk full while writing {path}"
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"no permission to write {path} ({getattr(err, 'strerror', None) or text})"
     return f"cannot write {path} ({getattr(err, 'strerror', None) or text})"
@@ -141,12 +145,26 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def check_writable_destination(out: str | os.PathLike, folder: bool, flag: str = "--out") -> None:
-    """Refuse (UserInputError) an output whose nearest existing ancestor (the folder itself when
-    ``folder`` and it exists) is not a writable folder (e.g. a file where a folder is expected);
-    creates nothing."""
+    """Refuse (UserInputError "cannot create/write ...") an output that cannot be written: its
+    nearest existing ancestor (the folder itself when ``folder`` and it exists) is not a writable
+    folder (e.g. a file where a folder is expected), lies on a read-only file system, or on a
+    pseudo file system that stores no files (/proc, /sys: statvfs reports 0 blocks). Reads only;
+    creates nothing. Run it before any estimate that reads the free space (a pseudo file system
+    has "0 bytes free", which is not the real cause)."""
     out = Path(out)
     parent = out if folder else (out.parent if str(out.parent) else Path("."))
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserInputError(f"{flag} {out}: {parent} is not a writable folder")
+    if not parent.is_dir():
+        raise UserInputError(f"{flag} {out}: {parent} is not a writable folder (a file; cannot create/write there)")
+    try:
+        st = os.statvfs(parent)
+    except OSError:
+        st = None
+    if st is not None and st.f_flag & os.ST_RDONLY:
+        raise UserInputError(f"{flag} {out}: cannot create/write: {parent} is on a read-only file system")
+    if st is not None and st.f_blocks == 0:
+        raise UserInputError(f"{flag} {out}: cannot create/write: {parent} is on a pseudo file system "
+                             "(like /proc or /sys) that holds no files; choose a folder on a disk")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserInputError(f"{flag} {out}: {parent} is not a writable folder (no permission; cannot create/write there)")

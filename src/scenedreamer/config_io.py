@@ -133,6 +133,111 @@ def read_json_file(path: str | os.PathLike, *, what: str, max_bytes: int,
         raise UserInputError(f"{path}: JSON nested too deeply") from None
 
 
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """The values a numeric or named-choice config field accepts (checked by ``config_problems``
+    before a run starts): a range [low, high] (either end open with ``low_open`` / ``high_open``,
+    either end None = no limit), or ``choices``, or ``unbounded`` = why any finite value is fine.
+    A tuple field's bound applies to each of its values; None (an optional field unset) passes."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple = ()
+    unbounded: str = ""
+
+    def describe(self) -> str:
+        """The accepted values in words, e.g. ">= 1", "in (0, 1]", "one of 'sum', 'concat'"."""
+        if self.choices:
+            return "one of " + ", ".join(map(repr, self.choices))
+        if self.low is not None and self.high is not None:
+            return (f"in {'(' if self.low_open else '['}{_num(self.low)}, "
+                    f"{_num(self.high)}{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {_num(self.low)}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {_num(self.high)}"
+        return "any finite value"
+
+    def problem(self, value: Any) -> str | None:
+        """None when ``value`` is accepted, else one line saying what was given and what is."""
+        if value is None or self.unbounded:
+            return None
+        if isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                bad = self.problem(v)
+                if bad:
+                    return f"value [{i}] {bad}"
+            return None
+        if self.choices:
+            return None if value in self.choices else f"{shown(value)} is not {self.describe()}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None                 # a wrong type is the type check's to report
+        low_bad = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        high_bad = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        return f"{shown(value)} is out of range; expected {self.describe()}" if low_bad or high_bad else None
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(x)
+
+
+CONFIG_BOUNDS: dict[type, dict[str, Bound]] = {}
+"""config class -> field name -> Bound: the one table of value ranges (filled by
+``register_bounds``; the pipeline's table is scenedreamer/pipeline/config_bounds.py). Keyed by
+class, so a class used at several places of the config tree (FitConfig under `fit` and
+`export.distill.fit`) is checked at each with the same rule."""
+
+
+def register_bounds(cls: type, **bounds: Bound) -> None:
+    """Declare the accepted values of ``cls``'s fields (names must be fields of ``cls``)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(bounds) - names
+    if unknown:
+        raise TypeError(f"register_bounds({cls.__name__}): no field(s) {', '.join(sorted(unknown))}")
+    CONFIG_BOUNDS.setdefault(cls, {}).update(bounds)
+
+
+def field_problems(cls: type, values: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field name, problem) for each of ``values`` (field name -> value) outside the bound
+    declared for ``cls`` (fields without a declared bound are not checked here)."""
+    bounds = CONFIG_BOUNDS.get(cls, {})
+    out = []
+    for name, value in values.items():
+        bound = bounds.get(name)
+        bad = bound.problem(value) if bound is not None else None
+        if bad:
+            out.append((name, bad))
+    return out
+
+
+def config_problems(config: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key as ``--set`` takes it, problem) for every field of the (nested) config
+    dataclass ``config`` outside its declared bound, in declaration order."""
+    out: list[tuple[str, str]] = []
+    values = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out += config_problems(value, f"{prefix}{f.name}.")
+        else:
+            values[f.name] = value
+    out += [(prefix + name, bad) for name, bad in field_problems(type(config), values)]
+    return out
+
+
+def check_config(config: Any, prefix: str = "") -> None:
+    """UserInputError naming the user's dotted key (e.g. "init.fit_steps: -5 is out of range;
+    expected >= 0") when any field of ``config`` is outside its bound; the first three
+    problems are named, in declaration order."""
+    problems = config_problems(config, prefix)
+    if problems:
+        text = "; ".join(f"{key}: {bad}" for key, bad in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise UserInputError(one_line(text + more))
+
+
 def _size(n: int) -> str:
     return f"{n // 2**20} MB" if n >= 2**20 else f"{n // 2**10} KB"
 
@@ -201,6 +306,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             # a key may hold a newline or an undecodable character: quote it, one line
             raise UserInputError(f"{where}: unknown field(s) {', '.join(shown(k) for k in sorted(unknown))}")
         kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in value.items() if k != "type"}
+        # the declared bounds first, so the message names the field's own dotted key
+        problems = field_problems(tp, {k: v for k, v in kwargs.items()
+                                       if not (dataclasses.is_dataclass(v) and not isinstance(v, type))})
+        if problems:
+            raise UserInputError(f"{where}.{problems[0][0]}: {problems[0][1]}")
         try:
             return tp(**kwargs)
         except UserInputError as err:

@@ -33,6 +33,10 @@ def one_line_exit_2(result: subprocess.CompletedProcess, contains: str) -> None:
     (["--set", "fit.lr_scale=1e999"], "config.fit.lr_scale: expected a finite number"),
     (["--seed", str(2**63)], "seed: 9223372036854775808 is not an integer in [0, 2^63)"),
     (["--set", "width=3"], "width: 3 pixels"),
+    # issue 20 item 4: the user's dotted key, refused by --dry-run and before step 0
+    (["--set", "init.fit_steps=-5"], "init.fit_steps: -5 is out of range; expected >= 0"),
+    (["--set", "progressive.neighbours=-3"], "progressive.neighbours: -3 is out of range; expected >= 1"),
+    (["--set", "export.bake.gaussians.sh_degree=7"], "--set export.bake.gaussians.sh_degree: "),
 ])
 def test_bad_settings_are_refused_before_anything_exists(tmp_path, options, message):
     for extra in (["--dry-run"], ["--out", tmp_path / "run"]):

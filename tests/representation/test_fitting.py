@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from scenedreamer.errors import RunFailedError, UserInputError
+from scenedreamer.errors import InternalError, RunFailedError, UserInputError
 from scenedreamer.representation.base import SceneRepresentation
 from scenedreamer.representation.fitting import (FitConfig, FitDivergedError, PatchBatch, choose_views,
                                                  crop_camera, fit, learning_rate_factor, sample_patches,
@@ -173,11 +173,12 @@ def test_learning_rate_schedule():
 def test_bad_arguments_are_user_errors():
     views, rep = tiny_setup()
     db = InMemoryDatabase(views)
-    with pytest.raises(UserInputError, match="view ids \\[7\\]"):
+    # a view id or a step count the pipeline got wrong is a bug (issue 20 item 5), not the user's input
+    with pytest.raises(InternalError, match="view ids \\[7\\]"):
         fit(rep, db, FAST, 1, torch.Generator(), view_ids=[7])
     with pytest.raises(UserInputError, match="empty"):
         fit(rep, InMemoryDatabase([]), FAST, 1, torch.Generator())
-    with pytest.raises(UserInputError, match="steps"):
+    with pytest.raises(InternalError, match="steps"):
         fit(rep, db, FAST, -1, torch.Generator())
     nothing = fit(rep, db, FAST, 0, torch.Generator())
     assert nothing.step == 0 and nothing.optimizer_state["state"] == {}

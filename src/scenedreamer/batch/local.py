@@ -10,7 +10,7 @@ import multiprocessing
 import multiprocessing.connection
 from dataclasses import dataclass
 
-from .worker import SceneOutcome, resolve_task, set_parent_death_signal
+from .worker import SceneOutcome, failed_outcome, resolve_task, set_parent_death_signal
 
 
 def _child_main(task: str, config_data: dict, run_folder: str, conn) -> None:
@@ -20,7 +20,10 @@ def _child_main(task: str, config_data: dict, run_folder: str, conn) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    outcome = resolve_task(task)(config_data, run_folder)
+    try:
+        outcome = resolve_task(task)(config_data, run_folder)
+    except Exception as err:        # noqa: BLE001 - reported, not a traceback and a "died" retry
+        outcome = failed_outcome(err)
     conn.send(outcome)
     conn.close()
 

@@ -130,11 +130,12 @@ class Manifest:
                 "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
                 [(i, *scene) for i, scene in enumerate(scenes)])
 
-    def mark_running(self, name: str) -> None:
-        """A new attempt of ``name`` starts now."""
+    def mark_running(self, name: str, new_try: bool = True) -> None:
+        """An attempt of ``name`` starts now; ``new_try=False``: it resumes an attempt that was cut
+        off (Ctrl-C, a killed driver), which is not counted again in ``attempts``."""
         with self._transaction():
-            self._db.execute("UPDATE scenes SET status = 'running', attempts = attempts + 1, started = ?, "
-                             "ended = NULL, error = '' WHERE name = ?", (time.time(), name))
+            self._db.execute("UPDATE scenes SET status = 'running', attempts = attempts + ?, started = ?, "
+                             "ended = NULL, error = '' WHERE name = ?", (1 if new_try else 0, time.time(), name))
 
     def mark_ended(self, name: str, status: str, seconds: float | None, peak_rss_mb: float | None,
                    error: str = "") -> None:

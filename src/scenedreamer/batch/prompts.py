@@ -44,6 +44,19 @@ class SceneSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
+def scene_seed(batch_seed: int, name: str) -> int:
+    """The seed of the batch scene ``name`` when neither its line nor the batch fixes one: a
+    hash of the batch's seed and the scene's name (unique in the batch), in [0, 2^31): small
+    enough for every generator the pipeline seeds with it, also after adding a step offset (a
+    seed near 2^63 overflows there: "int too big to convert"). The same prompt file and seed give
+    the same seeds on every machine and every re-run (no Python ``hash()``, which is salted per
+    process)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{batch_seed}:{name}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") >> 1
+
+
 def slug(text: str, limit: int = 40) -> str:
     """A file-name-safe lower-case slug of ``text`` (ASCII letters, digits and '-')."""
     out = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

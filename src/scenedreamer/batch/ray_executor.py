@@ -10,7 +10,7 @@ dies is retried exactly like one that raised. Each task runs in a fresh worker p
 from __future__ import annotations
 
 from ..errors import UserInputError
-from .worker import SceneOutcome, resolve_task, set_parent_death_signal
+from .worker import SceneOutcome, failed_outcome, resolve_task, set_parent_death_signal
 
 INSTALL_HINT = "pip install 'scenedreamer[ray]'"
 
@@ -103,7 +103,7 @@ class RayExecutor:
                 outcome = self._ray.get(ref)
             except self._ray.exceptions.RayTaskError as err:
                 cause = err.cause if getattr(err, "cause", None) is not None else err
-                outcome = SceneOutcome(ok=False, error=f"{type(cause).__name__}: {' '.join(str(cause).split())[:300]}")
+                outcome = failed_outcome(cause)         # retried only when it ran out of memory
             except self._ray.exceptions.RayError as err:     # the worker died, the node went away, ...
                 outcome = SceneOutcome(ok=False, error=f"Ray worker died ({type(err).__name__})")
             results.append((handle, outcome))

@@ -20,6 +20,10 @@ from .manifest import Manifest, SceneRow
 from .worker import SceneOutcome
 
 
+INTERRUPTED = "interrupted"
+"""The error text of an attempt that Ctrl-C / SIGTERM cut off (its next start resumes it)."""
+
+
 class Executor(Protocol):
     def capacity(self) -> int: ...
     def start(self, config_data: dict, run_folder: str) -> Any: ...
@@ -32,12 +36,16 @@ class Executor(Protocol):
 @dataclass(frozen=True)
 class SceneJob:
     """One scene to generate: its name (run folder name under the batch folder), prompt, seed
-    and resolved GenerateConfig."""
+    and resolved GenerateConfig. The manifest's copy of the config is what runs (on a re-run
+    too)."""
 
     name: str
     prompt: str
     seed: int
     config: Any
+    seed_fixed: bool = True
+    """False when the seed was derived from the batch's seed and the scene (batch.prompts.scene_seed):
+    a manifest written before seeds were derived (every scene seed 0) is then still the same batch"""
 
 
 def prepare_manifest(folder: Path, jobs: list[SceneJob], settings: dict) -> Manifest:
@@ -71,6 +79,8 @@ def _check_same_batch(folder: Path, rows: list[SceneRow], jobs: list[SceneJob]) 
         raise UserInputError(f"{folder}: holds another batch's manifest ({what}); use another --out")
     for row, job in zip(rows, jobs):
         diff = config_diff(json.loads(row.config), to_json_dict(job.config))
+        if not job.seed_fixed:      # a derived seed: the manifest's recorded seed is the scene's
+            diff = [d for d in diff if not d.startswith("seed:")]
         if diff:
             raise UserInputError(f"{folder}: holds another batch's manifest (scene {row.name!r}: "
                                  f"{'; '.join(diff[:3])}); use another --out")
@@ -82,7 +92,8 @@ def run_batch(manifest: Manifest, jobs: list[SceneJob], executor: Executor, max_
 
     A failed attempt is retried while this invocation's attempts <= max_retries (a scene runs at
     most 1 + max_retries times per invocation; a re-run tries failed scenes again); bad input is
-    not retried. A KeyboardInterrupt stops scheduling,
+    not retried. A start that resumes an attempt a Ctrl-C or a killed driver cut off does not
+    count as a new try in the manifest. A KeyboardInterrupt stops scheduling,
     ends running attempts, marks them pending ("interrupted") and is re-raised: re-running the
     same batch resumes them from their last committed step.
     """
@@ -97,9 +108,14 @@ def run_batch(manifest: Manifest, jobs: list[SceneJob], executor: Executor, max_
         while queue or running:
             while queue and executor.capacity() > 0:
                 job = queue.pop(0)
-                manifest.mark_running(job.name)
+                row = rows[job.name]
+                # an attempt that a Ctrl-C or a killed driver cut off resumes: not a new try
+                resumed = job.name not in tries and row.attempts > 0 and \
+                    (row.status == "running" or (row.status == "pending" and row.error == INTERRUPTED))
+                manifest.mark_running(job.name, new_try=not resumed)
                 tries[job.name] = tries.get(job.name, 0) + 1
-                running[executor.start(to_json_dict(job.config), rows[job.name].run_folder)] = job
+                # the manifest's config runs (its seed is the one recorded, also for an old batch)
+                running[executor.start(json.loads(row.config), row.run_folder)] = job
                 emit(on_event, "scene", done, total, f"started {job.name}")
             for handle, outcome in executor.wait(poll_seconds):
                 job = running.pop(handle)
@@ -120,7 +136,7 @@ def run_batch(manifest: Manifest, jobs: list[SceneJob], executor: Executor, max_
     except KeyboardInterrupt:
         executor.cancel_all()
         for job in running.values():
-            manifest.mark_ended(job.name, "pending", None, None, "interrupted")
+            manifest.mark_ended(job.name, "pending", None, None, INTERRUPTED)
         raise
     finally:
         executor.close()

@@ -2,7 +2,8 @@
 
 The driver sends the scene's resolved config as plain JSON and its run folder; the worker runs
 (or resumes) the generation there and reports a SceneOutcome. Bad input is reported as not worth
-retrying; any other failure may be retried by the driver.
+retrying, and so is any failure that fails the same way again (a full disk, a bug); only running
+out of memory, a dead worker (the executor sees it) or a run lock left by a killed attempt is.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def run_scene(config_data: dict, run_folder: str) -> SceneOutcome:
     """Generate the scene of ``config_data`` (a GenerateConfig as JSON) into ``run_folder``,
     resuming it from its last committed step when an earlier attempt began it."""
     from ..config_io import from_json_dict
-    from ..errors import RunFailedError, RunLockedError, UserInputError
+    from ..errors import RunLockedError, UserInputError
     from ..pipeline.config import GenerateConfig
     from ..pipeline.run import run_generation
     from ..pipeline.run_folder import RunFolder
@@ -64,9 +65,29 @@ def run_scene(config_data: dict, run_folder: str) -> SceneOutcome:
     except UserInputError as err:
         return SceneOutcome(ok=False, error=_one_line(err), retryable=False,
                             seconds=time.monotonic() - start, peak_rss_mb=peak_rss_mb())
-    except (RunFailedError, OSError, RuntimeError, ValueError, MemoryError) as err:
-        return SceneOutcome(ok=False, error=f"{type(err).__name__}: {_one_line(err)}",
-                            seconds=time.monotonic() - start, peak_rss_mb=peak_rss_mb())
+    except Exception as err:        # noqa: BLE001 - every failure becomes an outcome; only memory is retried
+        return failed_outcome(err, time.monotonic() - start)
+
+
+def is_retryable(err: BaseException) -> bool:
+    """Whether another attempt of the scene may pass after ``err``: only running out of memory
+    (MemoryError, torch's OutOfMemoryError), which depends on what else ran beside it. Bad input,
+    a full disk, a permission or a bug fail the same way every time, so they are not retried. (A
+    worker that dies, e.g. killed by the kernel's OOM killer, is retried by the executor.)"""
+    return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
+
+
+def failed_outcome(err: BaseException, seconds: float = 0.0) -> SceneOutcome:
+    """The outcome of an attempt that raised ``err``: one line naming the cause (a failure that
+    is not the user's input nor the environment is an internal error), retryable per is_retryable."""
+    from ..errors import RunFailedError
+
+    if isinstance(err, (RunFailedError, OSError, MemoryError)) or is_retryable(err):
+        text = f"{type(err).__name__}: {_one_line(err)}"
+    else:
+        text = f"internal error ({type(err).__name__}: {_one_line(err)}); please report it"
+    return SceneOutcome(ok=False, error=text[:500], retryable=is_retryable(err), seconds=seconds,
+                        peak_rss_mb=peak_rss_mb())
 
 
 def resolve_task(name: str) -> Callable[[dict, str], SceneOutcome]:

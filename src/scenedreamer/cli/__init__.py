@@ -6,15 +6,43 @@ parser and sets ``func`` to that module's ``run(args) -> int``).
 
 from __future__ import annotations
 
-import argparse
-import errno
-import importlib
-import os
-import sqlite3
-import sys
+# Signals first, before any other import (imports are slow: a Ctrl-C or SIGTERM during start-up
+# must also end in one line, not a traceback or a silent kill). Until main() is ready to turn a
+# signal into its clean exit, a signal is only remembered (_pending) and acted on when main()
+# starts; from then on it raises where the program is (between two fitting steps, in a wait...).
+import signal
 import threading
 
-from ..errors import RunFailedError, UserInputError
+_pending: list[int] = []      # signals received before main() armed the handlers
+_armed = False
+_ORIGINAL = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+"""The handlers before this module was imported: main() puts them back when it returns (a
+program or test that calls main() keeps its own Ctrl-C)."""
+
+
+def _on_signal(signum, frame):
+    if not _armed:
+        _pending.append(signum)
+        return
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def install_signal_handlers() -> None:
+    """SIGINT and SIGTERM -> _on_signal (main thread only: Python allows no other)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+
+
+install_signal_handlers()
+
+import argparse  # noqa: E402 - after the signal handlers on purpose
+import importlib  # noqa: E402
+import os  # noqa: E402
+import sqlite3  # noqa: E402
+import sys  # noqa: E402
+
+from ..errors import InternalError, RunFailedError, UserInputError, is_disk_full  # noqa: E402
 
 # subcommand name -> module (imported lazily so `scenedreamer --help` stays fast)
 SUBCOMMANDS: dict[str, str] = {
@@ -27,6 +55,9 @@ SUBCOMMANDS: dict[str, str] = {
     "eval": "scenedreamer.cli.eval",
     "render": "scenedreamer.cli.render",
 }
+
+REPORT_URL = "https://github.com/scenedreamer/scenedreamer/issues"
+"""Where an internal error asks to be reported (printed in its one line)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,29 +86,43 @@ class Terminated(KeyboardInterrupt):
     released locks; committed steps are kept)."""
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+def _command_of(argv: list[str] | None) -> str:
+    """The subcommand named on the command line (for messages before the parser exists)."""
+    for arg in (sys.argv[1:] if argv is None else argv):
+        if arg in SUBCOMMANDS:
+            return arg
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point. Exit codes: 0 ok, 2 bad input, 1 run failed, 130 interrupted (Ctrl-C),
-    143 terminated (SIGTERM)."""
-    import signal
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    # only `batch` takes options it does not declare (they are `generate` options for every scene)
-    if unknown and not getattr(args, "accepts_unknown", False):
-        parser.parse_args(argv)     # exits 2 with argparse's own "unrecognized arguments" line
+    """Entry point. Exit codes: 0 ok, 2 bad input, 1 run failed or internal error, 130
+    interrupted (Ctrl-C / SIGINT), 143 terminated (SIGTERM)."""
+    global _armed
+    command = _command_of(argv)
     try:
+        install_signal_handlers()       # (again: a test may have called main() after changing them)
+        _armed = True
+        if _pending:                    # a signal that came during start-up ends the run now
+            raise Terminated() if _pending[0] == signal.SIGTERM else KeyboardInterrupt()
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+        command = args.command
+        # only `batch` takes options it does not declare (they are `generate` options for every scene)
+        if unknown and not getattr(args, "accepts_unknown", False):
+            parser.parse_args(argv)     # exits 2 with argparse's own "unrecognized arguments" line
         code = args.func(args, unknown) if getattr(args, "accepts_unknown", False) else args.func(args)
+        return int(code or 0)
     except UserInputError as err:
-        print(f"scenedreamer {args.command}: error: {err}", file=sys.stderr)
+        print(f"scenedreamer {command}: error: {err}", file=sys.stderr)
         return err.exit_code
     except RunFailedError as err:
-        print(f"scenedreamer {args.command}: failed: {err}", file=sys.stderr)
+        print(f"scenedreamer {command}: failed: {err}", file=sys.stderr)
+        return err.exit_code
+    except InternalError as err:
+        if os.environ.get("SCENEDREAMER_DEBUG") == "1":
+            raise
+        print(f"scenedreamer {command}: internal error: {' '.join(str(err).split())}; this is a bug in "
+              f"scenedreamer, please report it ({REPORT_URL}) with SCENEDREAMER_DEBUG=1 output", file=sys.stderr)
         return err.exit_code
     except (OSError, sqlite3.Error) as err:
         # the file system said no (disk full, permissions, ...): one line, exit 1; every step a
@@ -85,16 +130,37 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SCENEDREAMER_DEBUG") == "1":
             raise
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
-        what = "disk full" if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "full" in str(err) \
-            else (getattr(err, "strerror", None) or str(err))
-        print(f"scenedreamer {args.command}: failed: {what}{where}", file=sys.stderr)
+        what = "disk full" if is_disk_full(err) else (getattr(err, "strerror", None) or str(err))
+        print(f"scenedreamer {command}: failed: {what}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as err:
-        hint = "; resume with --resume" if args.command == "generate" else \
-            "; run the same command again to go on" if args.command == "batch" else ""
-        print(f"scenedreamer {args.command}: interrupted{hint}", file=sys.stderr)
+        _ignore_signals()               # one line, whatever comes next
+        hint = "; resume with --resume" if command == "generate" else \
+            "; run the same command again to go on" if command == "batch" else ""
+        print(f"scenedreamer {command or 'start-up'}: interrupted{hint}", file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130
-    return int(code or 0)
+    finally:
+        _restore_signals()
+
+
+def _ignore_signals() -> None:
+    """After the first signal, further ones are ignored: the process is already ending cleanly
+    (a second Ctrl-C must not print a traceback from the middle of the clean-up)."""
+    global _armed
+    _armed = False
+    _pending.clear()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _restore_signals() -> None:
+    global _armed
+    _armed = False
+    if threading.current_thread() is threading.main_thread():
+        for sig, handler in _ORIGINAL.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

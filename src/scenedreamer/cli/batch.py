@@ -2,12 +2,14 @@
 
 Options that are not the batch's own are `generate` options (--preset, --trajectory,
 --resolution, --frames, --set, --no-refinement, ...), applied to every scene; a .jsonl line may
-override seed, trajectory and --set keys for its scene.
+override seed, trajectory and --set keys for its scene. Every line is checked as `generate`
+checks a run before the manifest exists; each scene gets its own seed unless one is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -63,10 +65,32 @@ def scene_arguments(scene, passthrough: list[str]) -> list[str]:
     return argv
 
 
+def _seed_fixed(passthrough: list[str], scene) -> bool:
+    """Whether the user fixed the seed of this scene: the line's ``seed`` (or its ``set``), or
+    --seed / --set seed=... for the whole batch. Otherwise each scene gets its own seed."""
+    if scene.seed is not None or "seed" in scene.overrides:
+        return True
+    for i, flag in enumerate(passthrough):
+        if flag == "--seed" or flag.startswith("--seed="):
+            return True
+        value = flag[len("--set="):] if flag.startswith("--set=") else \
+            passthrough[i + 1] if flag == "--set" and i + 1 < len(passthrough) else ""
+        if value.partition("=")[0].strip() == "seed":
+            return True
+    return False
+
+
 def build_jobs(prompts: str, passthrough: list[str]):
-    """Every scene's resolved GenerateConfig, built exactly as `generate` builds one."""
-    from ..batch.prompts import read_prompt_file
+    """Every scene's resolved GenerateConfig, built and checked exactly as `generate` builds and
+    checks one (generate.build_config, then pipeline.run.check_inputs: the trajectory file, the
+    dtype, a start photo). The first bad line refuses the whole batch (UserInputError naming the
+    file and line) before anything is created.
+
+    Each scene gets its own seed, derived from the batch's seed (the preset's / --config's)
+    and the scene's name (batch.prompts.scene_seed), unless the line or the batch fixes it."""
+    from ..batch.prompts import read_prompt_file, scene_seed
     from ..batch.runner import SceneJob
+    from ..pipeline.run import check_inputs
     from .generate import build_config
 
     for flag in passthrough:
@@ -84,9 +108,13 @@ def build_jobs(prompts: str, passthrough: list[str]):
                                  "(see scenedreamer generate --help)") from None
         try:
             config = build_config(args)
+            fixed = _seed_fixed(passthrough, scene)
+            if not fixed:
+                config = dataclasses.replace(config, seed=scene_seed(config.seed, scene.name))
+            check_inputs(config)
         except UserInputError as err:
             raise UserInputError(f"{where}: {err}") from None
-        jobs.append(SceneJob(scene.name, config.prompt, config.seed, config))
+        jobs.append(SceneJob(scene.name, config.prompt, config.seed, config, seed_fixed=fixed))
     return jobs
 
 
@@ -129,7 +157,7 @@ def run(args: argparse.Namespace, unknown: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        print(summary_table(manifest.rows()), file=sys.stderr)
+        print(summary_table(manifest.rows()))       # stdout: stderr gets the one "interrupted" line
         manifest.close()
         raise
     if bar is not None:

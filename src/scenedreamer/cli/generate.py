@@ -134,6 +134,10 @@ def build_config(args: argparse.Namespace):
             config = apply_override(config, key.strip(), value)
         except (ValueError, TypeError) as err:      # a config's own __post_init__ checks
             raise UserInputError(f"--set {key.strip()}: {' '.join(str(err).split())}") from None
+        except UserInputError as err:               # name the user's key when a class check did not
+            if key.strip() in str(err):
+                raise
+            raise UserInputError(f"--set {key.strip()}: {' '.join(str(err).split())}") from None
     # after --set: a photo start checks its depth source against the priors the user chose
     if args.image or args.image_depth:      # (a depth map alone is refused by the config's own check)
         config = with_first_view_image(config, args.image or "", args.image_depth or "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
@@ -69,6 +70,13 @@ def _check(args: argparse.Namespace) -> int:
     for name in names:
         if name in PRIOR_KINDS:            # a built-in stand-in: nothing to look for
             print(f"{name}: built in ({PRIOR_KINDS[name].label}); needs no weights")
+            continue
+        path = Path(name).expanduser()
+        if path.exists() and not path.is_dir():     # a file is never a model: say what it is
+            missing += 1
+            kind = "a file" if path.is_file() else "not a folder (a device, pipe or socket)"
+            print(f"{name}: is {kind}, not a model folder; pass the folder that holds the model, "
+                  "a hub id (owner/name) or a preset name (`scenedreamer models list`)")
             continue
         try:
             status = local_status(name, args.cache_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from ..config_io import check_config
 from ..geometry.depth_align import AlignConfig, SeamConfig
 from ..geometry.warp import ForwardWarpConfig
 from ..priors.offline_refiner import OfflineRefinerConfig
@@ -241,6 +242,9 @@ class GenerateConfig:
             size = getattr(self, name)
             if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 4096:
                 raise UserInputError(f"{name}: {size!r} pixels; expected an integer from 8 to 4096")
+        # every numeric / named-choice setting against its bound (pipeline/config_bounds.py),
+        # named by the dotted key the user typed (--set init.fit_steps=-5 -> "init.fit_steps: ...")
+        check_config(self)
         check_first_view(self)
 
     @property
@@ -337,3 +341,14 @@ def preset_config(name: str, representation: str | None = None) -> GenerateConfi
     if name not in PRESETS:
         raise UserInputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
     return PRESETS[name](representation)
+
+
+def _register_bounds() -> None:
+    """Load the table of accepted values (pipeline/config_bounds.py); done last, as it names the
+    classes above."""
+    from importlib import import_module
+
+    import_module(".config_bounds", __package__)
+
+
+_register_bounds()

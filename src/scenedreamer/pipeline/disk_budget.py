@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import check_writable_destination
 from ..errors import UserInputError
 from ..export.ply import gaussian_ply_property_names
 from ..geometry.trajectory import path_frame_count
@@ -219,6 +220,8 @@ def check_disk_space(config: GenerateConfig, out: str | os.PathLike, *, resume: 
         from .scene_cameras import load_trajectory
 
         cameras = len(load_trajectory(config).cameras)
+    # a folder that cannot be written at all is that, not "0 bytes free" (/proc, read-only mounts)
+    check_writable_destination(out, folder=True)
     estimate = estimate_run(config, cameras)
     where, free = free_disk_bytes(out)
     if overwrite and Path(out).is_dir():

@@ -11,6 +11,30 @@ from ..events import EventSink
 from .config import GenerateConfig
 
 
+def check_inputs(config: GenerateConfig):
+    """The checks of a run's inputs that need no run folder, as `generate` runs them before
+    anything exists, and as `batch` runs them on every line before its manifest exists (one
+    function, so the two can never differ). The config's own fields were checked when it was
+    built (GenerateConfig: every setting against pipeline/config_bounds.py).
+
+    Checks that the dtype can run on the device (fp16 on the CPU is refused), that the trajectory
+    file or preset gives at least 2 cameras at the run's resolution, and that a start photo can
+    be read and fits the resolution. Returns (the config with its dtype resolved, as config.json
+    records it; the trajectory). Raises UserInputError naming the setting or file.
+    """
+    from .priors_factory import with_resolved_dtype
+    from .scene_cameras import load_trajectory
+
+    config = with_resolved_dtype(config)                    # the dtype that runs is the one config.json says
+    trajectory = load_trajectory(config)                    # the trajectory file / preset is valid
+    fv = config.first_view
+    if fv.image:                                            # the photo exists, is an image, is big enough
+        from ..priors.photo import fit_plan_for, read_photo_size
+
+        fit_plan_for(*read_photo_size(fv.image), config.width, config.height, fv.max_upscale, fv.image)
+    return config, trajectory
+
+
 def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
                    on_event: EventSink | None = None) -> Path:
     """Generate (or, with ``resume``, continue) the scene of ``config`` into the run folder ``out``.
@@ -22,19 +46,17 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
     refused before its first step is rolled back (no stub is left). Filesystem and SQLite
     failures become RunFailedError naming the file; committed steps are kept.
     """
-    from ..errors import RunFailedError, UserInputError
+    from ..errors import RunFailedError, UserInputError, is_disk_full
     from ..support.database import DB_FILE, SupportDatabase
     from .disk_budget import check_disk_space
     from .event_log import JsonlEventLog, fan_out
     from .generate import generate_scene
-    from .priors_factory import build_priors, with_resolved_dtype
+    from .priors_factory import build_priors
     from .run_folder import RunFolder
-    from .scene_cameras import load_trajectory
 
-    config = with_resolved_dtype(config)                    # the dtype that runs is the one config.json says
     run_folder = RunFolder(out)
     run_folder.check(resume=resume, overwrite=overwrite)   # refusals first: nothing written yet
-    trajectory = load_trajectory(config)                    # the trajectory file / preset is valid
+    config, trajectory = check_inputs(config)
     check_disk_space(config, out, resume=resume, overwrite=overwrite,   # a new run must fit on the disk
                      cameras=len(trajectory.cameras))
     priors = build_priors(config, on_event)                 # names and weights exist (loading reported)
@@ -55,7 +77,7 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
         raise
     except sqlite3.Error as err:
         db = run_folder.support_dir / DB_FILE
-        what = "disk full while writing" if "full" in str(err) else f"database error ({err}) in"
+        what = "disk full while writing" if is_disk_full(err) else f"database error ({err}) in"
         raise RunFailedError(f"{what} {db}; every committed step is kept") from None
     finally:
         run_folder.release()

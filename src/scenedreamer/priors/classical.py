@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import UserInputError
+from ..errors import InternalError, UserInputError
 from .base import check_image, check_mask
 
 
@@ -179,10 +179,10 @@ def complete_depth(depth: Tensor, known: Tensor, config: DepthCompletionConfig |
 def _check_depth_inputs(depth: Tensor, known: Tensor) -> None:
     who = "complete_depth"
     if not isinstance(depth, Tensor) or depth.ndim != 2 or not depth.is_floating_point():
-        raise UserInputError(f"{who}: depth must be a float tensor (H, W), got "
+        raise InternalError(f"{who}: depth must be a float tensor (H, W), got "
                              f"{tuple(depth.shape) if isinstance(depth, Tensor) else type(depth).__name__}")
     if not isinstance(known, Tensor) or known.dtype != torch.bool or known.shape != depth.shape:
-        raise UserInputError(f"{who}: known must be a bool tensor of the depth's shape {tuple(depth.shape)}")
+        raise InternalError(f"{who}: known must be a bool tensor of the depth's shape {tuple(depth.shape)}")
     if not bool(known.any()):
         raise UserInputError(f"{who}: no known depth pixel; nothing to complete from")
     if not bool((depth[known] > 0).all()):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import UserInputError
+from ..errors import InternalError, UserInputError
 from ..geometry.cameras import Cameras
 from .base import DepthKind, DepthPrediction, check_image
 
@@ -250,7 +250,7 @@ def load_depth_map(path: str | Path, plan: FitPlan, png_scale: float = 0.001) ->
 
 def _check_camera_size(camera: Cameras | None, who: str, height: int, width: int) -> None:
     if camera is not None and (camera.height, camera.width) != (height, width):
-        raise UserInputError(f"{who}: the camera is {camera.width}x{camera.height} but the photo was fitted to "
+        raise InternalError(f"{who}: the camera is {camera.width}x{camera.height} but the photo was fitted to "
                              f"{width}x{height}")
 
 
@@ -285,7 +285,7 @@ class GivenDepth:
         check_image(image, self.label)
         photo = self.photo.rgb.to(image.device, image.dtype)
         if image.shape != photo.shape or not torch.equal(image, photo):
-            raise UserInputError(f"{self.label}: asked for the depth of another image than the photo it belongs to")
+            raise InternalError(f"{self.label}: asked for the depth of another image than the photo it belongs to")
         return DepthPrediction(self.depth.to(image.device, torch.float32, copy=True), DepthKind.METRIC)
 
 

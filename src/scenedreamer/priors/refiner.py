@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..atomic import atomic_write_bytes
-from ..errors import UserInputError
+from ..errors import InternalError, UserInputError
 from ..events import EventSink, emit
 from .adapter import (NON_FEATURE_CHANNELS, AdapterConfig, RenderAdapter, adapter_input,
                       check_adapter_metadata, required_multiple, residual_specs)
@@ -66,7 +66,7 @@ class RefinerInput:
     def __post_init__(self) -> None:
         rgb = self.rendered_rgb
         if rgb.ndim != 3 or rgb.shape[-1] != 3:
-            raise UserInputError(f"RefinerInput.rendered_rgb: expected (H, W, 3), got {tuple(rgb.shape)}")
+            raise InternalError(f"RefinerInput.rendered_rgb: expected (H, W, 3), got {tuple(rgb.shape)}")
         hw = tuple(rgb.shape[:2])
         checks = [("rendered_depth", self.rendered_depth, hw), ("opacity", self.opacity, hw),
                   ("local_rgb", self.local_rgb, hw + (3,)), ("local_known", self.local_known, hw)]
@@ -74,12 +74,12 @@ class RefinerInput:
             checks.append(("local_depth", self.local_depth, hw))
         for name, tensor, shape in checks:
             if tuple(tensor.shape) != shape:
-                raise UserInputError(f"RefinerInput.{name}: expected {shape}, got {tuple(tensor.shape)}")
+                raise InternalError(f"RefinerInput.{name}: expected {shape}, got {tuple(tensor.shape)}")
         if self.features.ndim != 3 or tuple(self.features.shape[:2]) != hw:
-            raise UserInputError(f"RefinerInput.features: expected {hw + ('F',)}, "
+            raise InternalError(f"RefinerInput.features: expected {hw + ('F',)}, "
                                  f"got {tuple(self.features.shape)}")
         if self.local_known.dtype != torch.bool:
-            raise UserInputError(f"RefinerInput.local_known: expected a bool mask, got {self.local_known.dtype}")
+            raise InternalError(f"RefinerInput.local_known: expected a bool mask, got {self.local_known.dtype}")
 
     @property
     def height(self) -> int:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from ..errors import RunFailedError, UserInputError
+from ..errors import InternalError, RunFailedError, UserInputError
 from ..events import EventSink, emit
 from ..geometry.cameras import Cameras
 from ..support.records import ViewRecord
@@ -283,14 +283,14 @@ def fit(representation: SceneRepresentation, database: SupportViews, config: Fit
     Returns the new FitState. The representation is left in the train/eval mode it came in.
     """
     if steps < 0:
-        raise UserInputError(f"fit: steps must be >= 0, got {steps}")
+        raise InternalError(f"fit: steps must be >= 0, got {steps}")
     if len(database) == 0:
         raise UserInputError("fit: the support database is empty; nothing to fit")
     if view_ids is not None:
         known = set(database.ids())
         missing = [v for v in view_ids if v not in known]
         if missing:
-            raise UserInputError(f"fit: view ids {missing} are not in the support database")
+            raise InternalError(f"fit: view ids {missing} are not in the support database")
     state = state or FitState()
     optimizer = make_optimizer(representation, config)
     fresh_base_lrs = [g["base_lr"] for g in optimizer.param_groups]

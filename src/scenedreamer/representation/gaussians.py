@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..errors import UserInputError
+from ..errors import InternalError, UserInputError
 from ..geometry.cameras import Cameras
 from ..geometry.projection import unproject_depth
 from .base import RenderOutput, SceneRepresentation
@@ -140,7 +140,7 @@ class GaussianScene(SceneRepresentation):
         """
         n = means.shape[0]
         if rgb.shape != (n, 3):
-            raise UserInputError(f"from_points: rgb must be ({n}, 3), got {tuple(rgb.shape)}")
+            raise InternalError(f"from_points: rgb must be ({n}, 3), got {tuple(rgb.shape)}")
         scene = cls(config, device=device, num=n)
         with torch.no_grad():
             scene.means.copy_(means)
@@ -178,10 +178,10 @@ class GaussianScene(SceneRepresentation):
         ``optimizer``: if given, its state grows in place (new Adam moments are zero).
         """
         if len(camera) != 1:
-            raise UserInputError(f"add_from_view: expected 1 camera, got {len(camera)}")
+            raise InternalError(f"add_from_view: expected 1 camera, got {len(camera)}")
         H, W = camera.height, camera.width
         if rgb.numel() != H * W * 3 or depth.numel() != H * W or new.numel() != H * W:
-            raise UserInputError(f"add_from_view: expected rgb ({H},{W},3), depth and new ({H},{W}) for the "
+            raise InternalError(f"add_from_view: expected rgb ({H},{W},3), depth and new ({H},{W}) for the "
                                  f"camera; got {tuple(rgb.shape)}, {tuple(depth.shape)}, {tuple(new.shape)}")
         rgb = rgb.reshape(1, camera.height, camera.width, 3)
         depth = depth.reshape(1, camera.height, camera.width)
@@ -308,7 +308,7 @@ def _lift_pixels(rgb: Tensor, depth: Tensor, valid: Tensor, cameras: Cameras,
     """
     N, H, W = len(cameras), cameras.height, cameras.width
     if rgb.shape != (N, H, W, 3) or depth.shape != (N, H, W) or valid.shape != (N, H, W):
-        raise UserInputError(f"Gaussians from views: expected rgb ({N},{H},{W},3), depth and valid "
+        raise InternalError(f"Gaussians from views: expected rgb ({N},{H},{W},3), depth and valid "
                              f"({N},{H},{W}); got {tuple(rgb.shape)}, {tuple(depth.shape)}, {tuple(valid.shape)}")
     depth = depth.float()
     cameras = cameras.to(device=depth.device, dtype=torch.float32)

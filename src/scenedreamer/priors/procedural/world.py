@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ...errors import UserInputError
+from ...errors import InternalError, UserInputError
 from ...geometry.cameras import Cameras, camera_rays
 from .config import ProceduralWorldConfig
 from .noise import fbm_grid
@@ -97,7 +97,7 @@ class ProceduralWorld:
     def render(self, cameras: Cameras) -> WorldRender:
         """Colour and exact z-depth of every pixel centre of every camera (on cameras.device)."""
         if not isinstance(cameras, Cameras):
-            raise UserInputError(f"procedural world: cameras must be a Cameras batch, got {type(cameras).__name__}")
+            raise InternalError(f"procedural world: cameras must be a Cameras batch, got {type(cameras).__name__}")
         ss = self.config.antialias
         if ss == 1:
             return self._render(cameras.to(dtype=torch.float32))
