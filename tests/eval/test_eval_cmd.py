@@ -67,7 +67,8 @@ def test_absent_clip_weights_read_unavailable(runs, tmp_path, monkeypatch):
     clip = json.loads((out / "metrics.json").read_text())["runs"][0]["metrics"]["clip_score"]
     assert clip == {**clip, "available": False} and "value" not in clip
     assert "clip-vit-b32" in clip["reason"] and "models download" in clip["reason"]
-    assert "clip_score: weights for clip-vit-b32 not found" in (out / "table.md").read_text()
+    assert "clip_score: clip-vit-b32 is not cached" in (out / "table.md").read_text()
+    assert "does not download it unless asked" in clip["reason"]
 
 
 def test_bad_input_is_one_line_and_writes_nothing(runs, tmp_path, capsys):
