@@ -100,8 +100,10 @@ def forward_backward_flow_error(frame_a: Tensor, frame_b: Tensor) -> float:
 
 def rotation_angle_deg(Ra: np.ndarray, Rb: np.ndarray) -> float:
     """Geodesic angle in degrees between two 3x3 rotations."""
-    cos = (np.trace(Ra.T @ Rb) - 1) / 2
-    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+    R = Ra.T @ Rb
+    # atan2 of the rotation's sine and cosine parts: accurate near 0, where arccos is not
+    sin = 0.5 * np.linalg.norm([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
+    return float(np.degrees(np.arctan2(sin, (np.trace(R) - 1) / 2)))
 
 
 def pose_errors(estimated_c2w: np.ndarray, requested_c2w: np.ndarray) -> tuple[list[float], list[float]]:
