@@ -22,6 +22,9 @@ def add_parser(sub) -> None:
                    help="CLIP weights for the CLIP score: preset, hub id or folder (downloaded if absent "
                         "unless --offline); default 'auto': clip-vit-b32 only if already cached, never the "
                         "network; '' turns it off")
+    p.add_argument("--path", default="", metavar="PRESET",
+                   help="render the path frames along this trajectory preset (orbit, back_and_forth, ...) from "
+                        "the run's first camera instead of the run's own path")
     p.add_argument("--worldscore", action="store_true",
                    help="add WorldScore-style camera control, 3D and photometric consistency (needs pycolmap)")
     p.add_argument("--device", default="cpu", help="torch device for rendering and CLIP (cpu, cuda, ...)")
@@ -40,7 +43,7 @@ def run(args) -> int:
     resolution = parse_size(args.resolution, "--resolution", 8192) if args.resolution is not None else None
     config = EvalConfig(frames=args.frames, clip_model=args.clip_model, device=parse_device(args.device),
                         offline=args.offline, resolution=resolution,
-                        worldscore=args.worldscore)
+                        worldscore=args.worldscore, path=args.path)
     roots = [check_run(r) for r in args.runs]                      # every refusal before any work
     if args.out is None and len(roots) > 1:
         raise UserInputError("--out: required when evaluating several runs")

@@ -60,6 +60,11 @@ class EvalConfig:
     are always compared at their own resolution."""
     max_side: int = 8192
     """Refuse a render side above this many pixels."""
+    path: str = ""
+    """Camera path of the path frames: "" = the run's own trajectory interpolated to ``frames``;
+    else a trajectory preset name (``geometry.trajectory.TRAJECTORY_PRESETS``: orbit,
+    back_and_forth, ...) made with ``frames`` cameras, the run's field of view, starting at the
+    run's first camera (to evaluate a scene away from the path it was made on)."""
     worldscore: bool = False
     """Add WorldScore-style camera control, 3D and photometric consistency (eval/worldscore.py;
     needs pycolmap). Keeps the path frames as uint8 until the end (3 bytes a pixel a frame)."""
@@ -77,6 +82,11 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if not 2 <= self.frames <= self.max_frames:
             raise UserInputError(f"--frames {self.frames}: must be between 2 and {self.max_frames}")
+        if self.path:
+            from ..geometry.trajectory import TRAJECTORY_PRESETS
+            if self.path not in TRAJECTORY_PRESETS:
+                raise UserInputError(f"--path {self.path}: not a trajectory preset (one of "
+                                     f"{', '.join(sorted(TRAJECTORY_PRESETS))})")
         if not 0 < self.empty_opacity <= 1:
             raise UserInputError(f"empty_opacity {self.empty_opacity}: must be in (0, 1]")
         if self.revisit_rotation_deg < 0 or self.revisit_distance < 0 or self.revisit_min_gap < 1:
@@ -205,7 +215,7 @@ def metric_settings(config: EvalConfig) -> dict:
     from .brisque import BRISQUE_VERSION
     from .niqe import NIQE_VERSION
 
-    return {"frames": config.frames, "resolution": list(config.resolution) if config.resolution else "each run's own",
+    return {"frames": config.frames, "path": config.path or "each run's own trajectory", "resolution": list(config.resolution) if config.resolution else "each run's own",
             "niqe": NIQE_VERSION, "brisque": BRISQUE_VERSION,
             "clip_score": {"model": config.clip_model or None, "formula": "100 * max(cos(image, text), 0)"},
             "flow_warping_error": "OpenCV DIS optical flow (medium preset), B warped onto A, mean abs. error",
@@ -233,6 +243,20 @@ def _path_cameras(trajectory, frames: int):
     from ..geometry.trajectory import interpolated_cameras
 
     return interpolated_cameras(trajectory.cameras, frames)
+
+
+def _preset_path(trajectory, preset: str, frames: int):
+    """``frames`` cameras of a trajectory preset with the run's intrinsics (its first camera's
+    horizontal field of view), expressed so that its camera 0 is the run's camera 0."""
+    from ..geometry.cameras import Cameras
+    from ..geometry.trajectory import make_trajectory
+
+    first = trajectory.cameras[0:1]
+    W, H = first.width, first.height
+    fov = math.degrees(2 * math.atan(W / 2 / float(first.K[0, 0, 0])))
+    made = make_trajectory(preset, frames, W, H, fov, dtype=first.c2w.dtype).cameras
+    c2w = first.c2w[0] @ made.c2w
+    return Cameras(first.K.expand(frames, 3, 3).clone(), c2w, W, H)
 
 
 def _at(cameras, resolution: tuple[int, int] | None):
@@ -288,7 +312,8 @@ def evaluate_run(root: Path, config: EvalConfig, clip_scorer=None, clip_reason: 
         if name in WORLDSCORE_METRICS and not config.worldscore:
             results[name].reason = "not requested (--worldscore)"
 
-    path = _at(_path_cameras(trajectory, config.frames), config.resolution)
+    path = _at(_preset_path(trajectory, config.path, config.frames) if config.path
+               else _path_cameras(trajectory, config.frames), config.resolution)
     with SupportDatabase.open(root / "support", create=False) as db:
         support_ids = db.ids()                  # views are read one at a time below
     held_out = _at(_held_out_cameras(trajectory), config.resolution) \
