@@ -140,3 +140,17 @@ def test_out_inside_a_run_is_refused_before_evaluating(runs, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "run folder" in err, err
     assert not (runs / "a" / "support" / "x").exists() and not (runs / "b" / "report").exists()
+
+
+def test_path_preset_with_a_return_gives_revisits(runs, tmp_path):
+    out = tmp_path / "loop"
+    assert main(["eval", str(runs / "a"), "--out", str(out), "--frames", "8", "--clip-model", "",
+                 "--path", "back_and_forth", "--quiet"]) == 0
+    data = json.loads((out / "metrics.json").read_text())
+    m = data["runs"][0]["metrics"]
+    assert data["settings"]["path"] == "back_and_forth"
+    # there and back: the return frames revisit the outgoing ones; a static scene renders the
+    # same image at the same pose (PSNR far above a changed scene's; the threshold leaves room
+    # for the interpolated poses not landing exactly on each other)
+    assert m["revisit_psnr"]["available"] and m["revisit_psnr"]["value"] > 25, m["revisit_psnr"]
+    assert main(["eval", str(runs / "a"), "--out", str(out), "--path", "zigzag", "--quiet"]) == 2
