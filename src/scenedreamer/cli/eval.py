@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..errors import UserInputError
 
-HELP = "evaluate finished runs (CLIP score, NIQE, BRISQUE, 3D consistency, ground truth)"
+HELP = ("evaluate finished runs (CLIP score, NIQE, BRISQUE, 3D consistency, revisits, empty fraction, "
+        "ground truth with FLIP; --worldscore: camera control, 3D and photometric consistency)")
 
 
 def add_parser(sub) -> None:

@@ -6,8 +6,12 @@ conventions (``representation.distill.standard_viewer_config``):
 - along the run's path interpolated to ``frames`` cameras: NIQE, BRISQUE, CLIP score per frame;
   depth-reprojection error and flow-warping error between consecutive frames;
 - at the run's support cameras: PSNR of scene.ply against the support views;
-- on procedural-world runs, at the cameras half-way between trajectory cameras: PSNR, SSIM and
-  median relative depth error against the world's exact image and depth.
+- on procedural-world runs, at the cameras half-way between trajectory cameras: PSNR, SSIM,
+  FLIP and median relative depth error against the world's exact image and depth;
+- per path frame the empty fraction (opacity below ``empty_opacity``); for path frames that
+  return to an earlier pose (revisits) PSNR and flow-warping error against the earlier frame;
+- with ``worldscore``: WorldScore-style camera control, 3D and photometric consistency
+  (eval/worldscore.py) on the path frames.
 Frames are rendered one at a time and support views read one at a time (memory bounded by one
 frame, plus uint8 copies of the frames a revisit needs again and, with ``worldscore``, of every
 path frame: 3 bytes a pixel); each metric records its
