@@ -67,7 +67,8 @@ def test_absent_clip_weights_read_unavailable(runs, tmp_path, monkeypatch):
     clip = json.loads((out / "metrics.json").read_text())["runs"][0]["metrics"]["clip_score"]
     assert clip == {**clip, "available": False} and "value" not in clip
     assert "clip-vit-b32" in clip["reason"] and "models download" in clip["reason"]
-    assert "clip_score: weights for clip-vit-b32 not found" in (out / "table.md").read_text()
+    assert "clip_score: clip-vit-b32 is not cached" in (out / "table.md").read_text()
+    assert "does not download it unless asked" in clip["reason"]
 
 
 def test_bad_input_is_one_line_and_writes_nothing(runs, tmp_path, capsys):
@@ -95,3 +96,61 @@ def test_bad_input_is_one_line_and_writes_nothing(runs, tmp_path, capsys):
     blocker.write_text("x")
     refused([str(runs / "a"), "--out", str(blocker / "o")], "is not a writable folder")
     assert not (tmp_path / "o").exists() and blocker.read_text() == "x"
+
+
+def test_worldscore_revisits_flip_and_empty_fraction(runs, tmp_path, capsys):
+    out = tmp_path / "ws"
+    assert main(["eval", str(runs / "a"), "--out", str(out), "--frames", "5", "--clip-model", "",
+                 "--worldscore", "--quiet"]) == 0
+    m = json.loads((out / "metrics.json").read_text())["runs"][0]["metrics"]
+    assert m["gt_flip"]["available"] and 0 <= m["gt_flip"]["value"] <= 1
+    assert len(m["empty_fraction"]["per_frame"]) == 5 and all(0 <= v <= 1 for v in m["empty_fraction"]["per_frame"])
+    assert len(m["ws_flow_fb_error"]["per_frame"]) == 4
+    # a 32 px tiny scene gives SfM too few features: said with the count, never a number
+    cam = m["ws_camera_control"]
+    assert cam["available"] or "frames registered" in cam["reason"], cam
+    if not cam["available"]:
+        assert "value" not in cam and not m["ws_3d_consistency"]["available"]
+    table = (out / "table.md").read_text()
+    if not m["revisit_psnr"]["available"]:
+        assert m["revisit_psnr"]["reason"] == "no revisit in this path"
+        assert "| revisit_psnr | higher | revisit pairs | no revisit in this path |" in table
+    assert "NIQE: lower is better" in table and "BRISQUE: lower is better" in table
+    # an unavailable metric's panel names the reason (the plot is not empty): compare with a
+    # panel of an available metric, the labelled one has text drawn in its middle
+    with Image.open(out / "plots/clip_score_per_frame.png") as im:
+        centre = np.asarray(im.convert("L"))[240:300, 200:760]
+    assert (centre < 128).any()                 # dark text in the middle of the panel
+
+
+def test_worldscore_without_pycolmap_says_how_to_install(runs, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pycolmap", None)                     # import fails
+    assert main(["eval", str(runs / "a"), "--out", str(tmp_path / "o"), "--worldscore", "--clip-model", "",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install" in err and "pycolmap==4.2.1" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_inside_a_run_is_refused_before_evaluating(runs, tmp_path, capsys):
+    for out in (runs / "a", runs / "a" / "support" / "x", runs / "b" / "report"):
+        assert main(["eval", str(runs / "a"), "--out", str(out), "--clip-model", "", "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "run folder" in err, err
+    assert not (runs / "a" / "support" / "x").exists() and not (runs / "b" / "report").exists()
+
+
+def test_path_preset_with_a_return_gives_revisits(runs, tmp_path):
+    out = tmp_path / "loop"
+    assert main(["eval", str(runs / "a"), "--out", str(out), "--frames", "8", "--clip-model", "",
+                 "--path", "back_and_forth", "--quiet"]) == 0
+    data = json.loads((out / "metrics.json").read_text())
+    m = data["runs"][0]["metrics"]
+    assert data["settings"]["path"] == "back_and_forth"
+    # there and back: the return frames revisit the outgoing ones; a static scene renders the
+    # same image at the same pose (PSNR far above a changed scene's; the threshold leaves room
+    # for the interpolated poses not landing exactly on each other)
+    assert m["revisit_psnr"]["available"] and m["revisit_psnr"]["value"] > 25, m["revisit_psnr"]
+    assert main(["eval", str(runs / "a"), "--out", str(out), "--path", "zigzag", "--quiet"]) == 2

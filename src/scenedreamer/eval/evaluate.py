@@ -6,9 +6,15 @@ conventions (``representation.distill.standard_viewer_config``):
 - along the run's path interpolated to ``frames`` cameras: NIQE, BRISQUE, CLIP score per frame;
   depth-reprojection error and flow-warping error between consecutive frames;
 - at the run's support cameras: PSNR of scene.ply against the support views;
-- on procedural-world runs, at the cameras half-way between trajectory cameras: PSNR, SSIM and
-  median relative depth error against the world's exact image and depth.
-Frames are rendered one at a time (memory bounded by one frame); each metric records its
+- on procedural-world runs, at the cameras half-way between trajectory cameras: PSNR, SSIM,
+  FLIP and median relative depth error against the world's exact image and depth;
+- per path frame the empty fraction (opacity below ``empty_opacity``); for path frames that
+  return to an earlier pose (revisits) PSNR and flow-warping error against the earlier frame;
+- with ``worldscore``: WorldScore-style camera control, 3D and photometric consistency
+  (eval/worldscore.py) on the path frames.
+Frames are rendered one at a time and support views read one at a time (memory bounded by one
+frame, plus uint8 copies of the frames a revisit needs again and, with ``worldscore``, of every
+path frame: 3 bytes a pixel); each metric records its
 direction, unit, and per-frame values; an unavailable metric carries the reason, never a number.
 """
 
@@ -25,7 +31,8 @@ import torch
 from ..errors import UserInputError
 from ..events import EventSink, emit
 from ..priors.loading import ModelLoadConfig
-from .metrics import depth_reprojection_error, flow_warping_error, median_relative_depth_error, psnr
+from .metrics import (depth_reprojection_error, empty_fraction, flip_error, flow_warping_error,
+                      median_relative_depth_error, psnr, revisit_pairs)
 
 Direction = Literal["lower", "higher"]
 
@@ -41,8 +48,10 @@ class EvalConfig:
 
     frames: int = 30
     """Cameras along each run's own path (poses interpolated through the trajectory cameras)."""
-    clip_model: str = "clip-vit-b32"
-    """CLIP weights for the CLIP score: preset name, hub id or local folder; "" turns it off."""
+    clip_model: str = "auto"
+    """CLIP weights for the CLIP score: preset name, hub id or local folder (downloaded when
+    absent, unless offline); "auto" = the ``clip-vit-b32`` preset only if it is already cached
+    (never the network); "" turns it off."""
     device: str = "cpu"
     """torch device for rendering and CLIP."""
     offline: bool = False
@@ -55,10 +64,37 @@ class EvalConfig:
     are always compared at their own resolution."""
     max_side: int = 8192
     """Refuse a render side above this many pixels."""
+    path: str = ""
+    """Camera path of the path frames: "" = the run's own trajectory interpolated to ``frames``;
+    else a trajectory preset name (``geometry.trajectory.TRAJECTORY_PRESETS``: orbit,
+    back_and_forth, ...) made with ``frames`` cameras, the run's field of view, starting at the
+    run's first camera (to evaluate a scene away from the path it was made on)."""
+    worldscore: bool = False
+    """Add WorldScore-style camera control, 3D and photometric consistency (eval/worldscore.py;
+    needs pycolmap). Keeps the path frames as uint8 until the end (3 bytes a pixel a frame)."""
+    empty_opacity: float = 0.5
+    """A pixel is empty (no content) where the rendered accumulated opacity is below this: half
+    covered or less is mostly background colour, not scene."""
+    revisit_rotation_deg: float = 5.0
+    """Two path poses within this angle (and revisit_distance) count as a revisit."""
+    revisit_distance: float = 0.05
+    """... and within this fraction of the path's extent (largest distance of a camera centre
+    from the path's mean centre; scene units for a pure rotation path: 0.05)."""
+    revisit_min_gap: int = 3
+    """Frames between the two visits at least (neighbouring frames are not a revisit)."""
 
     def __post_init__(self) -> None:
         if not 2 <= self.frames <= self.max_frames:
             raise UserInputError(f"--frames {self.frames}: must be between 2 and {self.max_frames}")
+        if self.path:
+            from ..geometry.trajectory import TRAJECTORY_PRESETS
+            if self.path not in TRAJECTORY_PRESETS:
+                raise UserInputError(f"--path {self.path}: not a trajectory preset (one of "
+                                     f"{', '.join(sorted(TRAJECTORY_PRESETS))})")
+        if not 0 < self.empty_opacity <= 1:
+            raise UserInputError(f"empty_opacity {self.empty_opacity}: must be in (0, 1]")
+        if self.revisit_rotation_deg < 0 or self.revisit_distance < 0 or self.revisit_min_gap < 1:
+            raise UserInputError("revisit thresholds: angle and distance must be >= 0 and the gap >= 1")
         if self.resolution is not None and not all(16 <= v <= self.max_side for v in self.resolution):
             raise UserInputError(f"--resolution {self.resolution[0]}x{self.resolution[1]}: each side must be "
                                  f"between 16 and {self.max_side} pixels")
@@ -83,6 +119,8 @@ class MetricResult:
     worst: float | None = None
     per_frame: list[float] = field(default_factory=list)
     reason: str = ""
+    note: str = ""
+    """Shown beside an available figure (e.g. "7 of 10 frames registered")."""
 
     @property
     def available(self) -> bool:
@@ -107,6 +145,8 @@ class MetricResult:
                                                                        for v in self.per_frame])
         else:
             out["reason"] = self.reason
+        if self.note:
+            out["note"] = self.note
         return out
 
 
@@ -143,7 +183,23 @@ METRICS: dict[str, tuple[Direction, str, str]] = {
     "gt_psnr": ("higher", "dB", "held-out cameras"),
     "gt_ssim": ("higher", "0-1", "held-out cameras"),
     "gt_depth_error": ("lower", "relative", "held-out cameras"),
+    "gt_flip": ("lower", "0-1", "held-out cameras"),
+    "empty_fraction": ("lower", "fraction", "path frames"),
+    "revisit_psnr": ("higher", "dB", "revisit pairs"),
+    "revisit_flow_error": ("lower", "mean abs. RGB", "revisit pairs"),
+    "ws_camera_rotation_error": ("lower", "degrees", "registered path frames"),
+    "ws_camera_translation_error": ("lower", "fraction of path extent", "registered path frames"),
+    "ws_camera_control": ("higher", "0-100", "run"),
+    "ws_reprojection_error": ("lower", "pixels", "run"),
+    "ws_3d_consistency": ("higher", "0-100", "run"),
+    "ws_flow_fb_error": ("lower", "pixels", "consecutive path frames"),
+    "ws_photometric_consistency": ("higher", "0-100", "run"),
 }
+AUTO_CLIP = "auto"
+AUTO_CLIP_PRESET = "clip-vit-b32"
+"""What ``--clip-model auto`` (the default) uses when it is already cached."""
+WORLDSCORE_METRICS = [m for m in METRICS if m.startswith("ws_")]
+NO_REVISIT = "no revisit in this path"
 
 
 def check_run(root: str | os.PathLike) -> Path:
@@ -163,19 +219,48 @@ def metric_settings(config: EvalConfig) -> dict:
     from .brisque import BRISQUE_VERSION
     from .niqe import NIQE_VERSION
 
-    return {"frames": config.frames, "resolution": list(config.resolution) if config.resolution else "each run's own",
+    return {"frames": config.frames, "path": config.path or "each run's own trajectory", "resolution": list(config.resolution) if config.resolution else "each run's own",
             "niqe": NIQE_VERSION, "brisque": BRISQUE_VERSION,
             "clip_score": {"model": config.clip_model or None, "formula": "100 * max(cos(image, text), 0)"},
             "flow_warping_error": "OpenCV DIS optical flow (medium preset), B warped onto A, mean abs. error",
             "depth_reprojection_error": "median |z_A->B - z_B| / z_B over pixels landing inside B",
             "ssim": "skimage structural_similarity, 7x7 window, data_range 1, channel-wise mean",
+            "gt_flip": "flip-evaluator (NVIDIA FLIP), LDR, 67 pixels per degree, mean over pixels",
+            "empty_fraction": f"pixels with rendered opacity < {config.empty_opacity}",
+            "revisits": {"max_rotation_deg": config.revisit_rotation_deg,
+                         "max_distance_of_path_extent": config.revisit_distance,
+                         "min_gap_frames": config.revisit_min_gap},
+            "worldscore": _worldscore_settings() if config.worldscore else "off (--worldscore)",
             "renderer": "scene.ply with the reference 3DGS viewer conventions (standard_viewer_config)"}
+
+
+def _worldscore_settings() -> dict:
+    from dataclasses import asdict
+
+    from .worldscore import WorldScoreConfig
+
+    return {**asdict(WorldScoreConfig()), "sfm": "pycolmap incremental mapping, PINHOLE intrinsics fixed",
+            "flow": "OpenCV DIS (medium), forward-backward"}
 
 
 def _path_cameras(trajectory, frames: int):
     from ..geometry.trajectory import interpolated_cameras
 
     return interpolated_cameras(trajectory.cameras, frames)
+
+
+def _preset_path(trajectory, preset: str, frames: int):
+    """``frames`` cameras of a trajectory preset with the run's intrinsics (its first camera's
+    horizontal field of view), expressed so that its camera 0 is the run's camera 0."""
+    from ..geometry.cameras import Cameras
+    from ..geometry.trajectory import make_trajectory
+
+    first = trajectory.cameras[0:1]
+    W, H = first.width, first.height
+    fov = math.degrees(2 * math.atan(W / 2 / float(first.K[0, 0, 0])))
+    made = make_trajectory(preset, frames, W, H, fov, dtype=first.c2w.dtype).cameras
+    c2w = first.c2w[0] @ made.c2w
+    return Cameras(first.K.expand(frames, 3, 3).clone(), c2w, W, H)
 
 
 def _at(cameras, resolution: tuple[int, int] | None):
@@ -228,13 +313,16 @@ def evaluate_run(root: Path, config: EvalConfig, clip_scorer=None, clip_reason: 
     for name in METRICS:
         if name in ("niqe", "brisque") and name not in frame_metrics:
             results[name].reason = "not requested"
+        if name in WORLDSCORE_METRICS and not config.worldscore:
+            results[name].reason = "not requested (--worldscore)"
 
-    path = _at(_path_cameras(trajectory, config.frames), config.resolution)
+    path = _at(_preset_path(trajectory, config.path, config.frames) if config.path
+               else _path_cameras(trajectory, config.frames), config.resolution)
     with SupportDatabase.open(root / "support", create=False) as db:
-        support = [db.get(v) for v in db.ids()]
+        support_ids = db.ids()                  # views are read one at a time below
     held_out = _at(_held_out_cameras(trajectory), config.resolution) \
         if gen.procedural_world_run else None
-    total = len(path) + len(support) + (len(held_out) if held_out is not None else 0)
+    total = len(path) + len(support_ids) + (len(held_out) if held_out is not None else 0)
     done = 0
 
     def render(camera):
@@ -243,12 +331,32 @@ def evaluate_run(root: Path, config: EvalConfig, clip_scorer=None, clip_reason: 
             out = scene.render(camera.to(config.device))
         done += 1
         emit(on_event, "eval", done, total, f"{root.name}: rendering and measuring")
+        if track_empty:                          # path frames only (the empty_fraction metric)
+            results["empty_fraction"].per_frame.append(empty_fraction(out.opacity[0].cpu(), config.empty_opacity))
         return out.rgb[0].clamp(0, 1).cpu(), out.depth[0].cpu()
+
+    # frames a later metric needs again, as uint8 (H, W, 3): revisited ones, or all for WorldScore
+    c2w = path.c2w.cpu()
+    centres = c2w[:, :3, 3]
+    extent = float((centres - centres.mean(0)).norm(dim=-1).max())
+    pairs = revisit_pairs(c2w, config.revisit_rotation_deg,
+                          config.revisit_distance * extent if extent > 1e-9 else config.revisit_distance,
+                          config.revisit_min_gap)
+    keep = set(range(len(path))) if config.worldscore else {i for i, _ in pairs}
+    kept: dict[int, torch.Tensor] = {}
+    revisit_of = {j: i for i, j in pairs}
 
     previous = None
     clip_frames = []
+    track_empty = True
     for i in range(len(path)):
         rgb, depth = render(path[i])
+        if i in revisit_of:
+            earlier = kept[revisit_of[i]].float() / 255
+            results["revisit_psnr"].per_frame.append(psnr(rgb, earlier))
+            results["revisit_flow_error"].per_frame.append(flow_warping_error(earlier, rgb))
+        if i in keep:
+            kept[i] = (rgb * 255).round().to(torch.uint8)
         for name, fn in frame_metrics.items():
             if results[name].reason:
                 continue
@@ -270,15 +378,24 @@ def evaluate_run(root: Path, config: EvalConfig, clip_scorer=None, clip_reason: 
                 clip_frames = []
     if clip_scorer is None:
         results["clip_score"].reason = clip_reason or "no CLIP model"
+    if not pairs:
+        results["revisit_psnr"].reason = results["revisit_flow_error"].reason = NO_REVISIT
+    if config.worldscore:
+        _worldscore(results, [kept[i].numpy() for i in range(len(path))], path)
+    kept.clear()
+    track_empty = False
 
-    for view in support:
-        rgb, _ = render(view.camera)
-        results["support_psnr"].per_frame.append(psnr(rgb, view.rgb))
+    with SupportDatabase.open(root / "support", create=False) as db:
+        for view_id in support_ids:
+            view = db.get(view_id)
+            rgb, _ = render(view.camera)
+            results["support_psnr"].per_frame.append(psnr(rgb, view.rgb))
+            del view
 
     if held_out is None:
         why = "not a procedural-world run (no ground truth)" if not gen.procedural_world_run \
             else "the trajectory has one camera (no camera half-way between two)"
-        for name in ("gt_psnr", "gt_ssim", "gt_depth_error"):
+        for name in ("gt_psnr", "gt_ssim", "gt_depth_error", "gt_flip"):
             results[name].reason = why
     else:
         from ..priors.offline import build_offline_priors
@@ -290,6 +407,7 @@ def evaluate_run(root: Path, config: EvalConfig, clip_scorer=None, clip_reason: 
             results["gt_psnr"].per_frame.append(psnr(rgb, truth.rgb[0]))
             results["gt_ssim"].per_frame.append(_ssim(rgb, truth.rgb[0]))
             results["gt_depth_error"].per_frame.append(median_relative_depth_error(depth, truth.depth[0]))
+            results["gt_flip"].per_frame.append(flip_error(rgb, truth.rgb[0]))
 
     for m in results.values():
         if not m.reason:
@@ -303,6 +421,30 @@ def evaluate_run(root: Path, config: EvalConfig, clip_scorer=None, clip_reason: 
                          resolution=(path.width, path.height), metrics=results, switches_off=switches_off)
 
 
+def _worldscore(results: dict[str, MetricResult], frames: list, path) -> None:
+    """Fill the ws_* metrics from the path frames (uint8 (H, W, 3)) and their cameras."""
+    from .worldscore import worldscore_figures
+
+    fig = worldscore_figures(frames, path.c2w.cpu().double().numpy(), path.K[0].cpu().double().numpy())
+    results["ws_flow_fb_error"].per_frame = fig.flow_fb_err_px
+    if fig.photometric is not None:
+        results["ws_photometric_consistency"].per_frame = [fig.photometric]
+    if fig.camera_reason:
+        for name in ("ws_camera_rotation_error", "ws_camera_translation_error", "ws_camera_control",
+                     "ws_reprojection_error", "ws_3d_consistency"):
+            results[name].reason = fig.camera_reason
+        return
+    note = "" if fig.registered == fig.total else f"{fig.registered} of {fig.total} frames registered"
+    results["ws_camera_rotation_error"].per_frame = fig.rotation_err_deg
+    results["ws_camera_translation_error"].per_frame = fig.translation_err
+    results["ws_camera_control"].per_frame = [fig.camera_control]
+    results["ws_reprojection_error"].per_frame = [fig.reprojection_err_px]
+    results["ws_3d_consistency"].per_frame = [fig.consistency_3d]
+    for name in ("ws_camera_rotation_error", "ws_camera_translation_error", "ws_camera_control",
+                 "ws_reprojection_error", "ws_3d_consistency"):
+        results[name].note = note
+
+
 def evaluate_runs(roots: list[str | os.PathLike], config: EvalConfig,
                   on_event: EventSink | None = None) -> list[RunEvaluation]:
     """Check every run first (nothing is rendered if one is unusable), load CLIP once, then
@@ -312,8 +454,17 @@ def evaluate_runs(roots: list[str | os.PathLike], config: EvalConfig,
     checked = [check_run(r) for r in roots]
     if len({p.resolve() for p in checked}) != len(checked):
         raise UserInputError("the same run is given twice")
+    if config.worldscore:
+        from .worldscore import _require_pycolmap
+        _require_pycolmap()                     # before any rendering: one line saying how to install
     scorer, reason = (None, "turned off (--clip-model '')")
-    if config.clip_model:
+    if config.clip_model == AUTO_CLIP:
+        # cached weights only: eval never touches the network unless a model is asked for
+        scorer, reason = load_clip_scorer(AUTO_CLIP_PRESET, ModelLoadConfig(device=config.device, offline=True))
+        if scorer is None:
+            reason = (f"{AUTO_CLIP_PRESET} is not cached ({reason}); eval does not download it unless asked: "
+                      f"--clip-model {AUTO_CLIP_PRESET}")
+    elif config.clip_model:
         scorer, reason = load_clip_scorer(config.clip_model, ModelLoadConfig(device=config.device,
                                                                              offline=config.offline))
     evaluations = [evaluate_run(root, config, scorer, reason, on_event) for root in checked]

@@ -76,3 +76,42 @@ def flow_warping_error(frame_a: Tensor, frame_b: Tensor) -> float:
                            padding_mode="border")[0].permute(1, 2, 0)
     inside = ((grid.abs() <= 1).all(-1))[0]
     return float((warped - frame_a.float().cpu()).abs()[inside].mean())
+
+
+def flip_error(pred: Tensor, target: Tensor) -> float:
+    """Mean LDR FLIP error (Andersson et al., HPG 2020; NVIDIA's ``flip-evaluator`` package, its
+    default 67 pixels per degree) of images (H, W, 3) in [0, 1] (sRGB). 0 = identical, lower
+    is better, at most 1."""
+    import numpy as np
+    from flip_evaluator import evaluate
+
+    ref = np.ascontiguousarray(target.float().clamp(0, 1).cpu().numpy(), dtype=np.float32)
+    test = np.ascontiguousarray(pred.float().clamp(0, 1).cpu().numpy(), dtype=np.float32)
+    _, mean, _ = evaluate(ref, test, "LDR", applyMagma=False)
+    return float(mean)
+
+
+def empty_fraction(opacity: Tensor, threshold: float) -> float:
+    """Fraction of pixels of a rendered frame with accumulated opacity (H, W) below
+    ``threshold``: where the scene has no content (what no camera saw)."""
+    return float((opacity < threshold).float().mean())
+
+
+def revisit_pairs(c2w: Tensor, max_rotation_deg: float, max_distance: float, min_gap: int) -> list[tuple[int, int]]:
+    """Pairs (i, j), i <= j - min_gap, of path frames (c2w (N, 4, 4) OpenCV) whose poses are
+    within ``max_rotation_deg`` (geodesic angle) and ``max_distance`` (scene units) of each
+    other: the path left pose i and came back at j. For each j the closest earlier i (by
+    distance, then angle) is kept."""
+    pairs: list[tuple[int, int]] = []
+    R, centre = c2w[:, :3, :3].double(), c2w[:, :3, 3].double()
+    for j in range(len(c2w)):
+        best = None
+        for i in range(0, j - min_gap + 1):
+            dist = float((centre[i] - centre[j]).norm())
+            cos = float(((R[i].T @ R[j]).trace() - 1) / 2)
+            angle = math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+            if dist <= max_distance and angle <= max_rotation_deg and (best is None or (dist, angle) < best[0]):
+                best = ((dist, angle), i)
+        if best is not None:
+            pairs.append((best[1], j))
+    return pairs

@@ -15,11 +15,27 @@ from pathlib import Path
 
 from ..atomic import atomic_path, atomic_write_json, atomic_write_text, check_writable_destination
 from ..errors import UserInputError
-from .evaluate import METRICS, RunEvaluation
+from .evaluate import METRICS, NO_REVISIT, RunEvaluation
 
 WRITTEN_BY = "scenedreamer eval"
 PLOT_SIZE_PX = (960, 540)
 """Width x height of every plot in pixels (dpi 100)."""
+
+
+# How to read the no-reference scores (printed under the table). Ranges are approximate, from
+# the scores their authors report for natural photographs of the LIVE image quality database.
+READING_SCALES = {
+    "niqe": "NIQE: lower is better; undistorted natural photographs score about 3-5, visibly blurred, "
+            "noisy or blocky ones 6-10 and more (Mittal, Soundararajan & Bovik, IEEE SPL 2013, LIVE IQA database)",
+    "brisque": "BRISQUE: lower is better, about 0-100; undistorted natural photographs score about 10-30, "
+               "strongly distorted ones 50-100 (Mittal, Moorthy & Bovik, IEEE TIP 2012, LIVE IQA database)",
+}
+
+
+def _wrap(text: str, width: int = 90) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def plot_names(metric_names: list[str]) -> list[str]:
@@ -88,7 +104,10 @@ def markdown_table(evaluations: list[RunEvaluation]) -> str:
         cells = []
         for e in evaluations:
             m = e.metrics[metric]
-            cells.append(_fmt(m.value, unit) if m.available else "unavailable")
+            if m.available:
+                cells.append(_fmt(m.value, unit) + (" (partial)" if m.note else ""))
+            else:
+                cells.append(m.reason if m.reason == NO_REVISIT else "unavailable")
         lines.append(f"| {metric} | {direction} | {over} | " + " | ".join(cells) + " |")
     notes = []
     if len({e.trajectory_sha256 for e in evaluations}) > 1:
@@ -100,6 +119,11 @@ def markdown_table(evaluations: list[RunEvaluation]) -> str:
                       if not e.metrics[metric].available})
     if reasons:
         notes.append("Unavailable: " + "; ".join(reasons) + ".")
+    partial = sorted({f"{e.name} {metric}: {e.metrics[metric].note}" for e in evaluations for metric in METRICS
+                      if e.metrics[metric].available and e.metrics[metric].note})
+    if partial:
+        notes.append("Partial: " + "; ".join(partial) + ".")
+    notes.append("How to read: " + "; ".join(READING_SCALES.values()) + ".")
     prompts = "; ".join(f"{e.name}: \"{e.prompt}\"" for e in evaluations)
     notes.append(f"Prompts: {prompts}.")
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
@@ -132,8 +156,7 @@ def write_plots(evaluations: list[RunEvaluation], out: Path) -> list[str]:
         ax.set_title(f"{metric} per frame")
         if any(e.metrics[metric].available for e in evaluations):
             ax.legend(loc="best", fontsize="small")
-        else:
-            ax.text(0.5, 0.5, "unavailable", ha="center", va="center", transform=ax.transAxes)
+        _label_unavailable(ax, metric, evaluations)
         fig.tight_layout()
         _save_figure(fig, out / f"plots/{metric}_per_frame.png")
 
@@ -148,10 +171,22 @@ def write_plots(evaluations: list[RunEvaluation], out: Path) -> list[str]:
         ax.set_ylabel(f"{metric} ({unit})")
         ax.set_title(f"{metric} ({direction} is better, mean over {over})")
         ax.tick_params(axis="x", labelrotation=20)
+        _label_unavailable(ax, metric, evaluations)
         fig.tight_layout()
         _save_figure(fig, out / f"plots/{metric}_bar.png")
         written += [f"plots/{metric}_per_frame.png", f"plots/{metric}_bar.png"]
     return written
+
+
+def _label_unavailable(ax, metric: str, evaluations: list[RunEvaluation]) -> None:
+    """Write on the panel which runs lack this metric and why (never an unexplained empty plot)."""
+    missing = [f"{e.name}: {e.metrics[metric].reason}" for e in evaluations if not e.metrics[metric].available]
+    if not missing:
+        return
+    whole = len(missing) == len(evaluations)
+    ax.text(0.5, 0.5 if whole else 0.95, _wrap(("unavailable - " if whole else "unavailable for ") + "; ".join(missing)),
+            ha="center", va="center" if whole else "top", transform=ax.transAxes, fontsize="small",
+            bbox=dict(facecolor="white", alpha=0.8, edgecolor="grey"))
 
 
 def write_report(evaluations: list[RunEvaluation], out: str | os.PathLike, settings: dict,
