@@ -11,11 +11,10 @@ HELP = ("export a finished run's scene (splat-ply, points-ply, glb mesh, nerfstu
 # format -> the output's required suffix ("" = a folder)
 FORMATS = {"splat-ply": ".ply", "points-ply": ".ply", "glb": ".glb", "nerfstudio": "",
            "spz": ".spz", "gltf-splat": ".glb", "usd": ".usd"}
-# the splat formats written from scene.ply by export/<module>.<writer> (always +y up: each
-# format defines its axes; see docs/usage/export.md)
-SPLAT_WRITERS = {"spz": ("spz", "write_spz", "SPZ v3, RUB axes (+y up)"),
-                 "gltf-splat": ("gltf_splat", "write_gltf_splat", "glTF KHR_gaussian_splatting, +y up"),
-                 "usd": ("usd_splat", "write_usd_splat", "OpenUSD ParticleField3DGaussianSplat, +y up")}
+# the splat formats written from scene.ply (export/spz.py, gltf_splat.py, usd_splat.py), always
+# +y up as each format defines it (docs/usage/export.md) -> what the summary line says
+SPLAT_FORMATS = {"spz": "SPZ v3, RUB axes (+y up)", "gltf-splat": "glTF KHR_gaussian_splatting, +y up",
+                 "usd": "OpenUSD ParticleField3DGaussianSplat, +y up"}
 NOT_AVAILABLE: dict[str, str] = {}
 
 
@@ -113,11 +112,15 @@ def _export(args, root: Path, out: Path, sink) -> str:
     from ..export.points import gaussian_points, to_y_up, write_points_ply
 
     scene = read_gaussians_ply(root / "scene.ply")
-    if args.format in SPLAT_WRITERS:
-        import importlib
-        module, writer, what = SPLAT_WRITERS[args.format]
-        getattr(importlib.import_module(f"..export.{module}", __package__), writer)(out, scene)
-        return f"{scene.num_gaussians:,} Gaussians, {what}"
+    if args.format in SPLAT_FORMATS:
+        if args.format == "spz":
+            from ..export.spz import write_spz as write
+        elif args.format == "gltf-splat":
+            from ..export.gltf_splat import write_gltf_splat as write
+        else:
+            from ..export.usd_splat import write_usd_splat as write
+        write(out, scene)
+        return f"{scene.num_gaussians:,} Gaussians, {SPLAT_FORMATS[args.format]}"
     if args.format == "splat-ply":
         write_gaussians_ply(out, to_y_up(scene) if args.y_up else scene, include_features=False)
         return f"{scene.num_gaussians:,} Gaussians" + (", +y up" if args.y_up else ", +y down")
