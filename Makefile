@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run test bench clean
+.PHONY: setup browser node-tools run test bench clean
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -24,9 +24,22 @@ run: setup
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q chromium)
 
+# Independent readers the export tests check our splat files with (PlayCanvas splat-transform
+# reads SPZ, the Khronos glTF validator checks gltf-splat): exact versions from tests/node's
+# lock file, into .cache/node/ (git-ignored). Debian's nodejs/npm when node is missing.
+NODE_TOOLS := .cache/node
+node-tools: $(NODE_TOOLS)/.installed
+
+$(NODE_TOOLS)/.installed: tests/node/package.json tests/node/package-lock.json
+	@command -v npm >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q nodejs npm)
+	mkdir -p $(NODE_TOOLS)
+	cp tests/node/package.json tests/node/package-lock.json $(NODE_TOOLS)/
+	cd $(NODE_TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
 # pyflakes first (unused imports, undefined names), then two pytest-xdist workers (one per core),
 # one torch thread each (tests/conftest.py).
-test: setup browser
+test: setup browser node-tools
 	$(PY) -m pyflakes src tests benchmarks
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --durations=15
 

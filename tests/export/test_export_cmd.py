@@ -116,7 +116,9 @@ def test_nerfstudio_dataset_holds_every_support_view_and_is_not_overwritten_sile
 
 @pytest.mark.parametrize("args, message", [
     (["--format", "glb", "--out", "{tmp}/m.ply"], "a glb export is a .glb file"),
-    (["--format", "spz", "--out", "{tmp}/m.spz"], "not available"),
+    (["--format", "spz", "--out", "{tmp}/m.ply"], "a spz export is a .spz file"),
+    (["--format", "gltf-splat", "--out", "{tmp}/m.gltf"], "a gltf-splat export is a .glb file"),
+    (["--format", "usd", "--out", "{tmp}/m.usda"], "a usd export is a .usd file"),
     (["--format", "glb", "--out", "{tmp}/m.glb", "--voxel-size", "-1"], "--voxel-size -1.0: must be > 0"),
     (["--format", "points-ply", "--out", "{tmp}/blocker/p.ply"], "is not a writable folder"),
     (["--format", "points-ply", "--out", "{tmp}/p.ply", "--min-opacity", "2"], "between 0 and 1"),

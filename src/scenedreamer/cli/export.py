@@ -6,11 +6,16 @@ from pathlib import Path
 
 from ..errors import UserInputError
 
-HELP = "export a finished run's scene (splat-ply, points-ply, glb mesh, nerfstudio dataset)"
+HELP = ("export a finished run's scene (splat-ply, points-ply, glb mesh, nerfstudio dataset, "
+        "compressed spz, gltf-splat, usd splats)")
 # format -> the output's required suffix ("" = a folder)
-FORMATS = {"splat-ply": ".ply", "points-ply": ".ply", "glb": ".glb", "nerfstudio": ""}
-NOT_AVAILABLE = {"spz": "no maintained library for Niantic's SPZ format was found (PyPI's spz 0.0.1 is a "
-                        "single release whose source package does not build); use splat-ply"}
+FORMATS = {"splat-ply": ".ply", "points-ply": ".ply", "glb": ".glb", "nerfstudio": "",
+           "spz": ".spz", "gltf-splat": ".glb", "usd": ".usd"}
+# the splat formats written from scene.ply (export/spz.py, gltf_splat.py, usd_splat.py), always
+# +y up as each format defines it (docs/usage/export.md) -> what the summary line says
+SPLAT_FORMATS = {"spz": "SPZ v3, RUB axes (+y up)", "gltf-splat": "glTF KHR_gaussian_splatting, +y up",
+                 "usd": "OpenUSD ParticleField3DGaussianSplat, +y up"}
+NOT_AVAILABLE: dict[str, str] = {}
 
 
 def add_parser(sub) -> None:
@@ -19,7 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--format", required=True, help=f"one of: {', '.join(FORMATS)}")
     p.add_argument("--out", required=True, help="file to write (a folder for nerfstudio)")
     p.add_argument("--y-up", action="store_true",
-                   help="splat-ply, points-ply: turn the scene 180 degrees about x (+y up); glb is always +y up")
+                   help="splat-ply, points-ply: turn the scene 180 degrees about x (+y up); "
+                        "glb, spz, gltf-splat and usd are always +y up")
     p.add_argument("--min-opacity", type=float, default=0.5, help="points-ply: keep Gaussians this opaque")
     p.add_argument("--voxel-size", type=float, default=None,
                    help="glb: TSDF voxel edge in scene units (default: automatic, ~256 voxels across)")
@@ -100,10 +106,22 @@ def _export(args, root: Path, out: Path, sink) -> str:
         mesh = mesh_from_run(root, mesh_config(args.voxel_size), parse_device(args.device), on_event=sink)
         write_glb(out, TriangleMesh(points_to_y_up(mesh.vertices), mesh.faces, mesh.colours))
         return f"{len(mesh.vertices):,} vertices, {len(mesh.faces):,} triangles, +y up"
+    if args.format == "usd":
+        from ..export.usd_splat import require_usd
+        require_usd()                       # the optional extra: say how to install it, before any work
     from ..export.ply import read_gaussians_ply, write_gaussians_ply
     from ..export.points import gaussian_points, to_y_up, write_points_ply
 
     scene = read_gaussians_ply(root / "scene.ply")
+    if args.format in SPLAT_FORMATS:
+        if args.format == "spz":
+            from ..export.spz import write_spz as write
+        elif args.format == "gltf-splat":
+            from ..export.gltf_splat import write_gltf_splat as write
+        else:
+            from ..export.usd_splat import write_usd_splat as write
+        write(out, scene)
+        return f"{scene.num_gaussians:,} Gaussians, {SPLAT_FORMATS[args.format]}"
     if args.format == "splat-ply":
         write_gaussians_ply(out, to_y_up(scene) if args.y_up else scene, include_features=False)
         return f"{scene.num_gaussians:,} Gaussians" + (", +y up" if args.y_up else ", +y down")
