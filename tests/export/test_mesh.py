@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from scenedreamer.export.mesh import MeshConfig, TriangleMesh, extract_mesh, tsdf_fuse, write_glb
+from scenedreamer.export.glb import linear_to_srgb, write_glb
+from scenedreamer.export.mesh import MeshConfig, TriangleMesh, extract_mesh, tsdf_fuse
 from scenedreamer.export.points import write_points_ply
 from scenedreamer.geometry.cameras import camera_rays, cameras_from_fov, look_at
 
@@ -104,36 +105,44 @@ def test_glb_opens_in_trimesh_pymeshlab_and_has_a_valid_gltf_structure(sphere_me
     import trimesh
 
     path = tmp_path / "sphere.glb"
-    write_glb(path, sphere_mesh)
+    srgb = sphere_mesh.colours.astype(np.float64) / 255.0
+    write_glb(path, [("scene", sphere_mesh.vertices, sphere_mesh.faces, srgb)])
     V, F = len(sphere_mesh.vertices), len(sphere_mesh.faces)
 
     tm = trimesh.load(path, force="mesh")
     assert tm.vertices.shape == (V, 3) and tm.faces.shape == (F, 3)
-    assert np.array_equal(np.asarray(tm.visual.vertex_colors)[:, :3], sphere_mesh.colours)
+    assert np.allclose(tm.vertices, sphere_mesh.vertices, atol=1e-6)
 
     ms = pymeshlab.MeshSet()
     ms.load_new_mesh(str(path))
     m = ms.current_mesh()
-    assert (m.vertex_number(), m.face_number()) == (V, F) and m.has_vertex_color()
-    colours = np.rint(m.vertex_color_matrix()[:, :3] * 255)
-    assert np.abs(np.sort(colours, axis=0) - np.sort(sphere_mesh.colours, axis=0)).max() <= 1
+    assert (m.vertex_number(), m.face_number()) == (V, F)
 
     gltf = pygltflib.GLTF2().load(str(path))
-    assert gltf.asset.version == "2.0"
+    assert gltf.asset.version == "2.0" and gltf.nodes[0].name == "scene"
     prim = gltf.meshes[0].primitives[0]
     assert prim.mode in (None, pygltflib.TRIANGLES)
     pos, col, idx = (gltf.accessors[i] for i in (prim.attributes.POSITION, prim.attributes.COLOR_0, prim.indices))
     assert pos.count == V and pos.type == "VEC3" and pos.componentType == pygltflib.FLOAT
     assert np.allclose(pos.min, sphere_mesh.vertices.min(0), atol=1e-5)       # required by the spec
     assert np.allclose(pos.max, sphere_mesh.vertices.max(0), atol=1e-5)
-    assert col.count == V and col.normalized and col.componentType == pygltflib.UNSIGNED_BYTE
+    # linear colours, normalised 16-bit (8-bit linear would band the dark tones)
+    assert col.count == V and col.normalized and col.componentType == pygltflib.UNSIGNED_SHORT
     assert idx.count == 3 * F and idx.type == "SCALAR"
     blob = gltf.binary_blob()
     for acc in (pos, col, idx):                      # every accessor fits inside its buffer view
         view = gltf.bufferViews[acc.bufferView]
-        item = {"VEC3": 3, "VEC4": 4, "SCALAR": 1}[acc.type] * {5126: 4, 5121: 1, 5125: 4}[acc.componentType]
+        assert (view.byteOffset or 0) % 4 == 0       # vertex attributes 4-byte aligned (spec)
+        item = {"VEC3": 3, "VEC4": 4, "SCALAR": 1}[acc.type] * {5126: 4, 5123: 2, 5125: 4}[acc.componentType]
         assert (acc.byteOffset or 0) + acc.count * item <= view.byteLength
         assert (view.byteOffset or 0) + view.byteLength <= len(blob)
+    raw = np.frombuffer(blob, dtype="<u2", count=4 * V, offset=gltf.bufferViews[col.bufferView].byteOffset)
+    shown = linear_to_srgb(raw.reshape(V, 4)[:, :3] / 65535.0)   # what a viewer displays
+    assert np.abs(shown - srgb).max() < 1e-3
+    # a non-metallic material (glTF's default is fully metallic: dark in three.js), unlit
+    material = gltf.materials[prim.material]
+    assert material.pbrMetallicRoughness.metallicFactor == 0.0
+    assert "KHR_materials_unlit" in material.extensions and "KHR_materials_unlit" in gltf.extensionsUsed
 
 
 def test_point_cloud_ply_opens_in_pymeshlab_with_colours(tmp_path):
