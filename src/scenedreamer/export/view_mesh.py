@@ -36,8 +36,8 @@ class ViewMeshConfig:
     """A pair of neighbouring pixels is a depth discontinuity when their inverse depths differ by
     more than this fraction of the larger one ... (the offline preset's depth noise is 1 %, so a
     noisy pair differs by ~1.4 %: 10 % is 7 sigma; measured on the `make run` scene at 256x256:
-    0.05 -> coverage 86-95 %, 0.1 -> 94-96 % of the non-backdrop pixels, depth within 5 % on
-    90-93 % against 86-95 %) ..."""
+    0.05 -> coverage 86-95 %, 0.1 -> 94-97 % of the non-backdrop pixels, depth within 5 % on
+    90-96 % against 86-95 %) ..."""
     edge_ratio: float = 2.0
     """... and by more than this many times the smaller of the two neighbouring steps along the
     same line. A plane has inverse depth affine in the pixel coordinates, so its steps are
