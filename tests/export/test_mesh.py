@@ -163,3 +163,44 @@ def test_point_cloud_ply_opens_in_pymeshlab_with_colours(tmp_path):
 def test_triangle_mesh_holds_what_glb_needs():
     mesh = TriangleMesh(np.zeros((3, 3), np.float32), np.array([[0, 1, 2]]), np.zeros((3, 3), np.uint8))
     assert mesh.faces.dtype.kind == "i" and mesh.colours.dtype == np.uint8
+
+
+def test_fusion_does_not_depend_on_the_voxel_block_size():
+    """Voxel centres are computed once per block and projected into every view (issue 20): the
+    grid is the same whatever the block size."""
+    cams = _cameras(32)
+    depth, colour, hit = _render(cams)
+    base = replace(MeshConfig(), voxel_size=0.1)
+    a = tsdf_fuse(depth, colour, hit, cams, base)
+    b = tsdf_fuse(depth, colour, hit, cams, replace(base, chunk_voxels=1000))
+    assert torch.equal(a.weight, b.weight) and torch.equal(a.tsdf, b.tsdf) and torch.equal(a.rgb, b.rgb)
+    assert float(a.weight.sum()) > 0
+
+
+def test_grazing_ground_is_fused_and_silhouettes_are_not():
+    """A plane seen at 85 degrees from its normal keeps its pixels (the old 75-degree filter
+    dropped them); the pixels on both sides of a depth jump are dropped."""
+    from scenedreamer.export.mesh import edge_pixels
+    from scenedreamer.geometry.cameras import cameras_from_fov
+
+    cams = cameras_from_fov(torch.eye(4)[None], 64, 48, 60.0)
+    o, d = camera_rays(cams)
+    h = 1.0                                                  # ground plane y = +1 (+y down)
+    t = torch.where(d[..., 1] > 1e-6, h / d[..., 1].clamp_min(1e-6), torch.zeros_like(d[..., 1]))
+    ground = (t > 0) & (t < 200)
+    depth = torch.where(ground, t, torch.zeros_like(t))
+    incidence = torch.rad2deg(torch.acos(d[..., 1] / d.norm(dim=-1)))
+    steep = ground & (incidence > 85)
+    assert int(steep.sum()) > 50
+    edges = edge_pixels(depth, ground)
+    # away from the ground's border with the sky (an edge to an invalid pixel, rightly)
+    inner = -torch.nn.functional.max_pool2d(-ground.float(), 3, stride=1, padding=1) > 0
+    grazing_kept = (steep & ~edges & inner).sum() / (steep & inner).sum()
+    assert float(grazing_kept) > 0.9
+    # a box in front of the ground: its outline is an edge on both sides
+    box = torch.zeros_like(ground)
+    box[:, 30:40, 20:30] = True
+    with_box = torch.where(box, torch.full_like(depth, 2.0), depth)
+    e = edge_pixels(with_box, ground | box)
+    assert bool(e[0, 35, 19] and e[0, 35, 20] and e[0, 35, 29] and e[0, 35, 30])
+    assert not bool(e[0, 35, 25])

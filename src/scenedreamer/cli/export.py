@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
                    help="glb --mesher tsdf: voxel edge in scene units (default: automatic, ~256 voxels across)")
     p.add_argument("--with-backdrop", action="store_true",
                    help="glb: also write the backdrop (sky) as a separate node named 'backdrop'")
-    p.add_argument("--device", default="cpu", help="glb: torch device for rendering and fusion")
+    p.add_argument("--device", default="cpu", help="glb --mesher tsdf: torch device for the fusion")
     p.add_argument("--force", action="store_true", help="replace an earlier output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
