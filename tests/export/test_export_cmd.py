@@ -66,18 +66,19 @@ def run(tmp_path_factory):
     return root
 
 
-def test_glb_of_a_run_is_the_fused_mesh_turned_y_up(run, tmp_path):
+@pytest.mark.parametrize("mesher", ["views", "tsdf"])
+def test_glb_of_a_run_is_the_support_mesh_turned_y_up(run, tmp_path, mesher):
     import trimesh
 
-    from scenedreamer.pipeline.run_exports import mesh_from_run
+    from scenedreamer.pipeline.run_exports import mesh_config, mesh_from_run
 
     out = tmp_path / "scene.glb"
-    assert main(["export", str(run), "--format", "glb", "--out", str(out), "--quiet"]) == 0
+    assert main(["export", str(run), "--format", "glb", "--out", str(out), "--mesher", mesher, "--quiet"]) == 0
     tm = trimesh.load(out, force="mesh")
-    mesh = mesh_from_run(run)
+    mesh = mesh_from_run(run, mesh_config(None, mesher)).surface
     assert tm.vertices.shape == mesh.vertices.shape and len(tm.faces) == len(mesh.faces) > 100
     assert np.allclose(tm.vertices, mesh.vertices * np.array([1.0, -1.0, -1.0]), atol=1e-5)
-    assert np.asarray(tm.visual.vertex_colors)[:, :3].std() > 5       # coloured, not one flat colour
+    assert mesh.colours.std() > 0.02                                     # coloured, not one flat colour
 
 
 def test_points_ply_y_up_opens_in_pymeshlab_turned(run, tmp_path):
@@ -120,6 +121,7 @@ def test_nerfstudio_dataset_holds_every_support_view_and_is_not_overwritten_sile
     (["--format", "gltf-splat", "--out", "{tmp}/m.gltf"], "a gltf-splat export is a .glb file"),
     (["--format", "usd", "--out", "{tmp}/m.usda"], "a usd export is a .usd file"),
     (["--format", "glb", "--out", "{tmp}/m.glb", "--voxel-size", "-1"], "--voxel-size -1.0: must be > 0"),
+    (["--format", "glb", "--out", "{tmp}/m.glb", "--voxel-size", "0.1"], "only for --mesher tsdf"),
     (["--format", "points-ply", "--out", "{tmp}/blocker/p.ply"], "is not a writable folder"),
     (["--format", "points-ply", "--out", "{tmp}/p.ply", "--min-opacity", "2"], "between 0 and 1"),
 ])

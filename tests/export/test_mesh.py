@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from scenedreamer.export.mesh import MeshConfig, TriangleMesh, extract_mesh, tsdf_fuse, write_glb
+from scenedreamer.export.glb import linear_to_srgb, write_glb
+from scenedreamer.export.mesh import MeshConfig, TriangleMesh, extract_mesh, tsdf_fuse
 from scenedreamer.export.points import write_points_ply
 from scenedreamer.geometry.cameras import camera_rays, cameras_from_fov, look_at
 
@@ -104,36 +105,44 @@ def test_glb_opens_in_trimesh_pymeshlab_and_has_a_valid_gltf_structure(sphere_me
     import trimesh
 
     path = tmp_path / "sphere.glb"
-    write_glb(path, sphere_mesh)
+    srgb = sphere_mesh.colours.astype(np.float64) / 255.0
+    write_glb(path, [("scene", sphere_mesh.vertices, sphere_mesh.faces, srgb)])
     V, F = len(sphere_mesh.vertices), len(sphere_mesh.faces)
 
     tm = trimesh.load(path, force="mesh")
     assert tm.vertices.shape == (V, 3) and tm.faces.shape == (F, 3)
-    assert np.array_equal(np.asarray(tm.visual.vertex_colors)[:, :3], sphere_mesh.colours)
+    assert np.allclose(tm.vertices, sphere_mesh.vertices, atol=1e-6)
 
     ms = pymeshlab.MeshSet()
     ms.load_new_mesh(str(path))
     m = ms.current_mesh()
-    assert (m.vertex_number(), m.face_number()) == (V, F) and m.has_vertex_color()
-    colours = np.rint(m.vertex_color_matrix()[:, :3] * 255)
-    assert np.abs(np.sort(colours, axis=0) - np.sort(sphere_mesh.colours, axis=0)).max() <= 1
+    assert (m.vertex_number(), m.face_number()) == (V, F)
 
     gltf = pygltflib.GLTF2().load(str(path))
-    assert gltf.asset.version == "2.0"
+    assert gltf.asset.version == "2.0" and gltf.nodes[0].name == "scene"
     prim = gltf.meshes[0].primitives[0]
     assert prim.mode in (None, pygltflib.TRIANGLES)
     pos, col, idx = (gltf.accessors[i] for i in (prim.attributes.POSITION, prim.attributes.COLOR_0, prim.indices))
     assert pos.count == V and pos.type == "VEC3" and pos.componentType == pygltflib.FLOAT
     assert np.allclose(pos.min, sphere_mesh.vertices.min(0), atol=1e-5)       # required by the spec
     assert np.allclose(pos.max, sphere_mesh.vertices.max(0), atol=1e-5)
-    assert col.count == V and col.normalized and col.componentType == pygltflib.UNSIGNED_BYTE
+    # linear colours, normalised 16-bit (8-bit linear would band the dark tones)
+    assert col.count == V and col.normalized and col.componentType == pygltflib.UNSIGNED_SHORT
     assert idx.count == 3 * F and idx.type == "SCALAR"
     blob = gltf.binary_blob()
     for acc in (pos, col, idx):                      # every accessor fits inside its buffer view
         view = gltf.bufferViews[acc.bufferView]
-        item = {"VEC3": 3, "VEC4": 4, "SCALAR": 1}[acc.type] * {5126: 4, 5121: 1, 5125: 4}[acc.componentType]
+        assert (view.byteOffset or 0) % 4 == 0       # vertex attributes 4-byte aligned (spec)
+        item = {"VEC3": 3, "VEC4": 4, "SCALAR": 1}[acc.type] * {5126: 4, 5123: 2, 5125: 4}[acc.componentType]
         assert (acc.byteOffset or 0) + acc.count * item <= view.byteLength
         assert (view.byteOffset or 0) + view.byteLength <= len(blob)
+    raw = np.frombuffer(blob, dtype="<u2", count=4 * V, offset=gltf.bufferViews[col.bufferView].byteOffset)
+    shown = linear_to_srgb(raw.reshape(V, 4)[:, :3] / 65535.0)   # what a viewer displays
+    assert np.abs(shown - srgb).max() < 1e-3
+    # a non-metallic material (glTF's default is fully metallic: dark in three.js), unlit
+    material = gltf.materials[prim.material]
+    assert material.pbrMetallicRoughness.metallicFactor == 0.0
+    assert "KHR_materials_unlit" in material.extensions and "KHR_materials_unlit" in gltf.extensionsUsed
 
 
 def test_point_cloud_ply_opens_in_pymeshlab_with_colours(tmp_path):
@@ -154,3 +163,44 @@ def test_point_cloud_ply_opens_in_pymeshlab_with_colours(tmp_path):
 def test_triangle_mesh_holds_what_glb_needs():
     mesh = TriangleMesh(np.zeros((3, 3), np.float32), np.array([[0, 1, 2]]), np.zeros((3, 3), np.uint8))
     assert mesh.faces.dtype.kind == "i" and mesh.colours.dtype == np.uint8
+
+
+def test_fusion_does_not_depend_on_the_voxel_block_size():
+    """Voxel centres are computed once per block and projected into every view (issue 20): the
+    grid is the same whatever the block size."""
+    cams = _cameras(32)
+    depth, colour, hit = _render(cams)
+    base = replace(MeshConfig(), voxel_size=0.1)
+    a = tsdf_fuse(depth, colour, hit, cams, base)
+    b = tsdf_fuse(depth, colour, hit, cams, replace(base, chunk_voxels=1000))
+    assert torch.equal(a.weight, b.weight) and torch.equal(a.tsdf, b.tsdf) and torch.equal(a.rgb, b.rgb)
+    assert float(a.weight.sum()) > 0
+
+
+def test_grazing_ground_is_fused_and_silhouettes_are_not():
+    """A plane seen at 85 degrees from its normal keeps its pixels (the old 75-degree filter
+    dropped them); the pixels on both sides of a depth jump are dropped."""
+    from scenedreamer.export.mesh import edge_pixels
+    from scenedreamer.geometry.cameras import cameras_from_fov
+
+    cams = cameras_from_fov(torch.eye(4)[None], 64, 48, 60.0)
+    o, d = camera_rays(cams)
+    h = 1.0                                                  # ground plane y = +1 (+y down)
+    t = torch.where(d[..., 1] > 1e-6, h / d[..., 1].clamp_min(1e-6), torch.zeros_like(d[..., 1]))
+    ground = (t > 0) & (t < 200)
+    depth = torch.where(ground, t, torch.zeros_like(t))
+    incidence = torch.rad2deg(torch.acos(d[..., 1] / d.norm(dim=-1)))
+    steep = ground & (incidence > 85)
+    assert int(steep.sum()) > 50
+    edges = edge_pixels(depth, ground)
+    # away from the ground's border with the sky (an edge to an invalid pixel, rightly)
+    inner = -torch.nn.functional.max_pool2d(-ground.float(), 3, stride=1, padding=1) > 0
+    grazing_kept = (steep & ~edges & inner).sum() / (steep & inner).sum()
+    assert float(grazing_kept) > 0.9
+    # a box in front of the ground: its outline is an edge on both sides
+    box = torch.zeros_like(ground)
+    box[:, 30:40, 20:30] = True
+    with_box = torch.where(box, torch.full_like(depth, 2.0), depth)
+    e = edge_pixels(with_box, ground | box)
+    assert bool(e[0, 35, 19] and e[0, 35, 20] and e[0, 35, 29] and e[0, 35, 30])
+    assert not bool(e[0, 35, 25])

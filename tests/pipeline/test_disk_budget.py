@@ -61,8 +61,9 @@ def test_every_part_bounds_what_a_real_run_wrote(run):
 
 
 def test_support_views_scale_with_resolution_and_rgb_dtype():
-    assert view_file_bytes(512, 512, "float32") == 512 * 512 * 18 + 4 * 128
-    assert view_file_bytes(512, 512, "float16") == 512 * 512 * 12 + 4 * 128
+    # rgb 12 (or 6) + depth 4 + valid, inpainted, backdrop 1 each byte per pixel, 5 .npy headers
+    assert view_file_bytes(512, 512, "float32") == 512 * 512 * 19 + 5 * 128
+    assert view_file_bytes(512, 512, "float16") == 512 * 512 * 13 + 5 * 128
     base = preset_config("offline", "gaussians")
     small, big = estimate_run(base, 12), estimate_run(replace(base, width=512, height=512), 12)
     assert big.support > 3.9 * small.support and big.total > small.total

@@ -138,7 +138,8 @@ def orbit_cameras(angles_deg: list[float], width: int, height: int, radius: floa
 
 def make_views(scene: AnalyticScene, cameras: Cameras, inpainted_fraction: float = 0.0,
                sky_depth: float | None = None) -> list[ViewRecord]:
-    """ViewRecords of exact renders: depth known on hits, colour valid everywhere.
+    """ViewRecords of exact renders: depth known on hits, colour valid everywhere; the pixels
+    that hit nothing are the backdrop (ViewRecord.backdrop).
 
     ``sky_depth``: depth given to sky pixels, as a metric depth network gives the sky a large
     depth (None: unknown, 0).
@@ -155,7 +156,8 @@ def make_views(scene: AnalyticScene, cameras: Cameras, inpainted_fraction: float
             depth = torch.where(r.hit[i], depth, torch.full_like(depth, sky_depth))
         views.append(ViewRecord(rgb=r.rgb[i], depth=depth, valid=torch.ones_like(r.hit[i]),
                                 inpainted=inpainted, K=cameras.K[i], c2w=cameras.c2w[i],
-                                provenance=Provenance.INITIAL, step=0, prompt="analytic", view_id=i))
+                                provenance=Provenance.INITIAL, step=0, prompt="analytic", view_id=i,
+                                backdrop=~r.hit[i]))
     return views
 
 

@@ -46,7 +46,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def _fixture():
     rep = AnalyticRepresentation()
     cams = orbit_cameras(ANGLES, *SIZE)
-    views = make_views(default_scene(), cams)          # sky: valid, depth 0 (as the procedural world)
+    views = make_views(default_scene(), cams)          # sky: valid, backdrop, depth 0
     baked = bake_to_gaussians(rep, cams, BakeConfig())
     return rep, cams, views, baked
 
@@ -85,13 +85,17 @@ def test_distilled_scene_ply_is_faithful_and_reads_back(tmp_path):
     assert np.mean(support) > np.mean(bake_only) + 3.0, (support, bake_only)
 
 
-def test_sky_shell_covers_sky_pixels_far_away():
-    views = make_views(default_scene(), orbit_cameras([0.0], *SIZE))
-    sky = views[0].valid & (views[0].depth <= 0)
+@pytest.mark.parametrize("sky_depth", [None, 100.0])
+def test_sky_shell_covers_backdrop_pixels_far_away(sky_depth):
+    # the sky is the backdrop mask whatever depth it carries (none, or a far plane at 100 as the
+    # offline world stores it); the shell's radius scales the farthest depth that is not backdrop
+    views = make_views(default_scene(), orbit_cameras([0.0], *SIZE), sky_depth=sky_depth)
+    sky = views[0].valid & views[0].backdrop
     assert bool(sky.any())                                      # the analytic scene shows sky
     config = DistillConfig(sky_stride=2)
     pts, rgb, size = sky_points(views, config)
-    far = float(views[0].depth.max())
+    far = float(views[0].depth[~views[0].backdrop].max())
+    assert far < 50.0                                           # the far plane is not the scene
     centre = views[0].c2w[:3, 3]
     radius = (pts - centre).norm(dim=-1)
     # one point per sky pixel of the stride-2 grid, all on the shell (radius factor x farthest depth)

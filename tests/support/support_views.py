@@ -38,6 +38,7 @@ def make_record(seed: int, height: int = 24, width: int = 32, step: int | None =
         provenance=list(Provenance)[seed % len(Provenance)],
         step=seed // 2 if step is None else step,
         prompt=f"view {seed}: a forest lake at sunset, ünïcödé",
+        backdrop=torch.rand(height, width, generator=g) > 0.6,
     )
 
 
@@ -56,7 +57,7 @@ def look_at_pose(centre: tuple[float, float, float], yaw_deg: float = 0.0) -> to
 
 def assert_same_record(got: ViewRecord, want: ViewRecord) -> None:
     """Exact equality of every stored field (view_id is not compared)."""
-    for name in ("rgb", "depth", "valid", "inpainted", "K", "c2w"):
+    for name in ("rgb", "depth", "valid", "inpainted", "backdrop", "K", "c2w"):
         a, b = getattr(got, name), getattr(want, name)
         assert a.dtype == b.dtype, (name, a.dtype, b.dtype)
         assert torch.equal(a, b), name

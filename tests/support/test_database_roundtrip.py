@@ -251,3 +251,49 @@ def test_round_trip_property(tmp_path_factory, height, width, seed, valid_fracti
             assert torch.equal(getattr(got, name), getattr(record, name)), name
         assert (db.view_info(0).depth_quantiles is None) == (not bool((record.depth > 0).any()))
         assert len(db.neighbours(record.camera, k=3)) == 1
+
+
+def test_backdrop_defaults_to_none_and_is_validated(tmp_path: Path) -> None:
+    record = make_record(0)
+    plain = ViewRecord(rgb=record.rgb, depth=record.depth, valid=record.valid, inpainted=record.inpainted,
+                       K=record.K, c2w=record.c2w, provenance=record.provenance, step=0, prompt="p")
+    assert plain.backdrop.dtype == torch.bool and plain.backdrop.shape == (24, 32) and not plain.backdrop.any()
+    wrong = ViewRecord(rgb=record.rgb, depth=record.depth, valid=record.valid, inpainted=record.inpainted,
+                       K=record.K, c2w=record.c2w, provenance=record.provenance, step=0, prompt="p",
+                       backdrop=torch.zeros(24, 31, dtype=torch.bool))
+    with SupportDatabase.open(tmp_path / "db") as db:
+        with pytest.raises(UserInputError, match="ViewRecord.backdrop must be"):
+            db.add(wrong)
+        assert len(db) == 0
+
+
+def test_a_database_written_before_the_backdrop_mask_derives_it_from_depth(tmp_path: Path) -> None:
+    """A view file and row without "backdrop" (as the previous release wrote them) still load: the
+    mask is depth >= SupportConfig.legacy_backdrop_depth."""
+    import json
+
+    import numpy as np
+
+    from scenedreamer.support.storage import LEGACY_ARRAYS, read_view_file, write_view_file
+
+    record = make_record(1)
+    far = torch.where(torch.arange(32)[None, :] < 8, torch.tensor(100.0), record.depth)   # a "sky" band
+    record = ViewRecord(**{**record.__dict__, "depth": far})
+    with SupportDatabase.open(tmp_path / "db") as db:
+        db.add(record)
+        name = db.view_info(0).file
+    # rewrite view 0 in the old layout: the four legacy arrays, and the row listing only them
+    path = tmp_path / "db" / VIEWS_DIR / name
+    arrays = read_view_file(path, list(LEGACY_ARRAYS) + ["backdrop"])
+    write_view_file(path, {k: arrays[k] for k in LEGACY_ARRAYS}, fsync=False)
+    with sqlite3.connect(tmp_path / "db" / DB_FILE) as con:
+        con.execute("UPDATE views SET array_names = ?, file_bytes = ? WHERE view_id = 0",
+                    (json.dumps(list(LEGACY_ARRAYS)), os.stat(path).st_size))
+    for legacy in (70.0, 150.0):
+        with SupportDatabase.open(tmp_path / "db", create=False,
+                                  config=SupportConfig(legacy_backdrop_depth=legacy)) as db:
+            got = db.get(0)
+        assert torch.equal(got.depth, far) and got.backdrop.dtype == torch.bool
+        assert torch.equal(got.backdrop, far >= legacy)
+        assert bool(got.backdrop[:, :8].all()) == (legacy <= 100.0)
+    assert not np.array_equal(arrays["backdrop"], (far >= 70.0).numpy())   # derived, not the stored one

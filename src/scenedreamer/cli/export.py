@@ -27,9 +27,14 @@ def add_parser(sub) -> None:
                    help="splat-ply, points-ply: turn the scene 180 degrees about x (+y up); "
                         "glb, spz, gltf-splat and usd are always +y up")
     p.add_argument("--min-opacity", type=float, default=0.5, help="points-ply: keep Gaussians this opaque")
+    p.add_argument("--mesher", choices=("views", "tsdf"), default="views",
+                   help="glb: views = each support view's depth where it added content (default; "
+                        "keeps near and far detail), tsdf = one fused voxel grid")
     p.add_argument("--voxel-size", type=float, default=None,
-                   help="glb: TSDF voxel edge in scene units (default: automatic, ~256 voxels across)")
-    p.add_argument("--device", default="cpu", help="glb: torch device for rendering and fusion")
+                   help="glb --mesher tsdf: voxel edge in scene units (default: automatic, ~256 voxels across)")
+    p.add_argument("--with-backdrop", action="store_true",
+                   help="glb: also write the backdrop (sky) as a separate node named 'backdrop'")
+    p.add_argument("--device", default="cpu", help="glb --mesher tsdf: torch device for the fusion")
     p.add_argument("--force", action="store_true", help="replace an earlier output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -53,7 +58,7 @@ def _progress(quiet: bool):
 
     if quiet:
         return None, lambda: None
-    bars = [StageBar("render", "rendering views", unit="view"), StageBar("mesh", "fusing depth", unit="view"),
+    bars = [StageBar("render", "rendering views", unit="view"), StageBar("mesh", "meshing", unit="step"),
             StageBar("export", "writing frames", unit="frame")]
 
     def sink(event):
@@ -99,13 +104,18 @@ def _export(args, root: Path, out: Path, sink) -> str:
         nerfstudio_from_run(root, out, on_event=sink)
         return "nerfstudio dataset: transforms.json, images/, depths/"
     if args.format == "glb":
-        from ..export.mesh import TriangleMesh, write_glb
+        from ..export.glb import write_glb
         from ..pipeline.run_exports import mesh_config, mesh_from_run
         from .common import parse_device
 
-        mesh = mesh_from_run(root, mesh_config(args.voxel_size), parse_device(args.device), on_event=sink)
-        write_glb(out, TriangleMesh(points_to_y_up(mesh.vertices), mesh.faces, mesh.colours))
-        return f"{len(mesh.vertices):,} vertices, {len(mesh.faces):,} triangles, +y up"
+        meshes = mesh_from_run(root, mesh_config(args.voxel_size, args.mesher), parse_device(args.device),
+                               on_event=sink, with_backdrop=args.with_backdrop)
+        nodes = [(name, points_to_y_up(m.vertices), m.faces, m.colours)
+                 for name, m in (("scene", meshes.surface), ("backdrop", meshes.backdrop)) if m is not None]
+        write_glb(out, nodes)
+        surface = meshes.surface
+        extra = "" if meshes.backdrop is None else f", backdrop node {len(meshes.backdrop.faces):,} triangles"
+        return f"{len(surface.vertices):,} vertices, {len(surface.faces):,} triangles{extra}, +y up"
     if args.format == "usd":
         from ..export.usd_splat import require_usd
         require_usd()                       # the optional extra: say how to install it, before any work

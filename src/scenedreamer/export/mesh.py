@@ -1,4 +1,7 @@
-"""A vertex-coloured triangle mesh of a scene by TSDF fusion of depth maps, and a GLB writer.
+"""A vertex-coloured triangle mesh of a scene by TSDF fusion of depth maps (``--mesher tsdf``).
+
+A watertight-leaning surface at one scale (the voxel size); the default GLB mesher is
+export/view_mesh.py, which keeps each view's own resolution near and far.
 
 Fusion (``tsdf_fuse``): every voxel centre of a regular grid is projected into each view; where
 it lands on a pixel with known depth d, its signed distance along the view's optical axis is
@@ -15,28 +18,35 @@ trilinear interpolation of the colour grid, and connected components smaller tha
 of the mesh dropped (floaters). Pure: tensors in, arrays out; no rendering, no stage order.
 
 Axes are those of the cameras (our OpenCV world, +y down); ``points.points_to_y_up`` turns the
-vertices for glTF, which is +y up (``write_glb`` expects them turned already).
+vertices for glTF, which is +y up (export/glb.py expects them turned already).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..atomic import atomic_write_bytes
 from ..errors import UserInputError
 from ..events import EventSink, emit
 from ..geometry.cameras import Cameras
+from ..geometry.projection import project_points, unproject_depth
+from .view_mesh import ViewMeshConfig, depth_edges
 
 
 @dataclass(frozen=True)
 class MeshConfig:
-    """Settings of TSDF fusion and surface extraction (lengths in scene units unless "voxels")."""
+    """Settings of the GLB mesh: which mesher, and TSDF fusion and surface extraction (lengths in
+    scene units unless "voxels")."""
+
+    mesher: str = "views"
+    """"views": each support view's depth map where it added content (export/view_mesh.py: keeps
+    every view's resolution near and far); "tsdf": one fused grid (this module: one scale)."""
+    views: ViewMeshConfig = field(default_factory=ViewMeshConfig)
+    """How support views become triangles (also the depth discontinuities TSDF fusion skips)."""
 
     voxel_size: float | None = None
     """Voxel edge length; None: the longest side of the fusion bounds / auto_voxels, but no
@@ -51,26 +61,14 @@ class MeshConfig:
     bounds_percentile: float = 1.0
     """The bounds on each axis span the depth points from this percentile to 100 minus it
     (drops stray far points that would inflate the grid)."""
-    min_opacity: float = 0.5
-    """Render pixels whose accumulated opacity is below this are not fused (holes, not surfaces)."""
-    far_margin: float = 0.9
-    """far_depth: the depth cut-off is this x the known depth percentile below. Below 1 on
-    purpose: the farthest depths are a backdrop, not a surface (the procedural world gives sky a
-    finite far-plane depth; depth networks saturate), and keeping them makes the automatic voxel
-    (tied to the median depth's pixel footprint) so coarse that the near ground is lost (measured
-    on a 64x64 lake run: with 1.5 the mesh had no ground at all; with 0.9 it had)."""
-    known_depth_percentile: float = 99.5
-    """far_depth: percentile of the known (non-sky) support depths the cut-off scales."""
     min_component_fraction: float = 0.02
     """Drop connected components with fewer faces than this fraction of all faces."""
-    max_incidence_deg: float = 75.0
-    """Pixels whose depth changes faster than a surface seen at this angle from its normal
-    (relative depth step per pixel x focal > tan of it, toward any 4-neighbour) are not fused:
-    at silhouettes and grazing surfaces the nearest pixel's depth belongs to another part of the
-    surface (measured on the analytic sphere of tests/export/test_mesh.py: 99.9th-percentile
-    vertex error 0.27 voxels with this test, 0.32 without)."""
     chunk_voxels: int = 2 ** 21
     """Voxels projected at once (bounds peak memory; results do not depend on it)."""
+
+    def __post_init__(self) -> None:
+        if self.mesher not in ("views", "tsdf"):
+            raise UserInputError(f"--mesher {self.mesher!r}: choose views or tsdf")
 
 
 @dataclass(frozen=True)
@@ -90,34 +88,11 @@ class TsdfVolume:
 @dataclass(frozen=True)
 class TriangleMesh:
     """vertices (V, 3) float32 world points; faces (F, 3) int64 vertex indices, counter-clockwise
-    seen from the front (the side the cameras saw); colours (V, 3) uint8 RGB."""
+    seen from the front (the side the cameras saw); colours (V, 3) uint8 sRGB."""
 
     vertices: np.ndarray
     faces: np.ndarray
     colours: np.ndarray
-
-
-def far_depth(depths: Tensor, known: Tensor, config: MeshConfig = MeshConfig()) -> float:
-    """Depth cut-off (scene units) above which rendered pixels are treated as sky: far_margin x
-    the known_depth_percentile of ``depths`` (N, H, W) where ``known`` (N, H, W) bool (e.g. the
-    support views' stored depths, which are 0 for sky). Raises UserInputError if none is known."""
-    values = depths[known & (depths > 0)].float().cpu().numpy()
-    if values.size == 0:
-        raise UserInputError("no known depth in the views: cannot tell the scene from the sky")
-    return float(config.far_margin * np.percentile(values, config.known_depth_percentile))
-
-
-def _points(depth: Tensor, cameras: Cameras, index: int) -> Tensor:
-    """(H, W, 3) world points of the z-depth map ``depth`` (H, W) seen by camera ``index``."""
-    H, W = depth.shape
-    K = cameras.K[index].to(depth)
-    c2w = cameras.c2w[index].to(depth)
-    v, u = torch.meshgrid(torch.arange(H, dtype=depth.dtype, device=depth.device) + 0.5,
-                          torch.arange(W, dtype=depth.dtype, device=depth.device) + 0.5, indexing="ij")
-    x = (u - K[0, 2] - K[0, 1] * (v - K[1, 2]) / K[1, 1]) / K[0, 0]
-    y = (v - K[1, 2]) / K[1, 1]
-    cam = torch.stack([x * depth, y * depth, depth], dim=-1)
-    return cam @ c2w[:3, :3].T + c2w[:3, 3]
 
 
 def fusion_grid(depths: Tensor, valid: Tensor, cameras: Cameras,
@@ -126,7 +101,7 @@ def fusion_grid(depths: Tensor, valid: Tensor, cameras: Cameras,
     (B, H, W) where ``valid`` (B, H, W): per axis from the bounds_percentile to 100 minus it,
     padded by the truncation + 1 voxel. Raises UserInputError when there is no valid depth or
     the grid would exceed max_voxels (the message says which voxel size would fit)."""
-    pts = torch.cat([_points(depths[b], cameras, b)[valid[b]] for b in range(len(depths))])
+    pts = unproject_depth(depths, cameras)[valid]
     if len(pts) == 0:
         raise UserInputError("no opaque rendered pixel to fuse into a mesh")
     stride = max(1, len(pts) // 1_000_000)                       # a deterministic subsample
@@ -158,11 +133,12 @@ def tsdf_fuse(depths: Tensor, colours: Tensor, valid: Tensor, cameras: Cameras,
     """Fuse z-depth maps ``depths`` (B, H, W) (scene units) and ``colours`` (B, H, W, 3) in [0, 1],
     known where ``valid`` (B, H, W) bool, seen by ``cameras`` (B cameras of size W x H, OpenCV
     axes), into a TSDF grid (see the module docstring). Runs on the device of ``depths``.
-    Emits one "mesh" event per view. Raises UserInputError for an empty or too large grid."""
+    Pixels at a depth discontinuity (``edge_pixels``) are not fused. Emits one "mesh" event per
+    block of chunk_voxels voxels. Raises UserInputError for an empty or too large grid."""
     device = depths.device
     depths = depths.float()
     valid = valid & (depths > 0)
-    valid = valid & ~grazing_pixels(depths, valid, cameras.K[:, 0, 0], config.max_incidence_deg)
+    valid = valid & ~edge_pixels(depths, valid, config.views)
     origin, shape, voxel = fusion_grid(depths, valid, cameras, config)
     X, Y, Z = shape
     count = X * Y * Z
@@ -171,58 +147,55 @@ def tsdf_fuse(depths: Tensor, colours: Tensor, valid: Tensor, cameras: Cameras,
     weight = torch.zeros(count, dtype=torch.float32, device=device)
     rgb_sum = torch.zeros(count, 3, dtype=torch.float32, device=device)
     origin_d = origin.to(device)
+    cams = cameras.to(device)
     H, W = depths.shape[1:]
-    for b in range(len(depths)):
-        w2c = cameras.w2c[b].to(device=device, dtype=torch.float32)
-        K = cameras.K[b].to(device=device, dtype=torch.float32)
-        depth, colour, known = depths[b].reshape(-1), colours[b].float().reshape(-1, 3), valid[b].reshape(-1)
-        for start in range(0, count, config.chunk_voxels):
-            flat = torch.arange(start, min(start + config.chunk_voxels, count), device=device)
-            ijk = torch.stack([flat // (Y * Z), (flat // Z) % Y, flat % Z], dim=-1).float()
-            cam = (origin_d + ijk * voxel) @ w2c[:3, :3].T + w2c[:3, 3]
-            z = cam[:, 2]
-            zs = z.clamp_min(1e-6)
-            u = (K[0, 0] * cam[:, 0] + K[0, 1] * cam[:, 1]) / zs + K[0, 2]
-            v = K[1, 1] * cam[:, 1] / zs + K[1, 2]
-            col, row = torch.floor(u), torch.floor(v)             # pixel (row, col) holds centre + 0.5
+    flat_depths, flat_colours, flat_valid = depths.reshape(len(depths), -1), colours.float().reshape(
+        len(depths), -1, 3), valid.reshape(len(depths), -1)
+    chunks = range(0, count, config.chunk_voxels)
+    for c, start in enumerate(chunks):
+        # voxel centres once per chunk, then every view (not once per view: issue 20)
+        flat = torch.arange(start, min(start + config.chunk_voxels, count), device=device)
+        ijk = torch.stack([flat // (Y * Z), (flat // Z) % Y, flat % Z], dim=-1).float()
+        centres = origin_d + ijk * voxel
+        for b in range(len(depths)):
+            uv, z = project_points(centres, cams[b])
+            uv, z = uv[0], z[0]
+            col, row = torch.floor(uv[:, 0]), torch.floor(uv[:, 1])   # pixel (row, col) holds centre + 0.5
             inside = (z > 1e-6) & (col >= 0) & (col < W) & (row >= 0) & (row < H)
             idx = torch.nonzero(inside).squeeze(1)
             pix = (row[idx] * W + col[idx]).long()
-            seen = known[pix]
+            seen = flat_valid[b][pix]
             idx, pix = idx[seen], pix[seen]
-            sdf = depth[pix] - z[idx]
+            sdf = flat_depths[b][pix] - z[idx]
             keep = sdf.abs() <= trunc                             # the truncation band only
             idx, pix, sdf = idx[keep], pix[keep], sdf[keep]
             target = flat[idx]
             w_old = weight[target]
             tsdf[target] = (tsdf[target] * w_old + sdf / trunc) / (w_old + 1.0)
             weight[target] = w_old + 1.0
-            rgb_sum[target] += colour[pix]
-        emit(on_event, "mesh", step=b + 1, total=len(depths), message=f"fusing view {b + 1}/{len(depths)}")
+            rgb_sum[target] += flat_colours[b][pix]
+        emit(on_event, "mesh", step=c + 1, total=len(chunks), message=f"fusing block {c + 1}/{len(chunks)}")
     rgb = rgb_sum / weight.clamp_min(1.0)[:, None]
     return TsdfVolume(tsdf.reshape(shape), weight.reshape(shape), rgb.reshape(*shape, 3), origin, voxel)
 
 
-def grazing_pixels(depths: Tensor, valid: Tensor, focal: Tensor, max_incidence_deg: float) -> Tensor:
-    """(B, H, W) bool: valid pixels of ``depths`` (B, H, W) whose depth differs from a valid
-    4-neighbour's by more than a surface at ``max_incidence_deg`` would give
-    (|d - d'| / min(d, d') x focal > tan(angle)), or that border an invalid pixel.
-    focal: (B,) horizontal focal lengths in pixels."""
+def edge_pixels(depths: Tensor, valid: Tensor, config: ViewMeshConfig = ViewMeshConfig()) -> Tensor:
+    """(B, H, W) bool: valid pixels of ``depths`` (B, H, W) on either side of a depth
+    discontinuity (view_mesh.depth_edges: a jump in inverse depth, so grazing ground is kept) or
+    next to an invalid pixel: at silhouettes the nearest pixel's depth belongs to the other
+    surface (measured on the analytic sphere of tests/export/test_mesh.py)."""
     import torch.nn.functional as F
 
-    limit = math.tan(math.radians(max_incidence_deg))
-    d = torch.where(valid, depths, torch.zeros_like(depths))
-    f = focal.to(depths).view(-1, 1, 1)
-    bad = torch.zeros(depths.shape, dtype=torch.uint8, device=depths.device)
-    # F.pad's list starts with the last dimension: [W before, W after, H before, H after]
-    for dim, (pad_after, pad_before) in ((1, ([0, 0, 0, 1], [0, 0, 1, 0])), (2, ([0, 1, 0, 0], [1, 0, 0, 0]))):
-        n = d.shape[dim] - 1
-        a, b = d.narrow(dim, 0, n), d.narrow(dim, 1, n)
-        va, vb = valid.narrow(dim, 0, n), valid.narrow(dim, 1, n)
-        steep = va & vb & ((a - b).abs() / torch.minimum(a, b).clamp_min(1e-9) * f > limit)
-        edge = (steep | (va ^ vb)).to(torch.uint8)          # pair (i, i+1) is an edge: mark both
-        bad |= F.pad(edge, pad_after) | F.pad(edge, pad_before)
-    return bad.bool() & valid
+    bad = torch.zeros(depths.shape, dtype=torch.bool, device=depths.device)
+    for i in range(len(depths)):
+        d = torch.where(valid[i], depths[i], torch.ones_like(depths[i]))
+        across, down = depth_edges(d, config)
+        v = valid[i]
+        across = across | (v[:, 1:] ^ v[:, :-1])
+        down = down | (v[1:] ^ v[:-1])
+        bad[i] = (F.pad(across, (0, 1)) | F.pad(across, (1, 0)) | F.pad(down, (0, 0, 0, 1))
+                  | F.pad(down, (0, 0, 1, 0)))
+    return bad & valid
 
 
 def _observed_cubes(weight: np.ndarray) -> np.ndarray:
@@ -319,38 +292,3 @@ def extract_mesh(volume: TsdfVolume, config: MeshConfig = MeshConfig()) -> Trian
     colours = _vertex_colours(volume, verts)
     world = volume.origin.numpy()[None, :].astype(np.float64) + verts * volume.voxel_size
     return TriangleMesh(world.astype(np.float32), faces, colours)
-
-
-def render_for_fusion(scene, cameras: Cameras, config: MeshConfig = MeshConfig(),
-                      on_event: EventSink | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """Render ``scene`` (any representation with ``render(cameras)``) at each camera, one at a
-    time: (depths (B, H, W), colours (B, H, W, 3), valid (B, H, W) bool) where valid means
-    accumulated opacity >= min_opacity; depth is the expected z-depth divided by the opacity
-    (the depth of the surface rather than of the surface composited on nothing). CPU tensors."""
-    depths, colours, valid = [], [], []
-    for b in range(len(cameras)):
-        with torch.no_grad():
-            out = scene.render(cameras[b])
-        alpha = out.opacity[0].float()
-        ok = alpha >= config.min_opacity
-        depths.append(torch.where(ok, out.depth[0].float() / alpha.clamp_min(1e-6), 0.0).cpu())
-        colours.append(out.rgb[0].float().clamp(0, 1).cpu())
-        valid.append(ok.cpu())
-        emit(on_event, "render", step=b + 1, total=len(cameras), message=f"rendering view {b + 1}/{len(cameras)}")
-    return torch.stack(depths), torch.stack(colours), torch.stack(valid)
-
-
-def glb_bytes(mesh: TriangleMesh) -> bytes:
-    """``mesh`` as a binary glTF 2.0 (one mesh, vertex colours as COLOR_0). glTF is +y up and
-    right-handed: pass vertices already turned with points.points_to_y_up."""
-    import trimesh
-
-    rgba = np.concatenate([mesh.colours, np.full((len(mesh.colours), 1), 255, np.uint8)], axis=1)
-    tm = trimesh.Trimesh(vertices=mesh.vertices.astype(np.float64), faces=mesh.faces, vertex_colors=rgba,
-                         process=False)
-    return tm.export(file_type="glb")
-
-
-def write_glb(path: str | os.PathLike, mesh: TriangleMesh) -> None:
-    """Write ``mesh`` to ``path`` as GLB (see glb_bytes), atomically."""
-    atomic_write_bytes(path, glb_bytes(mesh))

@@ -112,7 +112,8 @@ class DiskEstimate:
 def view_file_bytes(width: int, height: int, rgb_storage_dtype: str) -> int:
     """Exact size in bytes of one support view file of a ``width`` x ``height`` view (see the
     module docstring): the CORE_ARRAYS as .npy blobs; the pipeline stores no extra arrays."""
-    itemsize = {"rgb": np.dtype(rgb_storage_dtype).itemsize * 3, "depth": 4, "valid": 1, "inpainted": 1}
+    itemsize = {"rgb": np.dtype(rgb_storage_dtype).itemsize * 3, "depth": 4, "valid": 1, "inpainted": 1,
+                "backdrop": 1}
     return sum(NPY_HEADER_BYTES + width * height * itemsize[name] for name in CORE_ARRAYS)
 
 

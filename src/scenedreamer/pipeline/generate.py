@@ -33,7 +33,7 @@ from ..representation.fitting import FitState, fit
 from ..support.database import SupportDatabase
 from ..support.records import Provenance, ViewRecord
 from .config import GenerateConfig
-from .local_frame import drop_occluding_points, make_local_frame, metric_depth_for_new_view
+from .local_frame import depth_and_backdrop_for_new_view, drop_occluding_points, make_local_frame
 from .outputs import export_outputs
 from .priors_factory import Priors
 from .representation_factory import create_representation, grow_representation
@@ -101,21 +101,23 @@ def initialise_scene_context(config: GenerateConfig, trajectory: Trajectory, dat
     image0 = priors.text_to_image.generate(prompt0, camera0, step_generator(config.seed, 0, "first_view"))
     no_depth = torch.zeros(camera0.height, camera0.width, device=priors.device)
     no_known = torch.zeros_like(no_depth, dtype=torch.bool)
-    depth0 = metric_depth_for_new_view(image0, camera0, no_depth, no_known, priors.first_depth, config.align,
-                                       config.seams, config.init.first_view_median_depth)
+    depth0, backdrop0 = depth_and_backdrop_for_new_view(
+        image0, camera0, no_depth, no_known, priors.first_depth, config.align, config.seams,
+        config.init.first_view_median_depth, config.support.backdrop_depth)
     everything = torch.ones_like(no_known)
-    database.add(_record(image0, depth0, everything, no_known, camera0, Provenance.INITIAL, 0, prompt0))
+    database.add(_record(image0, depth0, everything, no_known, camera0, Provenance.INITIAL, 0, prompt0, backdrop0))
 
     for i, camera in enumerate(initial_neighbour_cameras(camera0, config.init)):
         emit(on_event, "init", i + 1, 0, "neighbour view")
         views = [database.get(v) for v in database.ids()]
         local = make_local_frame(views, camera, prompt0, priors.inpainter,
                                  step_generator(config.seed, 0, "inpaint"), config.warp)
-        depth = metric_depth_for_new_view(local.rgb, camera, local.warped_depth, local.known, priors.depth,
-                                          config.align, config.seams, config.init.first_view_median_depth)
+        depth, backdrop = depth_and_backdrop_for_new_view(
+            local.rgb, camera, local.warped_depth, local.known, priors.depth, config.align, config.seams,
+            config.init.first_view_median_depth, config.support.backdrop_depth)
         new = ~local.known
         valid = ~drop_occluding_points(depth, new, camera, views, config.progressive.occlusion_margin)
-        database.add(_record(local.rgb, depth, valid, new, camera, Provenance.WARP_INPAINT, 0, prompt0))
+        database.add(_record(local.rgb, depth, valid, new, camera, Provenance.WARP_INPAINT, 0, prompt0, backdrop))
 
     views = [database.get(v) for v in database.ids()]
     representation = create_representation(config, views, priors.device, trajectory.cameras.centers)
@@ -172,12 +174,14 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
     render_agrees = (~unseen & (render.depth[0] > 0)
                      & ((render.depth[0] - warped).abs() <= prog.render_depth_tolerance * warped))
     known_depth = torch.where(local.known & render_agrees, render.depth[0], warped)
-    depth = metric_depth_for_new_view(image, camera, known_depth, local.known, priors.depth,
-                                      config.align, config.seams, config.init.first_view_median_depth)
+    depth, backdrop = depth_and_backdrop_for_new_view(image, camera, known_depth, local.known, priors.depth,
+                                                      config.align, config.seams,
+                                                      config.init.first_view_median_depth,
+                                                      config.support.backdrop_depth)
     new = ~local.known
     earlier = [database.get(v) for v in neighbour_ids]
     valid = ~drop_occluding_points(depth, new, camera, earlier, prog.occlusion_margin)
-    record = _record(image, depth, valid, new, camera, provenance, step, prompt)
+    record = _record(image, depth, valid, new, camera, provenance, step, prompt, backdrop)
     database.add(record)
 
     # update: grow the representation where it is new, fit with replay of old views
@@ -219,11 +223,11 @@ def _latest_ids(database: SupportDatabase, step: int) -> list[int]:
 
 
 def _record(rgb, depth, valid, inpainted, camera: Cameras, provenance: Provenance, step: int,
-            prompt: str) -> ViewRecord:
+            prompt: str, backdrop: torch.Tensor) -> ViewRecord:
     return ViewRecord(rgb=rgb.detach().float().clamp(0, 1).cpu(), depth=depth.detach().float().cpu(),
                       valid=valid.detach().cpu(), inpainted=inpainted.detach().cpu(),
                       K=camera.K[0].detach().float().cpu(), c2w=camera.c2w[0].detach().float().cpu(),
-                      provenance=provenance, step=step, prompt=prompt)
+                      provenance=provenance, step=step, prompt=prompt, backdrop=backdrop.detach().cpu())
 
 
 def _commit(run: RunFolder, step: int, database: SupportDatabase, state: RunState, priors: Priors) -> None:

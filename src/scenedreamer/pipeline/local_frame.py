@@ -70,6 +70,15 @@ def make_local_frame(views: list[ViewRecord], camera: Cameras, prompt: str, inpa
 def metric_depth_for_new_view(image: Tensor, camera: Cameras, known_depth: Tensor, known: Tensor,
                               estimator: DepthEstimator | DepthCompleter, align: AlignConfig, seams: SeamConfig,
                               fallback_median_depth: float) -> Tensor:
+    """The depth of ``depth_and_backdrop_for_new_view`` alone (same arguments)."""
+    return depth_and_backdrop_for_new_view(image, camera, known_depth, known, estimator, align, seams,
+                                           fallback_median_depth)[0]
+
+
+def depth_and_backdrop_for_new_view(image: Tensor, camera: Cameras, known_depth: Tensor, known: Tensor,
+                                    estimator: DepthEstimator | DepthCompleter, align: AlignConfig,
+                                    seams: SeamConfig, fallback_median_depth: float,
+                                    backdrop_depth: float | None = None) -> tuple[Tensor, Tensor]:
     """Z-depth (H, W) for every pixel of ``image`` seen from ``camera``.
 
     Known pixels keep ``known_depth``; the rest come from the depth network, aligned (scale and
@@ -77,10 +86,31 @@ def metric_depth_for_new_view(image: Tensor, camera: Cameras, known_depth: Tenso
     meets the old one at the hole boundary. With no known pixel (the first view) a non-metric
     prediction is scaled to ``fallback_median_depth``. A network-free DepthCompleter fills the
     rest from the known depth itself (already in the scene's units: nothing to align).
+
+    Returns (depth (H, W) z-depth, backdrop (H, W) bool). The backdrop (ViewRecord.backdrop) is
+    what the depth prior marks as having no surface (the offline world's sky, exactly), plus,
+    when ``backdrop_depth`` (SupportConfig.backdrop_depth, scene units) is set, every pixel whose
+    final depth is at or beyond it (a depth network's far distance).
     """
     if isinstance(estimator, DepthCompleter):
-        return estimator.complete(known_depth, known)
+        depth = estimator.complete(known_depth, known)
+        return depth, _beyond(depth, backdrop_depth, None)
     prediction = estimator.estimate(image, camera=camera)
+    depth = _metric_depth(prediction, known_depth, known, align, seams, fallback_median_depth)
+    return depth, _beyond(depth, backdrop_depth, prediction.backdrop)
+
+
+def _beyond(depth: Tensor, backdrop_depth: float | None, marked: Tensor | None) -> Tensor:
+    """(H, W) bool: ``marked`` (the prior's own backdrop, or none) | depth >= backdrop_depth."""
+    backdrop = torch.zeros_like(depth, dtype=torch.bool) if marked is None else marked.to(depth.device).bool()
+    if backdrop_depth is not None:
+        backdrop = backdrop | (depth >= backdrop_depth)
+    return backdrop
+
+
+def _metric_depth(prediction, known_depth: Tensor, known: Tensor, align: AlignConfig, seams: SeamConfig,
+                  fallback_median_depth: float) -> Tensor:
+    """A DepthPrediction turned into the scene's z-depth (see depth_and_backdrop_for_new_view)."""
     values = prediction.values.to(known_depth.device, torch.float32)
     if prediction.kind is DepthKind.DISPARITY:
         # an affine-invariant disparity: make it positive before inverting; alignment fixes the rest

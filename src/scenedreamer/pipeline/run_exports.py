@@ -1,18 +1,19 @@
 """Exports of a finished run that need more than scene.ply: a mesh and the nerfstudio dataset.
 
 The library side of `scenedreamer export --format glb|nerfstudio` (docs/usage/export.md).
-- ``mesh_from_run``: RUN/scene.ply rendered at every support camera with the reference 3DGS
-  conventions, pixels farther than the sky cut-off (``export.mesh.far_depth`` of the support
-  views' own depths, where sky has no depth) dropped, fused into a TSDF and meshed
-  (``export.mesh``). Vertices stay in the run's world (OpenCV, +y down); the GLB writer's caller
-  turns them to glTF's +y up.
+- ``mesh_from_run``: a mesh of what the support cameras saw: the support views' own depth and
+  colour, backdrop (ViewRecord.backdrop) left out, meshed view by view where each added content
+  (export/view_mesh.py) or fused into one TSDF (export/mesh.py, ``mesher="tsdf"``); the backdrop
+  optionally as its own sheet. The same for Gaussian and NeRF runs: both keep their support
+  database. Vertices stay in the run's world (OpenCV, +y down); the GLB writer's caller turns
+  them to glTF's +y up.
 - ``nerfstudio_from_run``: the support views as a nerfstudio dataset (transforms.json, images/,
   depths/), the same files a run writes with ``export.nerfstudio``.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -20,7 +21,8 @@ import torch
 from ..atomic import check_writable_destination
 from ..errors import UserInputError
 from ..events import EventSink
-from ..export.mesh import MeshConfig, TriangleMesh
+from ..export.mesh import MeshConfig
+from ..export.view_mesh import ColouredMesh
 
 NERFSTUDIO_NAMES = frozenset({"transforms.json", "images", "depths", "masks"})
 """What a nerfstudio export writes into its folder (so a forced re-export may replace only these)."""
@@ -59,40 +61,87 @@ def nerfstudio_from_run(root: Path, out: Path, on_event: EventSink | None = None
         return db.export_nerfstudio(out, on_event=on_event)
 
 
-def mesh_from_run(root: Path, config: MeshConfig = MeshConfig(), device: torch.device | str = "cpu",
-                  on_event: EventSink | None = None) -> TriangleMesh:
-    """A vertex-coloured mesh of RUN/scene.ply (run's world, OpenCV axes), see the module docstring.
+@dataclass(frozen=True)
+class SceneMesh:
+    """surface: what the cameras saw, backdrop excluded; backdrop: the backdrop on a sphere
+    around the cameras, or None when not asked for (or the run has none)."""
 
-    Emits "render" events (one per support camera) and "mesh" events (one per fused view).
-    Raises UserInputError when the run has no support view, no known depth, or no surface.
-    """
-    from ..export.mesh import extract_mesh, far_depth, render_for_fusion, tsdf_fuse
-    from ..export.ply import read_gaussians_ply
-    from ..geometry.cameras import Cameras
-    from ..representation.distill import standard_viewer_config
+    surface: ColouredMesh
+    backdrop: ColouredMesh | None
+
+
+def mesh_from_run(root: Path, config: MeshConfig = MeshConfig(), device: torch.device | str = "cpu",
+                  on_event: EventSink | None = None, with_backdrop: bool = False) -> SceneMesh:
+    """A vertex-coloured mesh of the run's support views (run's world, OpenCV axes), see the
+    module docstring. Emits "mesh" events (one per view, or per TSDF block). Raises
+    UserInputError when the run has no support view, nothing but backdrop, or no surface."""
     from ..support.database import SupportDatabase
 
     with SupportDatabase.open(root / "support", create=False) as db:
         views = [db.get(v) for v in db.ids()]
     if not views:
         raise UserInputError(f"{root}: the support database is empty, nothing to mesh")
+    if not any(bool((v.valid & ~v.backdrop & (v.depth > 0)).any()) for v in views):
+        raise UserInputError(f"{root}: every support pixel is backdrop (sky) or unknown: no surface to mesh")
+    surface = _tsdf_mesh(views, config, device, on_event) if config.mesher == "tsdf" else \
+        _view_mesh(views, config, on_event)
+    if len(surface.faces) == 0:
+        raise UserInputError(f"{root}: no surface found in the support views")
+    return SceneMesh(surface, _backdrop_mesh(views, config) if with_backdrop else None)
+
+
+def _new_pixels(view) -> torch.Tensor:
+    """(H, W) bool pixels ``view`` added to the scene: all of the first view, the generated
+    (inpainted) ones of the others (the rest were carried from earlier views by the warp)."""
+    from ..support.records import Provenance
+
+    if view.provenance is Provenance.INITIAL:
+        return torch.ones_like(view.valid)
+    return view.inpainted
+
+
+def _view_mesh(views, config: MeshConfig, on_event: EventSink | None) -> ColouredMesh:
+    from ..events import emit
+    from ..export.view_mesh import view_region, view_surface
+
+    parts = []
+    for i, v in enumerate(views):
+        region = view_region(_new_pixels(v), v.valid, v.backdrop, v.depth, config.views)
+        parts.append(view_surface(v.rgb, v.depth, region, v.camera, config.views))
+        emit(on_event, "mesh", step=i + 1, total=len(views), message=f"meshing view {i + 1}/{len(views)}")
+    return ColouredMesh.concat(parts)
+
+
+def _tsdf_mesh(views, config: MeshConfig, device, on_event: EventSink | None) -> ColouredMesh:
+    from ..export.mesh import extract_mesh, tsdf_fuse
+    from ..geometry.cameras import Cameras
+
     sizes = {(v.width, v.height) for v in views}
     width, height = max(sizes)
-    cameras = Cameras(torch.stack([v.K.float() for v in views]), torch.stack([v.c2w.float() for v in views]),
-                      views[0].width, views[0].height)
-    if len(sizes) > 1:          # mixed sizes cannot share a batch: render all at the largest
-        cameras = Cameras.cat([Cameras(v.K.float()[None], v.c2w.float()[None], v.width, v.height)
-                               .scaled(width, height) for v in views])
-    known_depths = torch.stack([_at_size(v.depth.float(), width, height) for v in views])
-    known = torch.stack([_at_size(v.valid.float(), width, height) > 0.5 for v in views])
-    cut = far_depth(known_depths, known, config)
+    # mixed sizes cannot share a batch: fuse every view at the largest (nearest neighbour)
+    cameras = Cameras.cat([Cameras(v.K.float()[None], v.c2w.float()[None], v.width, v.height)
+                           .scaled(width, height) for v in views])
+    depths = torch.stack([_at_size(v.depth.float(), width, height) for v in views])
+    colours = torch.stack([_at_size(c, width, height) for v in views for c in v.rgb.float().unbind(-1)])
+    colours = colours.reshape(len(views), 3, height, width).permute(0, 2, 3, 1)
+    known = torch.stack([_at_size((v.valid & ~v.backdrop).float(), width, height) > 0.5 for v in views])
+    volume = tsdf_fuse(depths.to(device), colours.to(device), known.to(device), cameras, config, on_event)
+    mesh = extract_mesh(volume, config)
+    return ColouredMesh(mesh.vertices, mesh.faces, mesh.colours.astype("float32") / 255.0)
 
-    scene = read_gaussians_ply(root / "scene.ply", standard_viewer_config(), device=device)
-    scene.eval()
-    depths, colours, valid = render_for_fusion(scene, cameras.to(device), config, on_event)
-    valid = valid & (depths <= cut)             # the sky shell is not a surface
-    volume = tsdf_fuse(depths, colours, valid, cameras, config, on_event)
-    return extract_mesh(volume, config)
+
+def _backdrop_mesh(views, config: MeshConfig) -> ColouredMesh | None:
+    """The backdrop pixels each view added, on a sphere around the mean camera centre of radius
+    backdrop_radius_factor x the farthest depth that is not backdrop; None if there is none."""
+    from ..export.view_mesh import backdrop_sheet
+
+    centre = torch.stack([v.c2w[:3, 3].float() for v in views]).mean(0)
+    far = max(float(v.depth[~v.backdrop].max()) for v in views if bool((~v.backdrop).any()))
+    radius = config.views.backdrop_radius_factor * far
+    parts = [backdrop_sheet(v.rgb, _new_pixels(v) & v.valid & v.backdrop, v.camera, centre, radius, config.views)
+             for v in views]
+    mesh = ColouredMesh.concat(parts)
+    return mesh if len(mesh.faces) else None
 
 
 def _at_size(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -102,8 +151,11 @@ def _at_size(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(image[None, None], size=(height, width), mode="nearest")[0, 0]
 
 
-def mesh_config(voxel_size: float | None) -> MeshConfig:
-    """The default MeshConfig with an optional voxel edge length (scene units; > 0)."""
+def mesh_config(voxel_size: float | None, mesher: str = "views") -> MeshConfig:
+    """The default MeshConfig with a mesher ("views" or "tsdf") and an optional TSDF voxel edge
+    length (scene units; > 0; only with "tsdf")."""
     if voxel_size is not None and not voxel_size > 0:
         raise UserInputError(f"--voxel-size {voxel_size}: must be > 0 (scene units)")
-    return replace(MeshConfig(), voxel_size=voxel_size)
+    if voxel_size is not None and mesher != "tsdf":
+        raise UserInputError(f"--voxel-size {voxel_size}: only for --mesher tsdf (the views mesher has no voxels)")
+    return replace(MeshConfig(), voxel_size=voxel_size, mesher=mesher)

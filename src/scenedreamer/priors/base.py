@@ -30,10 +30,13 @@ class DepthKind(enum.Enum):
 
 @dataclass(frozen=True)
 class DepthPrediction:
-    """values: (H, W) float32, meaning given by ``kind``."""
+    """values: (H, W) float32, meaning given by ``kind``. backdrop: (H, W) bool, True where
+    the prior knows there is no surface (sky: the offline world's ray misses, a network's far
+    class), or None when the prior does not say (then SupportConfig.backdrop_depth decides)."""
 
     values: Tensor
     kind: DepthKind
+    backdrop: Tensor | None = None
 
 
 @runtime_checkable

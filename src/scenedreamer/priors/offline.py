@@ -100,7 +100,7 @@ class OracleInpainter:
 class OracleDepthEstimator:
     """DepthEstimator stand-in: the world's z-depth at the camera, exact (METRIC) or corrupted
     by ``OracleDepthConfig`` (RELATIVE: depth up to an unknown scale and shift). Sky pixels carry
-    the world's ``sky_depth``."""
+    the world's ``sky_depth`` and are marked exactly in the prediction's ``backdrop``."""
 
     label = "procedural world oracle depth (offline stand-in)"
 
@@ -117,16 +117,19 @@ class OracleDepthEstimator:
         """image (H, W, 3) in [0, 1] -> DepthPrediction with values (H, W) float32 on image.device."""
         check_image(image, self.label)
         camera = _check_camera(camera, self.label, image.shape[0], image.shape[1])
-        depth = self.world.render_cached(camera).depth[0].to(device=image.device, dtype=torch.float32, copy=True)
+        world = self.world.render_cached(camera)
+        depth = world.depth[0].to(device=image.device, dtype=torch.float32, copy=True)
+        # the backdrop is exact: the sky is what the world's rays miss (not a depth threshold)
+        sky = world.sky[0].to(device=image.device, copy=True)
         cfg = self.config
         if cfg.exact:
-            return DepthPrediction(depth, DepthKind.METRIC)
+            return DepthPrediction(depth, DepthKind.METRIC, backdrop=sky)
         values = depth
         if cfg.noise_std > 0:
             gen = torch.Generator().manual_seed(cfg.noise_seed)
             noise = torch.randn(depth.shape, generator=gen).to(depth.device)
             values = values * (1.0 + cfg.noise_std * noise)
-        return DepthPrediction(cfg.scale * values + cfg.shift, DepthKind.RELATIVE)
+        return DepthPrediction(cfg.scale * values + cfg.shift, DepthKind.RELATIVE, backdrop=sky)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ This module then *fits* them with the ordinary fitting loop (fitting.fit, unchan
 * renders of the source representation (e.g. the NeRF) at extra cameras half-way between the
   support cameras, so the splats also hold between the views a user flies through,
 
-with opacity, size, orientation and colour all learned. The sky (pixels of valid support views
-with no depth: the procedural world and depth networks report sky as depth 0) becomes a shell of
-far Gaussians on a sphere around the cameras, so a standard viewer shows the sky, not black.
+with opacity, size, orientation and colour all learned. The sky (the valid pixels of the support
+views' ``backdrop`` mask, ViewRecord.backdrop: the one definition of sky) becomes a shell of far
+Gaussians on a sphere around the cameras, so a standard viewer shows the sky, not black.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ class DistillConfig:
     extra_views_per_gap: int = 1
     """Source-representation renders added between consecutive support cameras (0 = none)."""
     sky: bool = True
-    """Add a shell of far Gaussians for sky pixels (valid, depth 0) of the support views."""
+    """Add a shell of far Gaussians for the sky pixels (valid and backdrop) of the support views."""
     sky_stride: int = 4
     """One sky Gaussian per sky_stride x sky_stride support pixels."""
     sky_radius_factor: float = 4.0
-    """Sky shell radius = this x the farthest known support depth (scene units)."""
+    """Sky shell radius = this x the farthest support depth that is not backdrop (scene units)."""
     sky_scale_factor: float = 1.0
     """Sky Gaussian std-dev = this x sky_stride x the pixel footprint at the shell."""
     fit: FitConfig = field(default_factory=lambda: FitConfig(
@@ -101,19 +101,20 @@ def render_views(source: SceneRepresentation, cameras: Cameras, device: torch.de
 
 
 def sky_points(views: list[ViewRecord], config: DistillConfig) -> tuple[Tensor, Tensor, Tensor]:
-    """Points on a sky sphere for the sky pixels (valid, depth <= 0) of ``views``.
+    """Points on a sky sphere for the sky pixels (valid and ViewRecord.backdrop) of ``views``.
 
     Returns world points (M, 3), colours (M, 3), std-devs (M,) in scene units. The sphere is
-    centred on the mean camera centre with radius sky_radius_factor x the farthest known depth.
+    centred on the mean camera centre with radius sky_radius_factor x the farthest depth that is
+    not backdrop (the backdrop's own depth is a stand-in: the offline world's far plane).
     """
     centres = torch.stack([v.c2w[:3, 3].float() for v in views])
     centre = centres.mean(0)
-    far = max([float(v.depth.max()) for v in views] + [1.0])
+    far = max([float(v.depth[~v.backdrop].max()) for v in views if bool((~v.backdrop).any())] + [1.0])
     radius = config.sky_radius_factor * far
     s = config.sky_stride
     pts, cols, sizes = [], [], []
     for v in views:
-        sky = (v.valid & (v.depth <= 0))[s // 2::s, s // 2::s]
+        sky = (v.valid & v.backdrop)[s // 2::s, s // 2::s]
         if not bool(sky.any()):
             continue
         H, W = v.depth.shape

@@ -21,6 +21,20 @@ class SupportConfig:
     True: fsync each view file and the views folder before its row commits and run SQLite with
     synchronous=FULL, so every add() is power-cut safe on return (~3 fsyncs per view: slower)."""
 
+    # --- backdrop (sky) -------------------------------------------------------------------------
+    backdrop_depth: float | None = None
+    """Where the depth prior does not mark the backdrop itself (a depth network without a far
+    class), pixels of a new view whose final z-depth is >= this (scene units) are recorded as
+    backdrop: the scene's far distance. None: only what the depth prior marks (the offline
+    world marks its sky exactly). See ViewRecord.backdrop and docs/design.md "The backdrop"."""
+
+    legacy_backdrop_depth: float = 70.0
+    """Views stored before the backdrop mask existed get backdrop = depth >= this (scene units).
+    The offline world gave its sky depth 100 (ProceduralWorldConfig.sky_depth), but sky carried
+    into later views by the warp, or aligned from corrupted depth, lands nearer: measured on a
+    96x64 offline lookaround run of the previous release, 70 agrees with the world's exact sky
+    on 97.5-99.9 % of each view's pixels, 100 on only 83-100 %."""
+
     # --- neighbours (frustum overlap, then pose distance) --------------------------------------
     overlap_grid: int = 16
     """The query camera's frustum is sampled at overlap_grid x overlap_grid pixel centres (of a
@@ -81,5 +95,9 @@ class SupportConfig:
         if self.replay_recent < 0 or not 0.0 <= self.replay_recent_weight <= 1.0:
             raise ValueError("SupportConfig: replay_recent must be >= 0 and replay_recent_weight in "
                              f"[0, 1], got {self.replay_recent}, {self.replay_recent_weight}")
+        if self.backdrop_depth is not None and not self.backdrop_depth > 0:
+            raise ValueError(f"SupportConfig.backdrop_depth must be > 0 or None, got {self.backdrop_depth}")
+        if not self.legacy_backdrop_depth > 0:
+            raise ValueError(f"SupportConfig.legacy_backdrop_depth must be > 0, got {self.legacy_backdrop_depth}")
         if self.export_depth_unit <= 0:
             raise ValueError(f"SupportConfig.export_depth_unit must be > 0, got {self.export_depth_unit}")

@@ -387,9 +387,12 @@ class SupportDatabase:
 
     def get(self, view_id: int) -> ViewRecord:
         """The stored view, arrays exactly as added (rgb float32, or float16-rounded with
-        rgb_storage_dtype="float16"), ``view_id`` set, tensors on the CPU."""
+        rgb_storage_dtype="float16"), ``view_id`` set, tensors on the CPU. A view of an older
+        database, stored without a backdrop mask, gets one derived from its depth
+        (SupportConfig.legacy_backdrop_depth)."""
         row = self.view_info(view_id)
-        return decode_record(view_id, read_view_file(self._views_dir / row.file, row.array_names), row)
+        return decode_record(view_id, read_view_file(self._views_dir / row.file, row.array_names), row,
+                             self.config.legacy_backdrop_depth)
 
     def _stacked_poses(self) -> tuple[dict[int, int], Tensor, Tensor]:
         """(position of each id, K (V, 3, 3), c2w (V, 4, 4)) of all views, float32, cached."""

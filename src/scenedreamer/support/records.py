@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor
 
 from ..geometry.cameras import Cameras
@@ -27,6 +28,12 @@ class ViewRecord:
     valid: (H, W) bool, True where rgb/depth are known content (to train on).
     inpainted: (H, W) bool, True where content was generated (inpainted/refined) rather than
         carried over from earlier views.
+    backdrop: (H, W) bool, True where the pixel shows the backdrop (sky): no surface within the
+        scene's far limit. Its depth is a stand-in (the offline world's far plane, a network's
+        far value), not a surface: fusion and collision leave these pixels out; distillation
+        puts them on its sky shell. The one definition of sky for every consumer (distillation,
+        mesh, render, the nerfstudio export, eval); docs/design.md "The backdrop". Left out
+        (None) it becomes all False: no pixel is backdrop.
     K: (3, 3) intrinsics in pixels; c2w: (4, 4) camera-to-world (OpenCV axes).
     provenance, step (pipeline step that made it), prompt.
     view_id: assigned by the database on insert (-1 before).
@@ -43,6 +50,14 @@ class ViewRecord:
     prompt: str
     view_id: int = -1
     extra: dict = field(default_factory=dict)
+    backdrop: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        # None means "no backdrop": give every record a mask so readers need no special case
+        # (a non-tensor rgb is left for the storage checks to report)
+        if self.backdrop is None and isinstance(self.rgb, Tensor) and self.rgb.ndim >= 2:
+            object.__setattr__(self, "backdrop", torch.zeros(self.rgb.shape[:2], dtype=torch.bool,
+                                                             device=self.rgb.device))
 
     @property
     def height(self) -> int:

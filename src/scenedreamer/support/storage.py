@@ -24,7 +24,9 @@ from ..geometry.cameras import Cameras
 from .records import Provenance, ViewRecord
 
 # The fixed arrays of every view, in file order; tensors in ViewRecord.extra follow as "extra.<key>".
-CORE_ARRAYS = ("rgb", "depth", "valid", "inpainted")
+CORE_ARRAYS = ("rgb", "depth", "valid", "inpainted", "backdrop")
+# Databases written before the backdrop mask existed lack "backdrop": decode_record derives it.
+LEGACY_ARRAYS = ("rgb", "depth", "valid", "inpainted")
 EXTRA_PREFIX = "extra."
 
 # numpy dtypes a tensor in ViewRecord.extra may have (others, such as bfloat16, have no .npy form).
@@ -79,7 +81,8 @@ def encode_record(record: ViewRecord, rgb_storage_dtype: str, depth_quantiles: t
     """Check a ViewRecord (shapes, dtypes, value ranges) and convert it for storage.
 
     Raises UserInputError naming the offending field. rgb must be (H, W, 3) floating in [0, 1];
-    depth (H, W) floating, finite, >= 0 (z-depth, scene units); valid / inpainted (H, W) bool;
+    depth (H, W) floating, finite, >= 0 (z-depth, scene units); valid / inpainted / backdrop
+    (H, W) bool;
     K (3, 3) and c2w (4, 4) finite with c2w's last row (0, 0, 0, 1).
     ``depth_stats_stride``: every n-th pixel per axis is used for the depth quantiles.
     """
@@ -109,7 +112,7 @@ def encode_record(record: ViewRecord, rgb_storage_dtype: str, depth_quantiles: t
         _fail(f"ViewRecord.depth must be finite and >= 0, got values in [{float(lo)}, {float(hi)}]")
 
     masks = {}
-    for name in ("valid", "inpainted"):
+    for name in ("valid", "inpainted", "backdrop"):
         mask = _as_cpu(name, getattr(record, name))
         if mask.shape != (height, width) or mask.dtype != torch.bool:
             _fail(f"ViewRecord.{name} must be ({height}, {width}) bool, got {tuple(mask.shape)} {mask.dtype}")
@@ -237,12 +240,24 @@ class ViewInfo:
         return camera_from_lists(self.K, self.c2w, self.width, self.height)
 
 
-def decode_record(view_id: int, arrays: dict[str, np.ndarray], row: ViewInfo) -> ViewRecord:
-    """A ViewRecord from a view file's arrays and its row; rgb always comes back float32."""
+def legacy_backdrop(depth: np.ndarray, legacy_depth: float) -> np.ndarray:
+    """(H, W) bool backdrop of a view stored before the mask existed: depth (H, W) z-depth at
+    or beyond ``legacy_depth`` (SupportConfig.legacy_backdrop_depth, set from the far value the
+    offline world gave its sky). An approximation (about 98 % of pixels agree with the exact
+    sky, see that field): new runs store the exact mask."""
+    return depth >= legacy_depth
+
+
+def decode_record(view_id: int, arrays: dict[str, np.ndarray], row: ViewInfo,
+                  legacy_backdrop_depth: float = float("inf")) -> ViewRecord:
+    """A ViewRecord from a view file's arrays and its row; rgb always comes back float32. A view
+    stored without a backdrop mask (an older database) gets ``legacy_backdrop`` of its depth."""
     extra: dict[str, Any] = dict(row.extra_json)
     for name, array in arrays.items():
         if name.startswith(EXTRA_PREFIX):
             extra[name[len(EXTRA_PREFIX):]] = torch.from_numpy(array)
+    backdrop = arrays["backdrop"] if "backdrop" in arrays else \
+        legacy_backdrop(arrays["depth"], legacy_backdrop_depth)
     return ViewRecord(
         rgb=torch.from_numpy(arrays["rgb"]).to(torch.float32),
         depth=torch.from_numpy(arrays["depth"]),
@@ -250,4 +265,5 @@ def decode_record(view_id: int, arrays: dict[str, np.ndarray], row: ViewInfo) ->
         inpainted=torch.from_numpy(arrays["inpainted"]),
         K=torch.tensor(row.K, dtype=torch.float32),
         c2w=torch.tensor(row.c2w, dtype=torch.float32),
-        provenance=row.provenance, step=row.step, prompt=row.prompt, view_id=view_id, extra=extra)
+        provenance=row.provenance, step=row.step, prompt=row.prompt, view_id=view_id, extra=extra,
+        backdrop=torch.from_numpy(np.ascontiguousarray(backdrop)))
