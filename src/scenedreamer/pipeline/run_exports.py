@@ -22,7 +22,7 @@ from ..errors import UserInputError
 from ..events import EventSink
 from ..export.mesh import MeshConfig, TriangleMesh
 
-NERFSTUDIO_NAMES = frozenset({"transforms.json", "images", "depths", "masks"})
+NERFSTUDIO_NAMES = frozenset({"transforms.json", "images", "depths", "masks", "points3D.ply"})
 """What a nerfstudio export writes into its folder (so a forced re-export may replace only these)."""
 
 
