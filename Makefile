@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run test bench clean
+.PHONY: setup browser nerfstudio-venv run test bench clean
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -24,9 +24,20 @@ run: setup
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q chromium)
 
+# nerfstudio's own dataparser in its own venv (numpy < 2, open3d), which the nerfstudio export
+# tests run as a subprocess: requirements/nerfstudio-venv.txt says why each pin is there.
+NS_VENV := .cache/nerfstudio-venv
+NS_STAMP := $(NS_VENV)/.installed
+nerfstudio-venv: $(NS_STAMP)
+
+$(NS_STAMP): requirements/nerfstudio-venv.txt
+	python3 -m venv $(NS_VENV)
+	$(NS_VENV)/bin/python -m pip install -q --no-deps -r requirements/nerfstudio-venv.txt
+	touch $(NS_STAMP)
+
 # pyflakes first (unused imports, undefined names), then two pytest-xdist workers (one per core),
 # one torch thread each (tests/conftest.py).
-test: setup browser
+test: setup browser nerfstudio-venv
 	$(PY) -m pyflakes src tests benchmarks
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --durations=15
 
@@ -34,4 +45,4 @@ bench: setup
 	$(PY) -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(NS_VENV) runs .pytest_cache

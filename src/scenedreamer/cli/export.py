@@ -90,7 +90,7 @@ def _export(args, root: Path, out: Path, sink) -> str:
     if args.format == "nerfstudio":
         from ..pipeline.run_exports import nerfstudio_from_run
         nerfstudio_from_run(root, out, on_event=sink)
-        return "nerfstudio dataset: transforms.json, images/, depths/"
+        return "nerfstudio dataset: transforms.json, images/, depths/, points3D.ply"
     if args.format == "glb":
         from ..export.mesh import TriangleMesh, write_glb
         from ..pipeline.run_exports import mesh_config, mesh_from_run
