@@ -18,8 +18,10 @@ def add_parser(sub) -> None:
     p.add_argument("run_dir", metavar="RUN", help="a finished run folder")
     p.add_argument("--format", required=True, help=f"one of: {', '.join(FORMATS)}")
     p.add_argument("--out", required=True, help="file to write (a folder for nerfstudio)")
-    p.add_argument("--y-up", action="store_true",
-                   help="splat-ply, points-ply: turn the scene 180 degrees about x (+y up); glb is always +y up")
+    p.add_argument("--up", choices=["y", "z"], default=None,
+                   help="points-ply: y (+y up: three.js, Unity) or z (+z up: Blender, first camera looking "
+                        "along +y); splat-ply: y only; default: the run's world (+y down); glb is always +y up")
+    p.add_argument("--y-up", action="store_true", help="the same as --up y (kept for older scripts)")
     p.add_argument("--min-opacity", type=float, default=0.5, help="points-ply: keep Gaussians this opaque")
     p.add_argument("--voxel-size", type=float, default=None,
                    help="glb: TSDF voxel edge in scene units (default: automatic, ~256 voxels across)")
@@ -68,6 +70,12 @@ def run(args) -> int:
         raise UserInputError(f"--format {args.format!r}: unknown (choose from {', '.join(FORMATS)})")
     if not 0.0 <= args.min_opacity <= 1.0:
         raise UserInputError(f"--min-opacity {args.min_opacity}: must be between 0 and 1")
+    if args.y_up:
+        if args.up not in (None, "y"):
+            raise UserInputError(f"--y-up and --up {args.up}: choose one up axis")
+        args.up = "y"
+    if args.up == "z" and args.format != "points-ply":
+        raise UserInputError("--up z: only points-ply can be turned z-up (splat-ply takes --up y)")
     out = Path(args.out)
     if args.format == "nerfstudio":
         from ..pipeline.run_exports import check_nerfstudio_folder
@@ -100,12 +108,12 @@ def _export(args, root: Path, out: Path, sink) -> str:
         write_glb(out, TriangleMesh(points_to_y_up(mesh.vertices), mesh.faces, mesh.colours))
         return f"{len(mesh.vertices):,} vertices, {len(mesh.faces):,} triangles, +y up"
     from ..export.ply import read_gaussians_ply, write_gaussians_ply
-    from ..export.points import gaussian_points, to_y_up, write_points_ply
+    from ..export.points import gaussian_points, points_to_up, to_y_up, write_points_ply
 
     scene = read_gaussians_ply(root / "scene.ply")
     if args.format == "splat-ply":
-        write_gaussians_ply(out, to_y_up(scene) if args.y_up else scene, include_features=False)
-        return f"{scene.num_gaussians:,} Gaussians" + (", +y up" if args.y_up else ", +y down")
+        write_gaussians_ply(out, to_y_up(scene) if args.up == "y" else scene, include_features=False)
+        return f"{scene.num_gaussians:,} Gaussians" + (", +y up" if args.up == "y" else ", +y down")
     xyz, rgb = gaussian_points(scene, args.min_opacity)
-    write_points_ply(out, points_to_y_up(xyz) if args.y_up else xyz, rgb)
-    return f"{len(xyz):,} points" + (", +y up" if args.y_up else ", +y down")
+    write_points_ply(out, points_to_up(xyz, args.up), rgb)
+    return f"{len(xyz):,} points, " + {None: "+y down", "y": "+y up", "z": "+z up"}[args.up]
