@@ -10,7 +10,7 @@
     RUN/scene.pt               final representation checkpoint
     RUN/scene.ply              standard 3DGS splats
     RUN/video.mp4              render along the trajectory
-    RUN/transforms.json, images/, depths/   the support views as a nerfstudio dataset
+    RUN/transforms.json, images/, depths/, points3D.ply   the support views as a nerfstudio dataset
 
     RUN/.scenedreamer-run.json marker: this folder is a run written by scenedreamer (program,
                                version, sha256 of the trajectory file, photo and depth map); --overwrite and --resume need it
@@ -47,14 +47,15 @@ KEEP_CHECKPOINTS = 2
 
 # every top-level file a run writes (besides the lock, which is never removed while held)
 RUN_FILES = (MARKER_NAME, CONFIG_NAME, "trajectory.json", "events.jsonl", PROGRESS_NAME,
-             "adapter.safetensors", "scene.pt", "scene.ply", "video.mp4", "transforms.json")
+             "adapter.safetensors", "scene.pt", "scene.ply", "video.mp4", "transforms.json",
+             "points3D.ply")
 # every sub-folder a run writes, with the names of the files it writes there
 RUN_FOLDERS: dict[str, re.Pattern[str]] = {
     "support": re.compile(r"^(support\.sqlite(-wal|-shm|-journal)?|lock)$"),
     "support/views": re.compile(r"^\d{8}\.npys$"),
     "checkpoints": re.compile(r"^step_\d{4}\.pt$"),
     "images": re.compile(r"^frame_\d{5}\.png$"),
-    "depths": re.compile(r"^frame_\d{5}\.png$"),
+    "depths": re.compile(r"^frame_\d{5}\.(png|npy)$"),
     "masks": re.compile(r"^frame_\d{5}\.png$"),
 }
 
