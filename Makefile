@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser node-tools run test bench clean
+.PHONY: setup browser node-tools nerfstudio-venv run test bench clean
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -37,9 +37,20 @@ $(NODE_TOOLS)/.installed: tests/node/package.json tests/node/package-lock.json
 	cd $(NODE_TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
+# nerfstudio's own dataparser in its own venv (numpy < 2, open3d), which the nerfstudio export
+# tests run as a subprocess: requirements/nerfstudio-venv.txt says why each pin is there.
+NS_VENV := .cache/nerfstudio-venv
+NS_STAMP := $(NS_VENV)/.installed
+nerfstudio-venv: $(NS_STAMP)
+
+$(NS_STAMP): requirements/nerfstudio-venv.txt
+	python3 -m venv $(NS_VENV)
+	$(NS_VENV)/bin/python -m pip install -q --no-deps -r requirements/nerfstudio-venv.txt
+	touch $(NS_STAMP)
+
 # pyflakes first (unused imports, undefined names), then two pytest-xdist workers (one per core),
 # one torch thread each (tests/conftest.py).
-test: setup browser node-tools
+test: setup browser node-tools nerfstudio-venv
 	$(PY) -m pyflakes src tests benchmarks
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --durations=15
 
@@ -47,4 +58,4 @@ bench: setup
 	$(PY) -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(NS_VENV) runs .pytest_cache

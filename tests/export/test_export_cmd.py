@@ -180,3 +180,42 @@ def test_a_run_of_the_previous_release_resumes_renders_and_exports(tmp_path):
     assert main(["generate", "an old forest", "--out", str(old), "--resume", *tiny_run_args("32x32", 2)]) == 0
     assert main(["render", str(old), "--out", str(tmp_path / "v.mp4"), "--frames", "2", "--quiet"]) == 0
     assert (tmp_path / "v.mp4").stat().st_size > 0
+
+
+def _ground_normal(xyz: np.ndarray, up: int) -> np.ndarray:
+    """Unit normal of the plane fitted (least squares, SVD) to the lowest 20 % of the points along
+    axis ``up`` (the ground of an outdoor scene: the sky and trees are above it)."""
+    low = xyz[xyz[:, up] <= np.quantile(xyz[:, up], 0.2)]
+    normal = np.linalg.svd(low - low.mean(0))[2][-1]
+    return normal * np.sign(normal[up])
+
+
+@pytest.mark.parametrize("up, axis", [("z", 2), ("y", 1)])
+def test_points_ply_up_axis_puts_the_ground_horizontal(run, tmp_path, up, axis):
+    from plyfile import PlyData
+
+    out = tmp_path / f"{up}.ply"
+    assert main(["export", str(run), "--format", "points-ply", "--out", str(out), "--up", up, "--quiet"]) == 0
+    v = PlyData.read(str(out))["vertex"]
+    xyz = np.stack([v["x"], v["y"], v["z"]], -1).astype(np.float64)
+    # the ground's normal is the chosen up axis within 10 degrees (the offline world's ground is
+    # flat to a few degrees and the first camera is level; a wrong turn gives ~90 degrees)
+    assert _ground_normal(xyz, axis)[axis] > np.cos(np.radians(10))
+    # up is up, not down: the up coordinate is minus the run's y (+y down in the run's world),
+    # and the turn is a rotation (lengths kept: no mirror, no scale)
+    plain = tmp_path / "plain.ply"
+    assert main(["export", str(run), "--format", "points-ply", "--out", str(plain), "--quiet"]) == 0
+    w = PlyData.read(str(plain))["vertex"]
+    world = np.stack([w["x"], w["y"], w["z"]], -1).astype(np.float64)
+    np.testing.assert_allclose(xyz[:, axis], -world[:, 1], atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(xyz, axis=1), np.linalg.norm(world, axis=1), rtol=1e-6)
+    assert np.linalg.det(np.linalg.lstsq(world, xyz, rcond=None)[0]) > 0.99
+    if up == "y":                       # --y-up is the same as --up y
+        alias = tmp_path / "alias.ply"
+        assert main(["export", str(run), "--format", "points-ply", "--out", str(alias), "--y-up", "--quiet"]) == 0
+        assert alias.read_bytes() == out.read_bytes()
+
+
+def test_up_z_is_points_ply_only(run, tmp_path, capsys):
+    assert main(["export", str(run), "--format", "splat-ply", "--out", str(tmp_path / "s.ply"), "--up", "z"]) == 2
+    assert "only points-ply" in capsys.readouterr().err and not (tmp_path / "s.ply").exists()

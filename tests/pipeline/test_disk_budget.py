@@ -53,7 +53,7 @@ def test_every_part_bounds_what_a_real_run_wrote(run):
     assert estimate.ply >= (run / "scene.ply").stat().st_size
     assert estimate.video >= (run / "video.mp4").stat().st_size
     nerfstudio = [*(run / "images").iterdir(), *(run / "depths").iterdir(), *(run / "masks").iterdir(),
-                  run / "transforms.json"]
+                  run / "transforms.json", run / "points3D.ply"]
     assert estimate.nerfstudio >= _bytes(nerfstudio)
     written = _bytes(run.rglob("*"))
     # an upper bound, but not a useless one: within 20x of this tiny run (fixed allowances dominate)

@@ -34,7 +34,8 @@ def test_transforms_json_and_files(tmp_path: Path) -> None:
     rec0 = records[0]
     # the same intrinsics for all: they must also appear at the top level
     records = [ViewRecord(**{**r.__dict__, "K": rec0.K}) for r in records]
-    # one depth beyond the 16-bit millimetre range: exported as unknown (0), not clipped
+    # one depth beyond the 16-bit millimetre range: kept in the float .npy (nerfstudio's
+    # depth_file_path), unknown (0) in the 16-bit PNG rather than clipped
     far = records[2].depth.clone()
     far[0, 0], valid = 70.0, records[2].valid.clone()
     valid[0, 0] = True
@@ -62,15 +63,22 @@ def test_transforms_json_and_files(tmp_path: Path) -> None:
         assert image.dtype == np.uint8 and image.shape == (record.height, record.width, 3)
         np.testing.assert_array_equal(image, np.round(record.rgb.double().numpy() * 255).astype(np.uint8))
 
-        depth_mm = iio.imread(root / frame["depth_file_path"])
+        assert frame["depth_file_path"].endswith(".npy")
+        depth_counts = np.load(root / frame["depth_file_path"])
+        assert depth_counts.dtype == np.float32 and depth_counts.shape == (record.height, record.width)
+        exact = record.depth.double().numpy() * 1000.0
+        known_all = record.valid.numpy() & (exact > 0)
+        np.testing.assert_allclose(depth_counts, np.where(known_all, exact, 0.0), rtol=1e-7)
+        depth_mm = iio.imread(root / frame["depth_file_path"].replace(".npy", ".png"))
         assert depth_mm.dtype == np.uint16 and depth_mm.shape == (record.height, record.width)
-        want = np.round(record.depth.double().numpy() * 1000.0)
-        known = record.valid.numpy() & (want > 0) & (want <= 65535)
+        want = np.round(exact)
+        known = known_all & (want <= 65535)
         np.testing.assert_array_equal(depth_mm, np.where(known, want, 0).astype(np.uint16))
 
         mask = iio.imread(root / frame["mask_path"])
         np.testing.assert_array_equal(mask, record.valid.numpy().astype(np.uint8) * 255)
-    assert iio.imread(root / transforms["frames"][2]["depth_file_path"])[0, 0] == 0
+    assert iio.imread(root / "depths/frame_00002.png")[0, 0] == 0
+    assert np.load(root / "depths/frame_00002.npy")[0, 0] == pytest.approx(70_000.0)
     assert not list(root.rglob("*.tmp"))
 
 
@@ -99,3 +107,53 @@ def test_export_errors(tmp_path: Path) -> None:
             db.export_nerfstudio(tmp_path / "ns2")
         assert not (tmp_path / "ns2" / "transforms.json").exists()
         assert torch.equal(db.get(0).rgb, make_record(0).rgb)
+
+
+def test_points_ply_is_the_known_depth_back_projected(tmp_path: Path) -> None:
+    from plyfile import PlyData
+
+    from scenedreamer.geometry.cameras import Cameras
+    from scenedreamer.geometry.projection import project_points
+
+    records = [make_record(seed) for seed in range(2)]
+    transforms, root = _export(tmp_path, records)
+    assert transforms["ply_file_path"] == "points3D.ply"
+    vertex = PlyData.read(str(root / "points3D.ply"))["vertex"]
+    xyz = np.stack([vertex[c] for c in "xyz"], -1).astype(np.float32)
+    rgb = np.stack([vertex[c] for c in ("red", "green", "blue")], -1)
+    known = sum(int((r.valid & (r.depth > 0)).sum()) for r in records)
+    assert 0 < len(xyz) <= known
+    # each point projects back into view 0 or view 1 at its stored depth and colour
+    matched = np.zeros(len(xyz), bool)
+    for r in records:
+        cam = Cameras(r.K.float()[None], r.c2w.float()[None], r.width, r.height)
+        uv, z = project_points(torch.from_numpy(xyz)[None], cam)
+        col, row = (uv[0, :, 0] - 0.5).round().long(), (uv[0, :, 1] - 0.5).round().long()
+        inside = (col >= 0) & (col < r.width) & (row >= 0) & (row < r.height) & (z[0] > 0)
+        c, w = col.clamp(0, r.width - 1), row.clamp(0, r.height - 1)
+        # float32 back-projection then projection: 1e-4 relative depth error at most
+        same = inside & ((z[0] - r.depth[w, c]).abs() <= 1e-4 * r.depth[w, c]) & r.valid[w, c]
+        same &= torch.from_numpy((np.abs(rgb.astype(int) - np.rint(r.rgb[w, c].numpy() * 255)) <= 1).all(-1))
+        matched |= same.numpy()
+    assert matched.all()
+
+
+def test_rotation_only_cameras_get_the_nerfstudio_option(tmp_path: Path, caplog) -> None:
+    base = make_record(0)
+    turned = []
+    for yaw in (0.0, 0.3, 0.6):                 # one centre, three headings
+        c2w = base.c2w.clone()
+        c, s = np.cos(yaw), np.sin(yaw)
+        c2w[:3, :3] = torch.tensor([[c, 0, s], [0, 1, 0], [-s, 0, c]], dtype=c2w.dtype) @ base.c2w[:3, :3]
+        turned.append(ViewRecord(**{**base.__dict__, "c2w": c2w}))
+    with caplog.at_level("WARNING"):
+        transforms, root = _export(tmp_path / "a", turned)
+    hint = f"ns-train splatfacto nerfstudio-data --data {root} --auto-scale-poses False"
+    assert transforms["scenedreamer"]["ns_train"] == hint
+    assert [r.getMessage() for r in caplog.records if hint in r.getMessage()]
+    caplog.clear()
+    moved = [ViewRecord(**{**make_record(seed).__dict__}) for seed in range(3)]
+    assert len({tuple(r.c2w[:3, 3].tolist()) for r in moved}) == 3      # distinct centres
+    with caplog.at_level("WARNING"):
+        transforms, _ = _export(tmp_path / "b", moved)
+    assert "scenedreamer" not in transforms and not caplog.records

@@ -23,9 +23,10 @@ def add_parser(sub) -> None:
     p.add_argument("run_dir", metavar="RUN", help="a finished run folder")
     p.add_argument("--format", required=True, help=f"one of: {', '.join(FORMATS)}")
     p.add_argument("--out", required=True, help="file to write (a folder for nerfstudio)")
-    p.add_argument("--y-up", action="store_true",
-                   help="splat-ply, points-ply: turn the scene 180 degrees about x (+y up); "
-                        "glb, spz, gltf-splat and usd are always +y up")
+    p.add_argument("--up", choices=["y", "z"], default=None,
+                   help="points-ply: y (+y up: three.js, Unity) or z (+z up: Blender, first camera looking "
+                        "along +y); splat-ply: y only; default: the run's world (+y down); glb, spz, gltf-splat and usd are always +y up")
+    p.add_argument("--y-up", action="store_true", help="the same as --up y (kept for older scripts)")
     p.add_argument("--min-opacity", type=float, default=0.5, help="points-ply: keep Gaussians this opaque")
     p.add_argument("--mesher", choices=("views", "tsdf"), default="views",
                    help="glb: views = each support view's depth where it added content (default; "
@@ -79,6 +80,12 @@ def run(args) -> int:
         raise UserInputError(f"--format {args.format!r}: unknown (choose from {', '.join(FORMATS)})")
     if not 0.0 <= args.min_opacity <= 1.0:
         raise UserInputError(f"--min-opacity {args.min_opacity}: must be between 0 and 1")
+    if args.y_up:
+        if args.up not in (None, "y"):
+            raise UserInputError(f"--y-up and --up {args.up}: choose one up axis")
+        args.up = "y"
+    if args.up == "z" and args.format != "points-ply":
+        raise UserInputError("--up z: only points-ply can be turned z-up (splat-ply takes --up y)")
     out = Path(args.out)
     ensure_not_run_file(out)        # a run's own files are never an export's output, --force or not
     if args.format == "nerfstudio":
@@ -102,7 +109,7 @@ def _export(args, root: Path, out: Path, sink) -> str:
     if args.format == "nerfstudio":
         from ..pipeline.run_exports import nerfstudio_from_run
         nerfstudio_from_run(root, out, on_event=sink)
-        return "nerfstudio dataset: transforms.json, images/, depths/"
+        return "nerfstudio dataset: transforms.json, images/, depths/, points3D.ply"
     if args.format == "glb":
         from ..export.glb import write_glb
         from ..pipeline.run_exports import mesh_config, mesh_from_run
@@ -120,7 +127,7 @@ def _export(args, root: Path, out: Path, sink) -> str:
         from ..export.usd_splat import require_usd
         require_usd()                       # the optional extra: say how to install it, before any work
     from ..export.ply import read_gaussians_ply, write_gaussians_ply
-    from ..export.points import gaussian_points, to_y_up, write_points_ply
+    from ..export.points import gaussian_points, points_to_up, to_y_up, write_points_ply
 
     scene = read_gaussians_ply(root / "scene.ply")
     if args.format in SPLAT_FORMATS:
@@ -133,8 +140,8 @@ def _export(args, root: Path, out: Path, sink) -> str:
         write(out, scene)
         return f"{scene.num_gaussians:,} Gaussians, {SPLAT_FORMATS[args.format]}"
     if args.format == "splat-ply":
-        write_gaussians_ply(out, to_y_up(scene) if args.y_up else scene, include_features=False)
-        return f"{scene.num_gaussians:,} Gaussians" + (", +y up" if args.y_up else ", +y down")
+        write_gaussians_ply(out, to_y_up(scene) if args.up == "y" else scene, include_features=False)
+        return f"{scene.num_gaussians:,} Gaussians" + (", +y up" if args.up == "y" else ", +y down")
     xyz, rgb = gaussian_points(scene, args.min_opacity)
-    write_points_ply(out, points_to_y_up(xyz) if args.y_up else xyz, rgb)
-    return f"{len(xyz):,} points" + (", +y up" if args.y_up else ", +y down")
+    write_points_ply(out, points_to_up(xyz, args.up), rgb)
+    return f"{len(xyz):,} points, " + {None: "+y down", "y": "+y up", "z": "+z up"}[args.up]

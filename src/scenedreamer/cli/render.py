@@ -41,6 +41,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..pipeline.run_contract import ensure_not_run_file, require_finished_run
+    from ..export.panorama_xmp import write_panorama
     from ..export.video import write_video
     from ..pipeline import render_run as rr
     from .common import parse_device, parse_size
@@ -75,7 +76,7 @@ def run(args) -> int:
         if args.panorama:
             at = position if position is not None else inputs.run_cameras.centers[0].float().cpu()
             image = rr.render_panorama(inputs.scene, at, *resolution, what=args.what, on_event=bar)
-            rr.write_png(out, image)
+            write_panorama(out, image)          # GPano XMP: photo sites show it as a 360
             count = 1
         else:
             cameras = rr.path_cameras(inputs, args.trajectory, args.frames, resolution)

@@ -1,7 +1,10 @@
 """Coloured point clouds and the y-up splat conversion for other tools.
 
 points-ply: binary PLY, float x y z + uchar red green blue (what MeshLab, CloudCompare and
-Blender read as vertex colour). Axes: our OpenCV-style world (+y down) unless y_up.
+Blender read as vertex colour). Axes: our OpenCV-style world (+y down, +z = first camera's
+forward) unless turned with ``points_to_up``: "y" (+y up, +z backward: glTF, three.js, Unity
+after its importer's x flip) or "z" (+z up, +y = first camera's forward: Blender, Unreal-style
+z-up tools; Blender's PLY importer keeps the file's axes with its default Y forward / Z up).
 """
 
 from __future__ import annotations
@@ -35,6 +38,32 @@ def points_to_y_up(xyz):
     if isinstance(xyz, torch.Tensor):
         return xyz * torch.tensor(_FLIP_YZ, dtype=xyz.dtype, device=xyz.device)
     return np.asarray(xyz) * np.asarray(_FLIP_YZ, dtype=np.asarray(xyz).dtype)
+
+
+UP_AXES = ("y", "z")
+"""The up axes ``points_to_up`` turns to (None = keep our +y-down world)."""
+
+
+def points_to_z_up(xyz):
+    """Points or directions (..., 3) (numpy or torch) turned 90 degrees about x:
+    (x, y, z) -> (x, z, -y), our +y-down world to +z up with the first camera looking along +y
+    (Blender's front view). A proper rotation (det +1): handedness and winding kept."""
+    if isinstance(xyz, torch.Tensor):
+        return torch.stack([xyz[..., 0], xyz[..., 2], -xyz[..., 1]], -1)
+    xyz = np.asarray(xyz)
+    return np.stack([xyz[..., 0], xyz[..., 2], -xyz[..., 1]], -1)
+
+
+def points_to_up(xyz, up: str | None):
+    """``xyz`` (..., 3) in the axis convention ``up`` (None: unchanged; "y": ``points_to_y_up``;
+    "z": ``points_to_z_up``)."""
+    if up is None:
+        return xyz
+    if up == "y":
+        return points_to_y_up(xyz)
+    if up == "z":
+        return points_to_z_up(xyz)
+    raise ValueError(f"up must be one of {UP_AXES} or None, got {up!r}")
 
 
 def to_y_up(scene: GaussianScene) -> GaussianScene:

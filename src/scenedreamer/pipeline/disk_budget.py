@@ -19,7 +19,8 @@ listed as not counted:
   bounded from the config (one Gaussian per ``init_stride``-th pixel of every view, grown at
   most 2x per densification event the fitting schedule allows, capped by ``max_gaussians``);
 - video.mp4: yuv420p's raw 1.5 bytes per pixel and frame;
-- the nerfstudio dataset: raw sizes of its 8-bit RGB, 16-bit depth and 8-bit mask PNGs.
+- the nerfstudio dataset: raw sizes of its 8-bit RGB, 16-bit depth and 8-bit mask PNGs, its
+  float32 .npy depths and points3D.ply (15 bytes a point, at most support.export_points).
 """
 
 from __future__ import annotations
@@ -148,6 +149,9 @@ def estimate_run(config: GenerateConfig, cameras: int, weight_bytes_on_cpu: int 
         per_pixel = 3 + 2 + (1 if config.support.export_masks else 0)       # RGB8, depth16, mask8
         files = 3 if config.support.export_masks else 2
         nerfstudio = views * (int(w * h * per_pixel * PNG_EXPANSION) + files * PNG_FIXED_BYTES)
+        nerfstudio += views * (w * h * 4 + NPY_HEADER_BYTES)               # float32 depth .npy
+        # points3D.ply: x y z float32 + rgb uchar a point, plus a header under 1 KB
+        nerfstudio += min(config.support.export_points, views * w * h) * 15 + PNG_FIXED_BYTES
     other = RUN_FILES_FIXED_BYTES + views * RUN_FILES_BYTES_PER_VIEW
 
     cached = min(views, config.fit.max_cached_views) * w * h * MEMORY_VIEW_BYTES_PER_PIXEL

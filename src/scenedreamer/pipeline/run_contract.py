@@ -39,14 +39,15 @@ SUPPORT_DIR = "support"
 
 # every top-level file a run writes (besides the lock, which is never removed while held)
 RUN_FILES = (MARKER_NAME, CONFIG_NAME, TRAJECTORY_NAME, "events.jsonl", PROGRESS_NAME,
-             "adapter.safetensors", SCENE_PT, SCENE_PLY, "scene.json", "video.mp4", "transforms.json")
+             "adapter.safetensors", SCENE_PT, SCENE_PLY, "scene.json", "video.mp4", "transforms.json",
+             "points3D.ply")
 # every sub-folder a run writes, with the names of the files it writes there
 RUN_FOLDERS: dict[str, re.Pattern[str]] = {
     "support": re.compile(r"^(support\.sqlite(-wal|-shm|-journal)?|lock)$"),
     "support/views": re.compile(r"^\d{8}\.npys$"),
     "checkpoints": re.compile(r"^step_\d{4}\.pt$"),
     "images": re.compile(r"^frame_\d{5}\.png$"),
-    "depths": re.compile(r"^frame_\d{5}\.png$"),
+    "depths": re.compile(r"^frame_\d{5}\.(png|npy)$"),
     "masks": re.compile(r"^frame_\d{5}\.png$"),
 }
 _OWN_TOP_NAMES = frozenset(RUN_FILES) | {LOCK_NAME} | {sub.split("/")[0] for sub in RUN_FOLDERS}

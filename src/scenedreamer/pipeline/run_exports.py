@@ -24,7 +24,7 @@ from ..events import EventSink
 from ..export.mesh import MeshConfig
 from ..export.view_mesh import ColouredMesh
 
-NERFSTUDIO_NAMES = frozenset({"transforms.json", "images", "depths", "masks"})
+NERFSTUDIO_NAMES = frozenset({"transforms.json", "images", "depths", "masks", "points3D.ply"})
 """What a nerfstudio export writes into its folder (so a forced re-export may replace only these)."""
 
 

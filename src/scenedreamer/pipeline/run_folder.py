@@ -11,7 +11,7 @@
     RUN/scene.ply              standard 3DGS splats
     RUN/scene.json             which representation produced scene.ply and how
     RUN/video.mp4              render along the trajectory
-    RUN/transforms.json, images/, depths/   the support views as a nerfstudio dataset
+    RUN/transforms.json, images/, depths/, points3D.ply   the support views as a nerfstudio dataset
 
     RUN/.scenedreamer-run.json marker: this folder is a run written by scenedreamer (program,
                                version, sha256 of the trajectory file, photo and depth map); --overwrite and --resume need it

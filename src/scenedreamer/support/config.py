@@ -70,6 +70,15 @@ class SupportConfig:
     is in metres (nerfstudio's default depth_unit_scale_factor). Depths beyond 65535 units are
     written as 0 (unknown) rather than clipped to a wrong value."""
 
+    export_points: int = 200_000
+    """At most this many coloured points (back-projected known depths, spread evenly over the
+    views) in the dataset's points3D.ply, the ``ply_file_path`` splatfacto initialises from."""
+
+    export_min_camera_spread: float = 1e-3
+    """Camera centres spanning less than this fraction of the median known depth count as one
+    centre (a rotation-only path): the export then warns that nerfstudio needs
+    ``--auto-scale-poses False`` (its default divides by the camera spread)."""
+
     export_masks: bool = True
     """Also write masks/ (8-bit PNG, 255 where `valid`) and a mask_path per frame, so nerfstudio
     ignores unknown pixels."""
@@ -101,3 +110,6 @@ class SupportConfig:
             raise ValueError(f"SupportConfig.legacy_backdrop_depth must be > 0, got {self.legacy_backdrop_depth}")
         if self.export_depth_unit <= 0:
             raise ValueError(f"SupportConfig.export_depth_unit must be > 0, got {self.export_depth_unit}")
+        if self.export_points < 1 or self.export_min_camera_spread < 0:
+            raise ValueError("SupportConfig: export_points must be >= 1 and export_min_camera_spread >= 0, "
+                             f"got {self.export_points}, {self.export_min_camera_spread}")

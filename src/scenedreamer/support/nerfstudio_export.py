@@ -4,9 +4,17 @@ Layout written into ``folder``::
 
     transforms.json                 nerfstudio's "nerfstudio-data" format
     images/frame_00042.png          8-bit RGB (rounded from the float rgb)
-    depths/frame_00042.png          16-bit z-depth in units of SupportConfig.export_depth_unit
+    depths/frame_00042.npy          float32 (H, W) z-depth in counts of SupportConfig.export_depth_unit
                                     (1e-3: millimetres for a scene in metres = nerfstudio's
-                                    default depth_unit_scale_factor); 0 = unknown
+                                    default depth_unit_scale_factor); 0 = unknown. This is the
+                                    frame's ``depth_file_path``: nerfstudio reads .npy natively,
+                                    and float keeps EVERY known depth (the sky and anything past
+                                    65535 counts does not fit 16 bits).
+    depths/frame_00042.png          the same depth as 16-bit counts for PNG-only tools; 0 where
+                                    unknown or beyond 65535 counts (not clipped to a wrong depth)
+    points3D.ply                    coloured points back-projected from the known depths, the
+                                    ``ply_file_path`` splatfacto starts from (same world frame
+                                    as transform_matrix: our OpenCV world, +y down)
     masks/frame_00042.png           8-bit, 255 where `valid` (optional, SupportConfig.export_masks)
 
 transforms.json: camera_model "OPENCV", per frame ``file_path``, ``depth_file_path``,
@@ -17,6 +25,11 @@ ours); the intrinsics also go at the top level when all views share them. Depth 
 which is nerfstudio's default reading (is_euclidean_depth False). Every file is written
 atomically and transforms.json last, so an interrupted export never has a transforms.json that
 names a missing file. ``scenedreamer`` per frame keeps view_id, provenance, step and prompt.
+
+Rotation-only paths (lookaround, rotate360: every camera at one centre): nerfstudio's default
+``auto_scale_poses`` divides by the largest camera translation after centring and fails with
+ZeroDivisionError. Nothing in transforms.json can change that default, so the export logs one
+warning naming the option to pass (``ROTATION_ONLY_HINT``) and records it in transforms.json.
 """
 
 from __future__ import annotations
@@ -28,14 +41,22 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
+import logging
+
 from ..atomic import atomic_path, atomic_write_json
 from ..errors import UserInputError
 from ..events import EventSink, emit
-from ..geometry.cameras import opencv_to_opengl_c2w
+from ..geometry.cameras import Cameras, opencv_to_opengl_c2w
+from ..geometry.projection import unproject_depth
 from .config import SupportConfig
 from .records import ViewRecord
 
 _UINT16_MAX = np.iinfo(np.uint16).max
+log = logging.getLogger(__name__)
+
+POINTS_NAME = "points3D.ply"
+ROTATION_ONLY_HINT = "ns-train splatfacto nerfstudio-data --data {folder} --auto-scale-poses False"
+"""The nerfstudio command for a dataset whose cameras share one centre (see the module docstring)."""
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
@@ -58,6 +79,56 @@ def depth_to_uint16(depth: torch.Tensor, valid: torch.Tensor, unit: float) -> np
     counts = np.rint(depth64 / unit)
     known = valid.numpy() & (depth64 > 0) & (counts <= _UINT16_MAX)
     return np.where(known, counts, 0.0).astype(np.uint16)
+
+
+def depth_to_counts(depth: torch.Tensor, valid: torch.Tensor, unit: float) -> np.ndarray:
+    """(H, W) z-depth (scene units) -> (H, W) float32 counts of ``unit`` (depth / unit); 0 where
+    unknown (not valid or depth <= 0). No range limit: every known depth is kept."""
+    depth64 = depth.numpy().astype(np.float64)
+    known = valid.numpy() & (depth64 > 0)
+    return np.where(known, depth64 / unit, 0.0).astype(np.float32)
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, array)
+
+
+def view_points(record: ViewRecord, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """World points (M, 3) float32 (OpenCV world of the run) and colours (M, 3) uint8 of the
+    pixels of ``record`` with known depth, at most ``max_points`` of them, evenly spaced in
+    raster order (deterministic)."""
+    known = (record.valid & (record.depth > 0)).reshape(-1)
+    camera = Cameras(record.K.float()[None], record.c2w.float()[None], record.width, record.height)
+    world = unproject_depth(record.depth.float()[None], camera)[0].reshape(-1, 3)
+    index = torch.nonzero(known).reshape(-1)
+    if len(index) > max_points:
+        index = index[torch.linspace(0, len(index) - 1, max_points).round().long()]
+    colours = rgb_to_uint8(record.rgb.reshape(-1, 3)[index][None])[0]
+    return world[index].numpy().astype(np.float32), colours
+
+
+def write_points(path: Path, xyz: np.ndarray, rgb: np.ndarray) -> None:
+    """Points (M, 3) float and colours (M, 3) uint8 as a binary PLY (x y z float, red green blue
+    uchar: what nerfstudio reads through Open3D), atomically."""
+    from plyfile import PlyData, PlyElement
+
+    vertex = np.empty(len(xyz), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
+                                       ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    for i, name in enumerate("xyz"):
+        vertex[name] = xyz[:, i]
+    for i, name in enumerate(("red", "green", "blue")):
+        vertex[name] = rgb[:, i]
+    with atomic_path(path) as tmp:
+        PlyData([PlyElement.describe(vertex, "vertex")], text=False, byte_order="<").write(str(tmp))
+
+
+def cameras_share_one_centre(centres: np.ndarray, depth_scale: float, tolerance: float) -> bool:
+    """True when the camera centres (N, 3) span less than ``tolerance`` x ``depth_scale`` (the
+    median known depth) about their mean, measured as nerfstudio does (largest |coordinate|):
+    then its auto_scale_poses divides by (almost) zero."""
+    spread = float(np.abs(centres - centres.mean(axis=0)).max()) if len(centres) else 0.0
+    return spread <= tolerance * depth_scale
 
 
 def _intrinsics(record: ViewRecord) -> dict[str, Any]:
@@ -86,15 +157,25 @@ def export_nerfstudio(ids: Sequence[int], get_view: Callable[[int], ViewRecord],
     except OSError as err:
         raise UserInputError(f"{folder}: cannot create the export folder ({err.strerror})") from None
 
-    frames = []
+    frames, centres, medians, points, colours = [], [], [], [], []
+    per_view = max(1, config.export_points // len(ids))
     for n, view_id in enumerate(ids):
         record = get_view(view_id)
         stem = f"frame_{view_id:05d}"
         frame: dict[str, Any] = {"file_path": f"images/{stem}.png",
-                                 "depth_file_path": f"depths/{stem}.png"}
+                                 "depth_file_path": f"depths/{stem}.npy"}
         _write_png(folder / frame["file_path"], rgb_to_uint8(record.rgb))
-        _write_png(folder / frame["depth_file_path"],
+        _write_npy(folder / frame["depth_file_path"],
+                   depth_to_counts(record.depth, record.valid, config.export_depth_unit))
+        _write_png(folder / f"depths/{stem}.png",
                    depth_to_uint16(record.depth, record.valid, config.export_depth_unit))
+        xyz, rgb = view_points(record, per_view)
+        points.append(xyz)
+        colours.append(rgb)
+        known = record.depth[record.valid & (record.depth > 0)]
+        if len(known):
+            medians.append(float(known.median()))
+        centres.append(record.c2w.double()[:3, 3].numpy())
         if config.export_masks:
             frame["mask_path"] = f"masks/{stem}.png"
             _write_png(folder / frame["mask_path"], record.valid.numpy().astype(np.uint8) * 255)
@@ -112,6 +193,17 @@ def export_nerfstudio(ids: Sequence[int], get_view: Callable[[int], ViewRecord],
         transforms.update(shared)
     # Not read by nerfstudio (its dataparser flag is --depth-unit-scale-factor); kept for humans.
     transforms["depth_unit_scale_factor"] = config.export_depth_unit
+    xyz, rgb = np.concatenate(points), np.concatenate(colours)
+    # exact duplicates would give splatfacto's nearest-neighbour scale init a zero distance
+    xyz, first = np.unique(xyz, axis=0, return_index=True)
+    write_points(folder / POINTS_NAME, xyz, rgb[first])
+    transforms["ply_file_path"] = POINTS_NAME
+    if cameras_share_one_centre(np.stack(centres), float(np.median(medians)) if medians else 1.0,
+                                config.export_min_camera_spread):
+        hint = ROTATION_ONLY_HINT.format(folder=folder)
+        transforms["scenedreamer"] = {"cameras": "one centre (rotation only)", "ns_train": hint}
+        log.warning("nerfstudio dataset %s: all cameras share one centre, so nerfstudio's default "
+                    "auto-scale-poses divides by zero; train with: %s", folder, hint)
     transforms["frames"] = frames
     path = folder / "transforms.json"
     atomic_write_json(path, transforms)
