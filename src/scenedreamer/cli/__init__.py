@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown and not getattr(args, "accepts_unknown", False):
         parser.parse_args(argv)     # exits 2 with argparse's own "unrecognized arguments" line
     try:
+        _set_threads(args)
         code = args.func(args, unknown) if getattr(args, "accepts_unknown", False) else args.func(args)
     except UserInputError as err:
         print(f"scenedreamer {args.command}: error: {err}", file=sys.stderr)
@@ -95,6 +96,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scenedreamer {args.command}: interrupted{hint}", file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130
     return int(code or 0)
+
+
+def _set_threads(args) -> None:
+    """Size the thread pools once, before any parallel work (commands with ``--threads``); a
+    batch gives each of its scenes at once its share. Planning-only runs do not start torch."""
+    if not hasattr(args, "threads"):
+        return
+    from ..threads import configure
+
+    plans_only = any(getattr(args, name, False) for name in ("dry_run", "list_settings", "status"))
+    workers = (getattr(args, "workers", None) or 1) if args.command == "batch" else 1
+    choice = configure(args.threads, processes=workers, start_torch=not plans_only and args.command != "batch")
+    if choice.warning:
+        print(f"scenedreamer {args.command}: warning: {choice.warning}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserInputError
+from ..threads import add_threads_argument
 
 HELP = "export a finished run's scene (splat-ply, points-ply, glb mesh, nerfstudio dataset)"
 # format -> the output's required suffix ("" = a folder)
@@ -26,6 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="glb: torch device for rendering and fusion")
     p.add_argument("--force", action="store_true", help="replace an earlier output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 

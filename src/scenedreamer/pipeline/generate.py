@@ -71,8 +71,10 @@ def generate_scene(config: GenerateConfig, run: RunFolder, priors: Priors, progr
         database.truncate_after_step(progress.last_step)
         state = _restore(run, progress, priors, device)
         total_steps = len(trajectory.cameras)
+        # the thread count that runs is recorded with the models (events.jsonl "run" metrics)
         emit(on_event, "run", max(progress.last_step, 0), total_steps,
-             "; ".join(f"{role}: {label}" for role, label in priors.describe().items()))
+             "; ".join(f"{role}: {label}" for role, label in priors.describe().items()),
+             threads=torch.get_num_threads())
 
         if progress.last_step < 0:
             state = initialise_scene_context(config, trajectory, database, priors, on_event)
