@@ -49,3 +49,21 @@ def test_view_on_a_batch_with_no_finished_scene_says_so(batch_folder, capsys):
     (batch_folder / "kitchen" / "scene.ply").unlink()
     assert main(["view", str(batch_folder), "--no-browser", "--port", "0"]) == 2
     assert "no scene of this batch has a scene.ply" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", ["offline", "sd15", "sd2"])
+def test_the_default_video_lasts_at_least_six_seconds_of_distinct_frames(preset):
+    from scenedreamer.geometry.trajectory import interpolated_cameras, path_frame_count
+    from scenedreamer.pipeline.config import preset_config
+    from scenedreamer.pipeline.outputs import video_cameras
+    from scenedreamer.pipeline.scene_cameras import load_trajectory
+
+    config = preset_config(preset)
+    trajectory = load_trajectory(config)
+    frames = path_frame_count(len(trajectory.cameras), config.export.video_frames_per_view)
+    assert frames / config.export.fps >= 6.0              # issue 21: a video long enough to watch
+    cameras = video_cameras(trajectory, config.export.video_frames_per_view)
+    assert len(cameras) == frames and len(interpolated_cameras(trajectory.cameras, frames)) == frames
+    # interpolated, not repeated: no two consecutive frames share a pose
+    steps = (cameras.c2w[1:] - cameras.c2w[:-1]).flatten(1).abs().amax(dim=1)
+    assert bool((steps > 1e-6).all())
