@@ -122,3 +122,4 @@ def test_a_run_records_the_thread_count_it_used(tmp_path):
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     run = [e for e in events if e["stage"] == "run"]
     assert run and run[0]["metrics"]["threads"] == 1.0
+    assert run[0]["metrics"]["work_init"] > 0 and run[0]["metrics"]["work_export"] > 0   # the bar's weights

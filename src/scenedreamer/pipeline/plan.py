@@ -229,3 +229,53 @@ def _networks_on_cpu(config: GenerateConfig) -> bool:
 
         return not torch.cuda.is_available()
     return device.startswith("cpu")
+
+
+# work units of the progress bar: one unit ~ one fitting step of the representation at the run's
+# resolution (the step that dominates an offline run); the other costs are rough multiples of it
+OFFLINE_PRIOR_UNITS = 0.5
+"""One call of an offline stand-in (procedural world, warp + composite) ~ half a fitting step."""
+DIFFUSION_STEP_UNITS = 2.0
+"""One denoising step of a diffusion prior ~ two fitting steps (a UNet pass at the run's size)."""
+VIDEO_FRAME_UNITS = 0.3
+"""One rendered video frame (no backward pass) ~ a third of a fitting step."""
+EXPORT_FIXED_UNITS = 4.0
+"""Checkpoint, nerfstudio dataset and PLY writing together."""
+
+
+@dataclass(frozen=True)
+class WorkUnits:
+    """Weights of a run's stages for an honest progress bar (units ~ fitting steps):
+    init: scene context initialisation (first view, neighbours, first fit); view: one
+    progressive view (refine, inpaint, depth, fit, adapter); export: distillation, video, files."""
+
+    init: float
+    view: float
+    export: float
+
+    def total(self, cameras: int) -> float:
+        """All the work of a run along ``cameras`` trajectory cameras."""
+        return self.init + max(0, cameras - 1) * self.view + self.export
+
+
+def _prior_units(name: str, steps: int) -> float:
+    return OFFLINE_PRIOR_UNITS if name in _OFFLINE_NAMES else steps * DIFFUSION_STEP_UNITS
+
+
+def work_units(config: GenerateConfig, cameras: int) -> WorkUnits:
+    """The stage weights of ``config`` along ``cameras`` trajectory cameras (see WorkUnits)."""
+    from ..geometry.trajectory import path_frame_count
+
+    pri, exp = config.priors, config.export
+    neighbours = len(config.init.neighbour_yaws_deg) + len(config.init.neighbour_pitches_deg)
+    denoise = config.refiner.num_inference_steps
+    init = (_prior_units(pri.text_to_image, denoise) + neighbours * _prior_units(pri.inpainter, denoise)
+            + (1 + neighbours) * OFFLINE_PRIOR_UNITS + config.init.fit_steps)
+    refine = _prior_units(pri.refiner, denoise) if config.ablation.refinement else 0.0
+    adapter = config.refiner.adapter_train_steps_per_view if pri.refiner not in _OFFLINE_NAMES else 0
+    view = (refine + _prior_units(pri.inpainter, denoise) + OFFLINE_PRIOR_UNITS
+            + config.progressive.fit_steps_per_view + adapter)
+    export = EXPORT_FIXED_UNITS + (exp.distill.steps if exp.ply else 0)
+    if exp.video:
+        export += VIDEO_FRAME_UNITS * path_frame_count(cameras, exp.video_frames_per_view)
+    return WorkUnits(float(init), float(view), float(export))
