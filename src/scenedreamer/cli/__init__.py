@@ -29,7 +29,12 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser of the command ``argv`` names (every command when it names none: the
+    others get a help line only, so `scenedreamer --help` and `models list` never build a parser
+    that needs torch)."""
+    chosen = next((a for a in (argv or []) if not a.startswith("-")), None)
+    chosen = chosen if chosen in SUBCOMMANDS else None
     parser = argparse.ArgumentParser(
         prog="scenedreamer",
         description="Text + camera path -> a persistent, 3D-consistent scene (3D-SceneDreamer).")
@@ -38,10 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, module in SUBCOMMANDS.items():
         try:
-            importlib.import_module(module).add_parser(sub)
+            loaded = importlib.import_module(module)
         except ModuleNotFoundError as err:
             if err.name != module:
                 raise
+            continue
+        if argv is None or name == chosen:
+            loaded.add_parser(sub)
+        else:                           # only its help line: its options may need heavy imports
+            sub.add_parser(name, help=loaded.HELP)
     return parser
 
 
@@ -66,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
-    parser = build_parser()
+    parser = build_parser(list(sys.argv[1:] if argv is None else argv))
     args, unknown = parser.parse_known_args(argv)
     # only `batch` takes options it does not declare (they are `generate` options for every scene)
     if unknown and not getattr(args, "accepts_unknown", False):

@@ -17,6 +17,8 @@ from dataclasses import fields
 
 from ..config_io import field_docs
 
+HELP = "make, check or plot a camera path (nerfstudio transforms.json)"
+
 DEFAULT_FRAMES = 60
 """Frame count when --frames is not given."""
 DEFAULT_SIZE = 512
@@ -52,7 +54,7 @@ def preset_lines() -> str:
 def add_parser(subparsers) -> None:
     """Register `trajectory` on the top-level subparsers."""
     parser = subparsers.add_parser(
-        "trajectory", help="make, check or plot a camera path (nerfstudio transforms.json)",
+        "trajectory", help=HELP,
         epilog=preset_lines(), formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write a preset camera path as nerfstudio-style transforms.json (OpenGL camera axes), "
                     "validate an existing one (--check), or draw one from above (--plot). "

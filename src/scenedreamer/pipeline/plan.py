@@ -279,3 +279,30 @@ def work_units(config: GenerateConfig, cameras: int) -> WorkUnits:
     if exp.video:
         export += VIDEO_FRAME_UNITS * path_frame_count(cameras, exp.video_frames_per_view)
     return WorkUnits(float(init), float(view), float(export))
+
+
+def missing_models(config: GenerateConfig) -> list[str]:
+    """The networks of ``config`` whose weights are not local (not a complete folder, nor in the
+    cache), as their names: checked all at once before a run creates anything, without loading."""
+    from ..errors import MissingWeightsError
+    from ..priors.loading import local_status
+
+    missing = []
+    for name in loaded_networks(config):
+        try:
+            if not local_status(name, config.priors.cache_dir).present:
+                missing.append(name)
+        except MissingWeightsError:         # a folder that does not exist
+            missing.append(name)
+    return missing
+
+
+def missing_models_message(config: GenerateConfig, missing: list[str]) -> str:
+    """One line naming every missing model and the one command that fetches them."""
+    from ..priors.loading import hub_offline_from_environment
+
+    fetch = (f"scenedreamer models download --preset {config.preset}" if config.preset in ("sd15", "sd2")
+             else "scenedreamer models download " + " ".join(missing))
+    where = "the local cache" + (" (offline: HF_HUB_OFFLINE is set)" if hub_offline_from_environment() else "")
+    return (f"preset {config.preset} needs {len(missing)} model{'s' if len(missing) > 1 else ''} not in {where}: "
+            f"{', '.join(missing)}; get {'them' if len(missing) > 1 else 'it'} with `{fetch}`")

@@ -22,11 +22,12 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
     refused before its first step is rolled back (no stub is left). Filesystem and SQLite
     failures become RunFailedError naming the file; committed steps are kept.
     """
-    from ..errors import RunFailedError, UserInputError
+    from ..errors import MissingWeightsError, RunFailedError, UserInputError
     from ..support.database import DB_FILE, SupportDatabase
     from .disk_budget import check_disk_space
     from .event_log import JsonlEventLog, fan_out
     from .generate import generate_scene
+    from .plan import missing_models, missing_models_message
     from .priors_factory import build_priors, with_resolved_dtype
     from .run_folder import RunFolder
     from .scene_cameras import load_trajectory
@@ -34,6 +35,9 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
     config = with_resolved_dtype(config)                    # the dtype that runs is the one config.json says
     run_folder = RunFolder(out)
     run_folder.check(resume=resume, overwrite=overwrite)   # refusals first: nothing written yet
+    missing = missing_models(config)                         # every missing model at once, nothing written
+    if missing:
+        raise MissingWeightsError(missing_models_message(config, missing))
     trajectory = load_trajectory(config)                    # the trajectory file / preset is valid
     check_disk_space(config, out, resume=resume, overwrite=overwrite,   # a new run must fit on the disk
                      cameras=len(trajectory.cameras))
