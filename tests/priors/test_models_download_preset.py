@@ -61,3 +61,26 @@ def test_offline_is_named_only_when_the_environment_sets_it(monkeypatch, tmp_pat
     assert main(["generate", "a kitchen", "--preset", "sd15", "--out", str(tmp_path / "run"), "--quiet",
                  "--set", f"priors.cache_dir=\"{tmp_path / 'cache'}\""]) == 2
     assert "HF_HUB_OFFLINE" in capsys.readouterr().err
+
+
+def test_dry_run_lists_weights_device_dtype_and_time(no_hub_env, tmp_path, capsys):
+    assert main(["generate", "a kitchen", "--preset", "sd2", "--dry-run", "--device", "cpu", "--dtype", "fp32",
+                 "--set", f"priors.cache_dir=\"{tmp_path / 'cache'}\""]) == 0
+    out = capsys.readouterr().out
+    assert "sd2: MISSING" in out and "zoedepth: MISSING" in out and "models download --preset sd2" in out
+    assert "runs on        cpu, fp32" in out and "expected time  ~" in out
+    assert not (tmp_path / "cache").exists()
+
+
+def test_expected_time_follows_the_work_the_pixels_and_the_threads():
+    from scenedreamer.pipeline.config import preset_config
+    from scenedreamer.pipeline.plan import SECONDS_PER_UNIT, expected_seconds, work_units
+
+    config = preset_config("offline")
+    base = expected_seconds(config, 12, 2)
+    # the reference: the make-run scene on 2 threads is its units at the measured rate
+    assert base == pytest.approx(work_units(config, 12).total(12) * SECONDS_PER_UNIT)
+    import dataclasses
+    assert expected_seconds(dataclasses.replace(config, width=512, height=512), 12, 2) == pytest.approx(4 * base)
+    assert expected_seconds(config, 12, 1) == pytest.approx(2 * base)
+    assert expected_seconds(config, 24, 2) > base

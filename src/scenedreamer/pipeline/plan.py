@@ -179,6 +179,7 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
                        ("depth", config.priors.depth), ("first depth", config.priors.first_view_depth or config.priors.depth),
                        ("refiner", config.priors.refiner if config.ablation.refinement else "offline")):
         lines.append(_first_view_line(role, config) or _model_line(role, name))
+    lines += _weights_and_time_lines(config, len(traj.cameras))
     counts = {name: network_parameters(name, config) for name in loaded_networks(config)}
     networks = network_memory(config, counts)
     weight_bytes = networks.weights
@@ -306,3 +307,45 @@ def missing_models_message(config: GenerateConfig, missing: list[str]) -> str:
     where = "the local cache" + (" (offline: HF_HUB_OFFLINE is set)" if hub_offline_from_environment() else "")
     return (f"preset {config.preset} needs {len(missing)} model{'s' if len(missing) > 1 else ''} not in {where}: "
             f"{', '.join(missing)}; get {'them' if len(missing) > 1 else 'it'} with `{fetch}`")
+
+
+SECONDS_PER_UNIT = 72.0 / 407.0
+"""Wall seconds of one work unit (~ one fitting step at 256x256) on 2 quiet CPU cores: the
+make-run scene (offline default, 407 units by ``work_units``) took 72 s quiet (issue 21)."""
+REFERENCE_PIXELS = 256 * 256
+REFERENCE_THREADS = 2
+
+
+def expected_seconds(config: GenerateConfig, cameras: int, threads: int) -> float:
+    """Rough wall time of a CPU run: its work units at the make-run rate, scaled by the pixels
+    of a view and by the threads (against the 2 of the reference)."""
+    units = work_units(config, cameras).total(cameras)
+    scale = (config.width * config.height) / REFERENCE_PIXELS * REFERENCE_THREADS / max(1, threads)
+    return units * SECONDS_PER_UNIT * scale
+
+
+def _weights_and_time_lines(config: GenerateConfig, cameras: int) -> list[str]:
+    """Per network: cached or missing (and the one command that fetches what is missing); the
+    device and dtype that will run; the time to expect."""
+    from ..threads import current_threads
+
+    lines = []
+    real = loaded_networks(config)
+    if real:
+        missing = missing_models(config)
+        lines.append("  weights        " + ", ".join(f"{n}: {'MISSING' if n in missing else 'cached'}" for n in real))
+        if missing:
+            lines.append("  note           " + missing_models_message(config, missing))
+    device = config.priors.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    lines.append(f"  runs on        {device}, {config.priors.dtype}")
+    threads = current_threads()
+    seconds = expected_seconds(config, cameras, threads)
+    when = f"~{seconds / 60:.0f} min" if seconds >= 90 else f"~{seconds:.0f} s"
+    lines.append(f"  expected time  {when} on {threads} CPU thread{'s' if threads > 1 else ''}"
+                 + (" (a GPU is faster; the figure is the CPU's)" if device.startswith("cuda") else "")
+                 + " (rough: the make-run rate, 72 s for the offline default on 2 quiet cores)")
+    return lines
