@@ -194,7 +194,8 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
         f"    network weights ~{weight_bytes / 1e9:.1f} GB ({len(counts)} network(s), each counted once, "
         f"in {config.priors.dtype}{', CPU offload' if config.priors.cpu_offload else ''})"
         + (f"; size unknown for {', '.join(unknown)}" if unknown else ""),
-        f"    in RAM up to {size_text(estimate.memory)} (training state, cached support views"
+        f"    in RAM up to {size_text(peak_rss_bytes(estimate.memory, networks.peak if on_cpu else 0))} peak (the process "
+        f"~{size_text(PROCESS_BASE_BYTES)} + training state, cached support views"
         + (f", network weights + {size_text(max(networks.load_spike, networks.activations))} while "
            f"{'loading' if networks.load_spike > networks.activations else 'running'} them"
            f" + {size_text(networks.runtime)} runtime" if on_cpu and networks.weights else "") + ")"
@@ -215,8 +216,8 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
         lines.append(f"warning: the run needs up to {size_text(estimate.total)} of disk but {where} has "
                      f"{size_text(free)} free: generate refuses to start a new run; free space, lower "
                      "--resolution or --frames, or choose another --out")
-    if available is not None and estimate.memory > available:
-        lines.append(f"warning: the run may need up to {size_text(estimate.memory)} of RAM but "
+    if available is not None and peak_rss_bytes(estimate.memory, networks.peak if on_cpu else 0) > available:
+        lines.append(f"warning: the run may need up to {size_text(peak_rss_bytes(estimate.memory, networks.peak if on_cpu else 0))} of RAM but "
                      f"{size_text(available)} is available: it may swap or be killed; lower --resolution "
                      "or --frames")
     return "\n".join(lines)
@@ -349,3 +350,20 @@ def _weights_and_time_lines(config: GenerateConfig, cameras: int) -> list[str]:
                  + (" (a GPU is faster; the figure is the CPU's)" if device.startswith("cuda") else "")
                  + " (rough: the make-run rate, 72 s for the offline default on 2 quiet cores)")
     return lines
+
+
+PROCESS_BASE_BYTES = 445 * 2**20
+"""Resident memory of a generation process before its own data: Python, torch and the libraries
+a run loads (video, PLY, SQLite). With TRAINING_WORKSPACE_FACTOR, fitted to two measured peaks
+(/usr/bin/time -v, offline preset, 1 thread): 128x128 / 4 cameras 462 MiB at an estimate of
+7.3 MB; the make-run scene (256x256, 12 cameras) 0.5-0.7 GB at an estimate of 67.9 MB (issue 21)."""
+TRAINING_WORKSPACE_FACTOR = 2.3
+"""Peak memory per byte of the training-state estimate: the rasteriser's and optimiser's
+intermediate buffers come on top of the state itself (fitted with PROCESS_BASE_BYTES)."""
+
+
+def peak_rss_bytes(memory_bytes: int, network_bytes: int = 0) -> int:
+    """Expected peak resident memory of a run estimated at ``memory_bytes`` (training state plus
+    ``network_bytes`` of networks held on the CPU, which get no workspace factor)."""
+    training = max(0, memory_bytes - network_bytes)
+    return int(PROCESS_BASE_BYTES + TRAINING_WORKSPACE_FACTOR * training + network_bytes)
