@@ -60,7 +60,12 @@ REPORT_URL = "https://github.com/scenedreamer/scenedreamer/issues"
 """Where an internal error asks to be reported (printed in its one line)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser of the command ``argv`` names (every command when it names none: the
+    others get a help line only, so `scenedreamer --help` and `models list` never build a parser
+    that needs torch)."""
+    chosen = next((a for a in (argv or []) if not a.startswith("-")), None)
+    chosen = chosen if chosen in SUBCOMMANDS else None
     parser = argparse.ArgumentParser(
         prog="scenedreamer",
         description="Text + camera path -> a persistent, 3D-consistent scene (3D-SceneDreamer).")
@@ -69,10 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, module in SUBCOMMANDS.items():
         try:
-            importlib.import_module(module).add_parser(sub)
+            loaded = importlib.import_module(module)
         except ModuleNotFoundError as err:
             if err.name != module:
                 raise
+            continue
+        if argv is None or name == chosen:
+            loaded.add_parser(sub)
+        else:                           # only its help line: its options may need heavy imports
+            sub.add_parser(name, help=loaded.HELP)
     return parser
 
 
@@ -104,12 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         _armed = True
         if _pending:                    # a signal that came during start-up ends the run now
             raise Terminated() if _pending[0] == signal.SIGTERM else KeyboardInterrupt()
-        parser = build_parser()
+        parser = build_parser(list(sys.argv[1:] if argv is None else argv))
         args, unknown = parser.parse_known_args(argv)
         command = args.command
         # only `batch` takes options it does not declare (they are `generate` options for every scene)
         if unknown and not getattr(args, "accepts_unknown", False):
             parser.parse_args(argv)     # exits 2 with argparse's own "unrecognized arguments" line
+        _set_threads(args)
         code = args.func(args, unknown) if getattr(args, "accepts_unknown", False) else args.func(args)
         return int(code or 0)
     except UserInputError as err:
@@ -161,6 +172,20 @@ def _restore_signals() -> None:
         for sig, handler in _ORIGINAL.items():
             if handler is not None:
                 signal.signal(sig, handler)
+
+
+def _set_threads(args) -> None:
+    """Size the thread pools once, before any parallel work (commands with ``--threads``); a
+    batch gives each of its scenes at once its share. Planning-only runs do not start torch."""
+    if not hasattr(args, "threads"):
+        return
+    from ..threads import configure
+
+    plans_only = any(getattr(args, name, False) for name in ("dry_run", "list_settings", "status"))
+    workers = (getattr(args, "workers", None) or 1) if args.command == "batch" else 1
+    choice = configure(args.threads, processes=workers, start_torch=not plans_only and args.command != "batch")
+    if choice.warning:
+        print(f"scenedreamer {args.command}: warning: {choice.warning}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

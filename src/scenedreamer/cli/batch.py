@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserInputError
+from ..threads import add_threads_argument
 
 HELP = "generate many scenes from a prompt file (local processes or a Ray cluster)"
 # generate options that belong to one run, not to a batch (the batch decides them per scene)
@@ -41,6 +42,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-retries", type=int, default=1,
                    help="retries of a failed scene (bad input is not retried; default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_argument(p)
     p.set_defaults(func=run, accepts_unknown=True)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserInputError
+from ..threads import add_threads_argument
 
 HELP = ("evaluate finished runs (CLIP score, NIQE, BRISQUE, 3D consistency, revisits, empty fraction, "
         "ground truth with FLIP; --worldscore: camera control, 3D and photometric consistency)")
@@ -31,6 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="torch device for rendering and CLIP (cpu, cuda, ...)")
     p.add_argument("--offline", action="store_true", help="never contact the model hub")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserInputError
+from ..threads import add_threads_argument
 
 HELP = ("export a finished run's scene (splat-ply, points-ply, glb mesh, nerfstudio dataset, "
         "compressed spz, gltf-splat, usd splats)")
@@ -38,6 +39,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="glb --mesher tsdf: torch device for the fusion")
     p.add_argument("--force", action="store_true", help="replace an earlier output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 

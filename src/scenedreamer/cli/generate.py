@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserInputError
+from ..threads import add_threads_argument
 
 HELP = "generate a 3D scene from a text prompt along a camera trajectory"
 
@@ -54,6 +55,7 @@ def add_parser(sub) -> None:
                    help="print every setting --set reaches (for this preset and options) with its value and meaning, and exit")
     p.add_argument("--dry-run", action="store_true", help="print the plan (views, resolution, models, memory) and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 

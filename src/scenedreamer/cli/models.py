@@ -11,10 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
+HELP = "list, check and download the pretrained models"
+
 
 def add_parser(subparsers) -> None:
     """Register `models` and its sub-subcommands on the top-level subparsers."""
-    parser = subparsers.add_parser("models", help="list, check and download the pretrained models",
+    parser = subparsers.add_parser("models", help=HELP,
                                    description="Known model presets, which are present locally, and downloads "
                                                "into the standard Hugging Face cache.")
     parser.set_defaults(func=run)
@@ -30,7 +32,9 @@ def add_parser(subparsers) -> None:
     p_check.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: the standard one)")
 
     p_dl = sub.add_parser("download", help="download presets (or hub ids) into the Hugging Face cache")
-    p_dl.add_argument("names", nargs="+", metavar="NAME", help="preset names (see `models list`) or hub ids owner/name")
+    p_dl.add_argument("names", nargs="*", metavar="NAME", help="preset names (see `models list`) or hub ids owner/name")
+    p_dl.add_argument("--preset", default=None, metavar="PRESET",
+                      help="every model a `generate --preset` needs (sd15, sd2; offline needs none)")
     p_dl.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: the standard one)")
     p_dl.add_argument("--revision", default=None, help="branch, tag or commit (default: the main branch)")
     p_dl.add_argument("--variant", default=None,
@@ -98,17 +102,25 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
+    from ..errors import UserInputError
     from ..priors.loading import download_model
     from ..priors.model_registry import find_preset
 
-    from ..errors import UserInputError
     from ..pipeline.prior_kinds import PRIOR_KINDS
 
     stand_ins = [name for name in args.names if name in PRIOR_KINDS]
     if stand_ins:                          # refused before anything is fetched
         raise UserInputError(f"{stand_ins[0]!r} is a built-in stand-in ({PRIOR_KINDS[stand_ins[0]].label}), "
                              "not a model: nothing to download")
-    for name in args.names:  # in order; the first failure stops with its one-line error
+    names = list(args.names)
+    if args.preset is not None:
+        names += [n for n in generation_preset_models(args.preset) if n not in names]
+        if not names:
+            print(f"preset {args.preset} needs no downloaded model", file=sys.stderr)
+            return 0
+    if not names:
+        raise UserInputError("name the models to download, or --preset PRESET (e.g. --preset sd15)")
+    for name in names:  # in order; the first failure stops with its one-line error
         preset = find_preset(name)
         if preset is not None:
             print(f"downloading {preset.name} ({preset.hub_id}, about {preset.approx_size_gb:.1f} GB, "
@@ -116,6 +128,18 @@ def _download(args: argparse.Namespace) -> int:
         folder = download_model(name, cache_dir=args.cache_dir, revision=args.revision, variant=args.variant)
         print(f"{name}: {folder}")
     return 0
+
+
+def generation_preset_models(preset: str) -> list[str]:
+    """The model names (registry presets, hub ids) that `generate --preset PRESET` loads, as the
+    run loads them (UserInputError naming the valid presets for an unknown one)."""
+    from ..errors import UserInputError
+    from ..pipeline.config import PRESETS, preset_config
+    from ..pipeline.plan import loaded_networks
+
+    if preset not in PRESETS:
+        raise UserInputError(f"--preset {preset}: not a generate preset (valid: {', '.join(PRESETS)})")
+    return loaded_networks(preset_config(preset))
 
 
 def _print_table(rows: list[tuple[str, ...]]) -> None:

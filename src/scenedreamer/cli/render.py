@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..errors import UserInputError
+from ..threads import add_threads_argument
 
 HELP = "render a finished run's scene along any camera path, or a 360-degree panorama"
 
@@ -36,6 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, auto)")
     p.add_argument("--force", action="store_true", help="replace an earlier output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 
@@ -43,6 +46,8 @@ def run(args) -> int:
     from ..pipeline.run_contract import ensure_not_run_file, require_finished_run
     from ..export.panorama_xmp import write_panorama
     from ..export.video import write_video
+    from ..geometry.panorama import cube_cameras
+    from ..pipeline import coverage
     from ..pipeline import render_run as rr
     from .common import parse_device, parse_size
     from .progress import StageBar
@@ -71,16 +76,23 @@ def run(args) -> int:
         rr.remove_stale_temp_files(out)     # temps a killed or failed render of this output left
 
     inputs = rr.load_render_inputs(root, source, device)
+    scene = coverage.CoverageRecorder(inputs.scene)         # tallies each frame's empty fraction
+    at = position if position is not None else inputs.run_cameras.centers[0].float().cpu()
+    cameras = None if args.panorama else rr.path_cameras(inputs, args.trajectory, args.frames, resolution)
+    if args.panorama or args.trajectory:                    # another path than the cameras': look first
+        warning = coverage.coverage_warning(coverage.predicted_empty_fraction(
+            inputs.scene, cube_cameras(at, coverage.PREVIEW_SIDE) if args.panorama else cameras),
+            args.panorama, args.trajectory)
+        if warning:
+            print(f"scenedreamer render: warning: {warning}", file=sys.stderr)
     bar = None if args.quiet else StageBar("render", "rendering")
     try:
         if args.panorama:
-            at = position if position is not None else inputs.run_cameras.centers[0].float().cpu()
-            image = rr.render_panorama(inputs.scene, at, *resolution, what=args.what, on_event=bar)
+            image = rr.render_panorama(scene, at, *resolution, what=args.what, on_event=bar)
             write_panorama(out, image)          # GPano XMP: photo sites show it as a 360
             count = 1
         else:
-            cameras = rr.path_cameras(inputs, args.trajectory, args.frames, resolution)
-            frames = rr.render_frames(inputs.scene, cameras, args.what, on_event=bar)
+            frames = rr.render_frames(scene, cameras, args.what, on_event=bar)
             if kind == "mp4":
                 count = write_video(out, frames, fps=args.fps or inputs.fps)
             else:
@@ -89,5 +101,8 @@ def run(args) -> int:
         if bar is not None:
             bar.close()
     what = "panorama" if args.panorama else f"{count} frames"
-    print(f"wrote {out} ({what}, from {rr.source_file(source)})")
+    if kind == "folder":
+        coverage.record_in_frames_manifest(out / rr.FRAMES_MANIFEST, scene.fractions)
+    empty = coverage.summary([sum(scene.fractions) / len(scene.fractions)] if args.panorama else scene.fractions)
+    print(f"wrote {out} ({what}, from {rr.source_file(source)}; {empty})")
     return 0

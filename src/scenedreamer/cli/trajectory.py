@@ -17,6 +17,8 @@ from dataclasses import fields
 
 from ..config_io import field_docs
 
+HELP = "make, check or plot a camera path (nerfstudio transforms.json)"
+
 DEFAULT_FRAMES = 60
 """Frame count when --frames is not given."""
 DEFAULT_SIZE = 512
@@ -36,10 +38,24 @@ def _option_names() -> dict[str, str]:
     return names
 
 
+def preset_lines() -> str:
+    """'presets:' then one line per preset (its name and the first line of its docstring), for
+    `trajectory --help`; `--list` adds every option."""
+    from ..geometry.trajectory import TRAJECTORY_PRESETS
+
+    width = max(len(name) for name in TRAJECTORY_PRESETS)
+    lines = ["presets (generate --trajectory NAME, or trajectory NAME --out FILE.json):"]
+    for name, cls in TRAJECTORY_PRESETS.items():
+        summary = (cls.__doc__ or "").strip().splitlines()[0].replace("``", "")
+        lines.append(f"  {name:<{width}}  {summary}")
+    return "\n".join(lines)
+
+
 def add_parser(subparsers) -> None:
     """Register `trajectory` on the top-level subparsers."""
     parser = subparsers.add_parser(
-        "trajectory", help="make, check or plot a camera path (nerfstudio transforms.json)",
+        "trajectory", help=HELP,
+        epilog=preset_lines(), formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write a preset camera path as nerfstudio-style transforms.json (OpenGL camera axes), "
                     "validate an existing one (--check), or draw one from above (--plot). "
                     "World of presets: the first camera's frame, OpenCV axes (up = -y); angles in "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 HELP = "show a run's scene.ply and cameras in a local web viewer"
 
@@ -10,7 +11,10 @@ HELP = "show a run's scene.ply and cameras in a local web viewer"
 def add_parser(sub) -> None:
     p = sub.add_parser("view", help=HELP,
                        description=HELP + " (served on 127.0.0.1; see docs/usage/view.md).")
-    p.add_argument("run", metavar="RUN", help="a run folder written by `scenedreamer generate` (needs scene.ply)")
+    p.add_argument("run", metavar="RUN", help="a run folder written by `scenedreamer generate` (needs scene.ply), "
+                   "or a batch folder (its scenes are listed and one is opened; see --scene)")
+    p.add_argument("--scene", default=None, metavar="NAME",
+                   help="in a batch folder: the scene to open (default: its first finished scene)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1, this machine only). Another address "
@@ -29,6 +33,8 @@ def run(args) -> int:
     host = args.host.strip()
     if not host:
         raise UserInputError("--host: empty")
+    if args.scene is not None or (Path(args.run) / "manifest.sqlite").is_file():
+        args.run = batch_scene(args.run, args.scene)
     server = make_server(args.run, host=host, port=args.port, quiet=not args.log_requests)
     url = url_of(server)
     if not (host in LOOPBACK_HOSTS or host.startswith("127.")):
@@ -47,3 +53,36 @@ def run(args) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def batch_scene(folder: str, scene: str | None) -> str:
+    """The run folder of ``scene`` (None: the first finished scene) in the batch ``folder``,
+    after printing the batch's scenes (name, status, prompt, run folder). Read-only: the
+    manifest is opened without creating or changing anything. UserInputError when the folder
+    holds no batch, the scene is not in it, or no scene has finished."""
+    from ..batch.manifest import Manifest
+    from ..errors import UserInputError
+
+    with Manifest.open(folder, create=False) as manifest:
+        rows = manifest.rows()
+    runs = {row.name: _run_folder_of(folder, row) for row in rows}
+    finished = [row.name for row in rows if (Path(runs[row.name]) / "scene.ply").is_file()]
+    print(f"scenedreamer view: {folder} is a batch of {len(rows)} scene{'s' if len(rows) != 1 else ''}:")
+    for row in rows:
+        mark = "ready" if row.name in finished else row.status
+        print(f"  {row.name:<20} {mark:<8} {runs[row.name]}  {row.prompt[:50]!r}")
+    if scene is None:
+        if not finished:
+            raise UserInputError(f"{folder}: no scene of this batch has a scene.ply yet (see scenedreamer batch "
+                                 f"--status {folder})")
+        scene = finished[0]
+        print(f"scenedreamer view: opening {scene} (another: --scene NAME)")
+    elif scene not in runs:
+        raise UserInputError(f"--scene {scene}: not a scene of {folder} (its scenes: {', '.join(runs)})")
+    return runs[scene]
+
+
+def _run_folder_of(folder: str, row) -> str:
+    """The scene's run folder as recorded, or under ``folder`` when the batch was moved."""
+    recorded = Path(row.run_folder)
+    return str(recorded if recorded.is_dir() else Path(folder) / row.name)

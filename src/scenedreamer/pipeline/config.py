@@ -161,8 +161,9 @@ class ExportConfig:
 
     video: bool = True
     """render video.mp4 along the trajectory"""
-    video_frames_per_view: int = 3
-    """video frames per trajectory camera (poses interpolated between cameras)"""
+    video_frames_per_view: int = 7
+    """video frames per trajectory camera (poses interpolated between cameras, not repeated);
+    7 at 12 fps makes the default 12-camera path a 6.5 s video (issue 21: at least 6 s to watch)"""
     fps: int = 12
     """video frame rate"""
     ply: bool = True

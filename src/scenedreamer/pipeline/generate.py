@@ -35,6 +35,7 @@ from ..support.records import Provenance, ViewRecord
 from .config import GenerateConfig
 from .local_frame import depth_and_backdrop_for_new_view, drop_occluding_points, make_local_frame
 from .outputs import export_outputs
+from .plan import work_units
 from .priors_factory import Priors
 from .representation_factory import create_representation, grow_representation
 from .run_folder import Progress, RunFolder
@@ -71,8 +72,12 @@ def generate_scene(config: GenerateConfig, run: RunFolder, priors: Priors, progr
         database.truncate_after_step(progress.last_step)
         state = _restore(run, progress, priors, device)
         total_steps = len(trajectory.cameras)
+        # the thread count that runs is recorded with the models (events.jsonl "run" metrics), and
+        # the weight of each stage, so a progress bar counts work, not views
+        work = work_units(config, total_steps)
         emit(on_event, "run", max(progress.last_step, 0), total_steps,
-             "; ".join(f"{role}: {label}" for role, label in priors.describe().items()))
+             "; ".join(f"{role}: {label}" for role, label in priors.describe().items()),
+             threads=torch.get_num_threads(), work_init=work.init, work_view=work.view, work_export=work.export)
 
         if progress.last_step < 0:
             state = initialise_scene_context(config, trajectory, database, priors, on_event)

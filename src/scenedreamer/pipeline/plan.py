@@ -166,6 +166,7 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
     for role, name in role_names(config).items():
         title = ROLE_TITLES[role]
         lines.append(_first_view_line(title, config) or f"  {title:<14} {describe_prior(role, name)}")
+    lines += _weights_and_time_lines(config, len(traj.cameras))
     counts = {name: network_parameters(name, config) for name in loaded_networks(config)}
     networks = network_memory(config, counts)
     weight_bytes = networks.weights
@@ -180,7 +181,8 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
         f"    network weights ~{weight_bytes / 1e9:.1f} GB ({len(counts)} network(s), each counted once, "
         f"in {config.priors.dtype}{', CPU offload' if config.priors.cpu_offload else ''})"
         + (f"; size unknown for {', '.join(unknown)}" if unknown else ""),
-        f"    in RAM up to {size_text(estimate.memory)} (training state, cached support views"
+        f"    in RAM up to {size_text(peak_rss_bytes(estimate.memory, networks.peak if on_cpu else 0))} peak (the process "
+        f"~{size_text(PROCESS_BASE_BYTES)} + training state, cached support views"
         + (f", network weights + {size_text(max(networks.load_spike, networks.activations))} while "
            f"{'loading' if networks.load_spike > networks.activations else 'running'} them"
            f" + {size_text(networks.runtime)} runtime" if on_cpu and networks.weights else "") + ")"
@@ -201,8 +203,8 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
         lines.append(f"warning: the run needs up to {size_text(estimate.total)} of disk but {where} has "
                      f"{size_text(free)} free: generate refuses to start a new run; free space, lower "
                      "--resolution or --frames, or choose another --out")
-    if available is not None and estimate.memory > available:
-        lines.append(f"warning: the run may need up to {size_text(estimate.memory)} of RAM but "
+    if available is not None and peak_rss_bytes(estimate.memory, networks.peak if on_cpu else 0) > available:
+        lines.append(f"warning: the run may need up to {size_text(peak_rss_bytes(estimate.memory, networks.peak if on_cpu else 0))} of RAM but "
                      f"{size_text(available)} is available: it may swap or be killed; lower --resolution "
                      "or --frames")
     return "\n".join(lines)
@@ -216,3 +218,139 @@ def _networks_on_cpu(config: GenerateConfig) -> bool:
 
         return not torch.cuda.is_available()
     return device.startswith("cpu")
+
+
+# work units of the progress bar: one unit ~ one fitting step of the representation at the run's
+# resolution (the step that dominates an offline run); the other costs are rough multiples of it
+OFFLINE_PRIOR_UNITS = 0.5
+"""One call of an offline stand-in (procedural world, warp + composite) ~ half a fitting step."""
+DIFFUSION_STEP_UNITS = 2.0
+"""One denoising step of a diffusion prior ~ two fitting steps (a UNet pass at the run's size)."""
+VIDEO_FRAME_UNITS = 0.3
+"""One rendered video frame (no backward pass) ~ a third of a fitting step."""
+EXPORT_FIXED_UNITS = 4.0
+"""Checkpoint, nerfstudio dataset and PLY writing together."""
+
+
+@dataclass(frozen=True)
+class WorkUnits:
+    """Weights of a run's stages for an honest progress bar (units ~ fitting steps):
+    init: scene context initialisation (first view, neighbours, first fit); view: one
+    progressive view (refine, inpaint, depth, fit, adapter); export: distillation, video, files."""
+
+    init: float
+    view: float
+    export: float
+
+    def total(self, cameras: int) -> float:
+        """All the work of a run along ``cameras`` trajectory cameras."""
+        return self.init + max(0, cameras - 1) * self.view + self.export
+
+
+def _prior_units(name: str, steps: int) -> float:
+    return OFFLINE_PRIOR_UNITS if is_stand_in(name) else steps * DIFFUSION_STEP_UNITS
+
+
+def work_units(config: GenerateConfig, cameras: int) -> WorkUnits:
+    """The stage weights of ``config`` along ``cameras`` trajectory cameras (see WorkUnits)."""
+    from ..geometry.trajectory import path_frame_count
+
+    pri, exp = config.priors, config.export
+    neighbours = len(config.init.neighbour_yaws_deg) + len(config.init.neighbour_pitches_deg)
+    denoise = config.refiner.num_inference_steps
+    init = (_prior_units(pri.text_to_image, denoise) + neighbours * _prior_units(pri.inpainter, denoise)
+            + (1 + neighbours) * OFFLINE_PRIOR_UNITS + config.init.fit_steps)
+    refine = _prior_units(pri.refiner, denoise) if config.ablation.refinement else 0.0
+    adapter = config.refiner.adapter_train_steps_per_view if not is_stand_in(pri.refiner) else 0
+    view = (refine + _prior_units(pri.inpainter, denoise) + OFFLINE_PRIOR_UNITS
+            + config.progressive.fit_steps_per_view + adapter)
+    export = EXPORT_FIXED_UNITS + (exp.distill.steps if exp.ply else 0)
+    if exp.video:
+        export += VIDEO_FRAME_UNITS * path_frame_count(cameras, exp.video_frames_per_view)
+    return WorkUnits(float(init), float(view), float(export))
+
+
+def missing_models(config: GenerateConfig) -> list[str]:
+    """The networks of ``config`` whose weights are not local (not a complete folder, nor in the
+    cache), as their names: checked all at once before a run creates anything, without loading."""
+    from ..errors import MissingWeightsError
+    from ..priors.loading import local_status
+
+    missing = []
+    for name in loaded_networks(config):
+        try:
+            if not local_status(name, config.priors.cache_dir).present:
+                missing.append(name)
+        except MissingWeightsError:         # a folder that does not exist
+            missing.append(name)
+    return missing
+
+
+def missing_models_message(config: GenerateConfig, missing: list[str]) -> str:
+    """One line naming every missing model and the one command that fetches them."""
+    from ..priors.loading import hub_offline_from_environment
+
+    fetch = (f"scenedreamer models download --preset {config.preset}" if config.preset in ("sd15", "sd2")
+             else "scenedreamer models download " + " ".join(missing))
+    where = "the local cache" + (" (offline: HF_HUB_OFFLINE is set)" if hub_offline_from_environment() else "")
+    return (f"preset {config.preset} needs {len(missing)} model{'s' if len(missing) > 1 else ''} not in {where}: "
+            f"{', '.join(missing)}; get {'them' if len(missing) > 1 else 'it'} with `{fetch}`")
+
+
+SECONDS_PER_UNIT = 72.0 / 407.0
+"""Wall seconds of one work unit (~ one fitting step at 256x256) on 2 quiet CPU cores: the
+make-run scene (offline default, 407 units by ``work_units``) took 72 s quiet (issue 21)."""
+REFERENCE_PIXELS = 256 * 256
+REFERENCE_THREADS = 2
+
+
+def expected_seconds(config: GenerateConfig, cameras: int, threads: int) -> float:
+    """Rough wall time of a CPU run: its work units at the make-run rate, scaled by the pixels
+    of a view and by the threads (against the 2 of the reference)."""
+    units = work_units(config, cameras).total(cameras)
+    scale = (config.width * config.height) / REFERENCE_PIXELS * REFERENCE_THREADS / max(1, threads)
+    return units * SECONDS_PER_UNIT * scale
+
+
+def _weights_and_time_lines(config: GenerateConfig, cameras: int) -> list[str]:
+    """Per network: cached or missing (and the one command that fetches what is missing); the
+    device and dtype that will run; the time to expect."""
+    from ..threads import current_threads
+
+    lines = []
+    real = loaded_networks(config)
+    if real:
+        missing = missing_models(config)
+        lines.append("  weights        " + ", ".join(f"{n}: {'MISSING' if n in missing else 'cached'}" for n in real))
+        if missing:
+            lines.append("  note           " + missing_models_message(config, missing))
+    device = config.priors.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    lines.append(f"  runs on        {device}, {config.priors.dtype}")
+    threads = current_threads()
+    seconds = expected_seconds(config, cameras, threads)
+    when = f"~{seconds / 60:.0f} min" if seconds >= 90 else f"~{seconds:.0f} s"
+    lines.append(f"  expected time  {when} on {threads} CPU thread{'s' if threads > 1 else ''}"
+                 + (" (a GPU is faster; the figure is the CPU's)" if device.startswith("cuda") else "")
+                 + " (rough: the make-run rate, 72 s for the offline default on 2 quiet cores)")
+    return lines
+
+
+PROCESS_BASE_BYTES = 445 * 2**20
+"""Resident memory of a generation process before its own data: Python, torch and the libraries
+a run loads (video, PLY, SQLite). With TRAINING_WORKSPACE_FACTOR, fitted to two measured peaks
+(/usr/bin/time -v, offline preset, 1 thread): 128x128 / 4 cameras 462 MiB at an estimate of
+7.3 MB; the make-run scene (256x256, 12 cameras) 0.5-0.7 GB at an estimate of 67.9 MB (issue 21)."""
+TRAINING_WORKSPACE_FACTOR = 2.3
+"""Peak memory per byte of the training-state estimate: the rasteriser's and optimiser's
+intermediate buffers come on top of the state itself (fitted with PROCESS_BASE_BYTES)."""
+
+
+def peak_rss_bytes(memory_bytes: int, network_bytes: int = 0) -> int:
+    """Expected peak resident memory of a run estimated at ``memory_bytes`` (training state plus
+    ``network_bytes`` of networks held on the CPU, which get no workspace factor)."""
+    training = max(0, memory_bytes - network_bytes)
+    return int(PROCESS_BASE_BYTES + TRAINING_WORKSPACE_FACTOR * training + network_bytes)

@@ -19,13 +19,19 @@ def check_inputs(config: GenerateConfig):
 
     Checks that the dtype can run on the device (fp16 on the CPU is refused), that the trajectory
     file or preset gives at least 2 cameras at the run's resolution, and that a start photo can
-    be read and fits the resolution. Returns (the config with its dtype resolved, as config.json
+    be read and fits the resolution, and that every model's weights are local (all missing ones
+    named at once, with the command that fetches them). Returns (the config with its dtype resolved, as config.json
     records it; the trajectory). Raises UserInputError naming the setting or file.
     """
+    from ..errors import MissingWeightsError
+    from .plan import missing_models, missing_models_message
     from .priors_factory import with_resolved_dtype
     from .scene_cameras import load_trajectory
 
     config = with_resolved_dtype(config)                    # the dtype that runs is the one config.json says
+    missing = missing_models(config)                        # every missing model at once, nothing written
+    if missing:
+        raise MissingWeightsError(missing_models_message(config, missing))
     trajectory = load_trajectory(config)                    # the trajectory file / preset is valid
     fv = config.first_view
     if fv.image:                                            # the photo exists, is an image, is big enough

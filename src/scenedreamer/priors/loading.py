@@ -117,7 +117,15 @@ class ModelLoadConfig:
 
 
 def _env_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    return hub_offline_from_environment()
+
+
+def hub_offline_from_environment() -> bool:
+    """Whether the environment forbids the hub (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE set true):
+    only then do messages say "offline" (a run's own never-download default is not a mode the
+    user chose)."""
+    return any(os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 @dataclass(frozen=True)
@@ -358,7 +366,8 @@ def ensure_local_folder(ref: str | os.PathLike, load_config: ModelLoadConfig) ->
     folder = source.folder
     if folder is None or missing_files(folder):
         if source.hub_id is None or load_config.is_offline:
-            why = "offline mode is on and they are not in the local cache" if source.hub_id else "files are missing"
+            why = (("offline mode is on (HF_HUB_OFFLINE) and " if hub_offline_from_environment() else "")
+                   + "they are not in the local cache") if source.hub_id else "files are missing"
             if folder is not None:
                 why = f"{folder} lacks {', '.join(missing_files(folder))}"
             raise MissingWeightsError(f"weights for {source.display_name} not found ({why}); {source.how_to_get()}")
