@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
-# Every wait below is on an event of the page (ready, framesDrawn) with timeout=0 (no limit):
-# software WebGL on a busy machine takes minutes for what takes seconds on a quiet one, and a
-# fixed limit failed there (issue 20). A page that never gets there hangs until CI's job limit.
+# Every wait below is on an event of the page (ready, framesDrawn, pathsFlown), never a count of
+# frames within some time: software WebGL on a busy machine takes minutes for what takes seconds
+# on a quiet one. HANG_GUARD_MS only ends a page that will never get there (a JavaScript error):
+# far above the slowest wait seen on a busy 2-core machine (~90 s for the first load).
+HANG_GUARD_MS = 600_000
 
 CHROMIUM = "/usr/bin/chromium"
 # WebGL2 on SwiftShader needs --use-angle=swiftshader --enable-unsafe-swiftshader with --disable-gpu
@@ -38,7 +40,7 @@ def test_spark_render_matches_support_views(viewer, tiny_run):
             page = browser.new_page(viewport={"width": 256, "height": 256}, device_scale_factor=1)
             page.goto(url)
             page.wait_for_function("() => window.scenedreamer && (window.scenedreamer.ready || window.scenedreamer.error)",
-                                   timeout=0)
+                                   timeout=HANG_GUARD_MS)
             assert page.evaluate("() => window.scenedreamer.error") is None
             assert page.evaluate("() => window.scenedreamer.numSplats") > 0
             # the prompt is shown as text, not parsed as HTML
@@ -86,7 +88,7 @@ def test_the_page_draws_on_demand_and_redraws_when_the_view_moves(viewer):
             # large enough that the panel (top left) leaves the lower right of the canvas free
             page = browser.new_page(viewport={"width": 640, "height": 480}, device_scale_factor=1)
             page.goto(url)
-            page.wait_for_function("() => window.scenedreamer && window.scenedreamer.ready", timeout=0)
+            page.wait_for_function("() => window.scenedreamer && window.scenedreamer.ready", timeout=HANG_GUARD_MS)
             frames = lambda: page.evaluate("() => window.scenedreamer.framesDrawn")  # noqa: E731
             shot = lambda: np.asarray(Image.open(io.BytesIO(page.locator("#view").screenshot())).convert("RGB"),  # noqa: E731
                                       dtype=np.float32)
@@ -99,13 +101,17 @@ def test_the_page_draws_on_demand_and_redraws_when_the_view_moves(viewer):
             page.mouse.down()
             page.mouse.move(x + 60, y + 10, steps=5)
             page.mouse.up()
-            page.wait_for_function(f"() => window.scenedreamer.framesDrawn > {idle}", timeout=0)
+            page.wait_for_function(f"() => window.scenedreamer.framesDrawn > {idle}", timeout=HANG_GUARD_MS)
             time.sleep(0.5)
             assert np.abs(shot() - before).mean() > 1.0, "the orbit drag did not change the picture"
             moved = frames()
             page.click("#fly-path")
             # the flight is timed (SECONDS_PER_CAMERA of wall clock per camera): on a busy machine
-            # it may draw only one or two frames, so wait for one drawn frame, not for a count
-            page.wait_for_function(f"() => window.scenedreamer.framesDrawn > {moved}", timeout=0)
+            # it draws few frames, so wait for the flight to end, not for a count of frames
+            page.wait_for_function("() => window.scenedreamer.pathsFlown >= 1", timeout=HANG_GUARD_MS)
+            assert frames() > moved, "the flight drew nothing"
+            # it ends at the path's last camera (the loop kept running: no exception stopped it)
+            end, last = page.evaluate("() => [window.scenedreamer.cameraPosition(), window.scenedreamer.pathEnd()]")
+            np.testing.assert_allclose(end, last, atol=1e-4)
         finally:
             browser.close()

@@ -200,8 +200,12 @@ function startPath() {
   orbit.enabled = false;
   pathStart = performance.now();
 }
+let pathsFlown = 0;           // flights along the path that reached its last camera
+Object.defineProperty(hook, "pathsFlown", { get: () => pathsFlown });   // for tests
 function stepPath(now) {
-  const t = (now - pathStart) / 1000 / SECONDS_PER_CAMERA;
+  // the animation frame's timestamp can be a little older than the click that set pathStart:
+  // clamp, or pathPoses[-1] would be read and the render loop would die on the exception
+  const t = Math.max(0, (now - pathStart) / 1000 / SECONDS_PER_CAMERA);
   const i = Math.min(Math.floor(t), pathPoses.length - 1);
   const j = Math.min(i + 1, pathPoses.length - 1);
   const s = Math.min(Math.max(t - i, 0), 1);
@@ -210,7 +214,7 @@ function stepPath(now) {
   camera.quaternion.slerpQuaternions(a.q, b.q, s);
   camera.fov = a.fov + (b.fov - a.fov) * s;
   camera.updateProjectionMatrix();
-  if (t >= pathPoses.length - 1) setMode("orbit");
+  if (t >= pathPoses.length - 1) { setMode("orbit"); pathsFlown += 1; }
 }
 
 let frusta = null;
@@ -359,6 +363,9 @@ async function main() {
 document.getElementById("mode").addEventListener("click", () => setMode(mode === "fly" ? "orbit" : "fly"));
 document.getElementById("frusta").addEventListener("click", toggleFrusta);
 hook.startPath = startPath;
+// for tests: where the camera is, and the last camera of the generation path (three.js world)
+hook.cameraPosition = () => camera.position.toArray();
+hook.pathEnd = () => (pathPoses.length ? pathPoses[pathPoses.length - 1].p.toArray() : null);
 hook.loaded = main().catch((err) => {
   hook.error = String(err && err.message ? err.message : err);
   statusEl.textContent = "could not load the scene: " + hook.error;
