@@ -150,6 +150,12 @@ def test_a_registered_representation_and_prior_run_end_to_end(kinds, tmp_path, c
     scene = json.loads((out / "scene.json").read_text())
     assert scene["representation"] == "test_dome" and scene["method"] == DOME.export_method
     assert scene["gaussians"] > 0 and (out / "scene.ply").stat().st_size > 0 and (out / "video.mp4").exists()
+    # scene.json also says which priors made the views, and how the offline stand-in read the prompt
+    assert scene["priors"]["inpainter"] == "grey fill (test stand-in)"
+    from scenedreamer.priors.procedural.vocabulary import parse_prompt
+
+    assert scene["prompt_reading"] == parse_prompt("a dome").as_record()
+    assert [w["word"] for w in scene["prompt_reading"]["not_honoured"]] == ["dome"]
 
     # the disk estimate reads the kind's size hook: the parameters of a 4-row texture
     from scenedreamer.pipeline.disk_budget import estimate_run

@@ -24,7 +24,8 @@ from .run_folder import RunFolder
 def export_outputs(config: GenerateConfig, run: RunFolder, trajectory: Trajectory, database: SupportDatabase,
                    representation: SceneRepresentation, priors: Priors, on_event: EventSink | None) -> None:
     """scene.pt, adapter.safetensors, transforms.json + images/ + depths/, scene.ply + scene.json
-    (which representation produced scene.ply and how), video.mp4 (rendered from the exported
+    (which representation produced scene.ply and how, which priors made the views and, for the
+    offline stand-in, how it read the prompt), video.mp4 (rendered from the exported
     Gaussians unless export.video_source says "representation")."""
     exp = config.export
     emit(on_event, "export", 0, 4, "scene checkpoint")
@@ -38,6 +39,10 @@ def export_outputs(config: GenerateConfig, run: RunFolder, trajectory: Trajector
     if exp.ply:
         emit(on_event, "export", 2, 4, "3DGS splats")
         exported, provenance = as_gaussians(representation, database, config, on_event)
+        provenance["priors"] = priors.describe()
+        reading = priors.prompt_reading()
+        if reading is not None:
+            provenance["prompt_reading"] = reading
         write_gaussians_ply(run.root / "scene.ply", exported)
         atomic_write_json(run.root / "scene.json", provenance)
     if exp.video:

@@ -44,6 +44,14 @@ class Priors:
                 "depth": self.depth.label, "first_view_depth": self.first_depth.label,
                 "refiner": self.refiner.label}
 
+    def prompt_reading(self) -> dict | None:
+        """How the offline text-to-image stand-in read the prompt (``SceneChoice.as_record()``:
+        which words chose the world, light, weather, palette and elements, which were not
+        honoured); None for a real network, which reads the prompt itself."""
+        world = getattr(self.text_to_image, "world", None)
+        choice = getattr(world, "choice", None)
+        return choice.as_record() if choice is not None else None
+
     @property
     def first_depth(self) -> DepthEstimator:
         """The estimator of the first view's depth (build_priors never makes it a DepthCompleter)."""
