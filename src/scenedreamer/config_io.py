@@ -413,16 +413,30 @@ def _plain(value: Any, where: str) -> Any:
     raise UserInputError(f"{where}: expected plain JSON, got {shown(value)}")
 
 
-def save_config(path: str | Path, config: Any) -> None:
-    """Write ``config`` as plain JSON (atomically)."""
-    atomic_write_json(path, to_json_dict(config))
+RECORD_KEYS = frozenset({"prompt_reading"})
+"""Top-level keys a saved config may carry beside its fields: records of what the run made of
+its inputs (not settings), written by ``save_config(notes=...)`` and skipped by ``load_config``."""
+
+
+def save_config(path: str | Path, config: Any, notes: dict | None = None) -> None:
+    """Write ``config`` as plain JSON (atomically), with ``notes`` (keys of RECORD_KEYS) beside
+    its fields."""
+    data = to_json_dict(config)
+    for key, value in (notes or {}).items():
+        if key not in RECORD_KEYS or key in data:
+            raise ValueError(f"save_config: {key!r} is not a record key")   # a programming error
+        data[key] = value
+    atomic_write_json(path, data)
 
 
 def load_config(cls: type[T], path: str | Path) -> T:
-    """Read a config saved by ``save_config``; one UserInputError line naming the file (and the
-    field) for a missing, unreadable, oversized (MAX_CONFIG_BYTES) or invalid file."""
+    """Read a config saved by ``save_config`` (its RECORD_KEYS notes are skipped); one
+    UserInputError line naming the file (and the field) for a missing, unreadable, oversized
+    (MAX_CONFIG_BYTES) or invalid file."""
     path = Path(path)
     data = read_json_file(path, what="config file", max_bytes=MAX_CONFIG_BYTES)
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in RECORD_KEYS}
     return from_json_dict(cls, data, where=str(path))
 
 

@@ -154,7 +154,7 @@ def test_a_registered_representation_and_prior_run_end_to_end(kinds, tmp_path, c
     assert scene["priors"]["inpainter"] == "grey fill (test stand-in)"
     from scenedreamer.priors.procedural.vocabulary import parse_prompt
 
-    assert scene["prompt_reading"] == parse_prompt("a dome").as_record()
+    assert scene["prompt_reading"] == parse_prompt("a dome").as_record() == saved["prompt_reading"]
     assert [w["word"] for w in scene["prompt_reading"]["not_honoured"]] == ["dome"]
 
     # the disk estimate reads the kind's size hook: the parameters of a 4-row texture

@@ -66,7 +66,9 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
     check_disk_space(config, out, resume=resume, overwrite=overwrite,   # a new run must fit on the disk
                      cameras=len(trajectory.cameras))
     priors = build_priors(config, on_event)                 # names and weights exist (loading reported)
-    progress = run_folder.prepare(config, resume=resume, overwrite=overwrite)
+    reading = priors.prompt_reading()                       # the offline stand-in's reading of the prompt
+    progress = run_folder.prepare(config, resume=resume, overwrite=overwrite,
+                                  notes=None if reading is None else {"prompt_reading": reading})
     try:
         if progress.last_step >= 0:
             # every view of a committed step must be intact, or the resumed scene would differ

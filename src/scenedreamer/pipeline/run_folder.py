@@ -133,9 +133,10 @@ class RunFolder:
                                  " it: choose an empty or new folder")
 
     # lifecycle -------------------------------------------------------------
-    def prepare(self, config: GenerateConfig, resume: bool, overwrite: bool) -> Progress:
+    def prepare(self, config: GenerateConfig, resume: bool, overwrite: bool, notes: dict | None = None) -> Progress:
         """Create, resume or overwrite the folder (holding its lock until ``release``). Returns
-        the progress to continue from.
+        the progress to continue from. ``notes`` (config_io.RECORD_KEYS, e.g. the prompt's
+        offline reading) are written into a new run's config.json beside the config.
 
         Refuses (UserInputError) an existing non-empty folder that is not a run, a run unless
         resume or overwrite, a run another process is writing, a resume whose saved config
@@ -162,7 +163,7 @@ class RunFolder:
             if overwrite:
                 self.remove_run_files()
             atomic_write_json(self.marker_path, self._marker(config))
-            save_config(self.config_path, config)
+            save_config(self.config_path, config, notes)
         except BaseException:
             self.release()
             raise

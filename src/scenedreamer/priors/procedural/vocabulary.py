@@ -352,7 +352,7 @@ class SceneChoice:
         return line
 
     def as_record(self) -> dict:
-        """JSON-ready record of the reading (a run keeps it in scene.json, `prompt_reading`)."""
+        """JSON-ready record of the reading (a run keeps it as `prompt_reading` in config.json and scene.json)."""
         return {"world_kind": self.world_kind, "template": self.template.name, "lighting": self.lighting.name,
                 "weather": self.weather or "clear", "palette": self.palette, "elements": list(self.elements),
                 "chosen_by": [{"what": what, "name": name, "word": word} for what, name, word in self.chosen_by],
