@@ -172,3 +172,19 @@ def test_only_what_can_pass_on_a_retry_is_retried(tmp_path):
     outcome = run_scene(data, str(tmp_path / "run"))
     assert not outcome.ok and not outcome.retryable and "progressive.neighbours" in outcome.error
     assert not (tmp_path / "run").exists()
+
+
+def test_a_worker_orphaned_before_its_death_signal_was_armed_ends_at_once():
+    """PR_SET_PDEATHSIG only fires for a parent death after it is set: a worker whose driver was
+    killed while it started must not run on (it would hold the scene's lock when the batch is
+    re-run, and its resume would count as a new try)."""
+    import subprocess
+    import sys
+
+    code = ("import os; from scenedreamer.batch.worker import set_parent_death_signal; "
+            "set_parent_death_signal(os.getppid() + 1); print('ran on')")
+    gone = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert gone.returncode == 1 and "ran on" not in gone.stdout
+    code = code.replace("os.getppid() + 1", "os.getppid()")
+    kept = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert kept.returncode == 0 and "ran on" in kept.stdout

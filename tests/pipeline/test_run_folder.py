@@ -39,6 +39,28 @@ def test_resume_with_another_config_names_the_difference(tmp_path):
     assert run.prepare(GenerateConfig(), resume=True, overwrite=False).last_step == -1
 
 
+def test_resume_takes_new_export_settings_and_keeps_the_record(tmp_path):
+    """Exports are made from the finished steps: a resume may change them (a run of an earlier
+    release, whose default video was shorter, resumes with today's defaults); config.json then
+    records the new export settings and keeps its record keys (prompt_reading)."""
+    run = RunFolder(tmp_path / "run")
+    old = GenerateConfig()
+    old = dataclasses.replace(old, export=dataclasses.replace(old.export, video_frames_per_view=3))
+    run.prepare(old, resume=False, overwrite=False, notes={"prompt_reading": {"template": "meadow"}})
+    run.release()
+    new = GenerateConfig()
+    assert new.export.video_frames_per_view != 3
+    run.prepare(new, resume=True, overwrite=False)
+    run.release()
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["export"]["video_frames_per_view"] == new.export.video_frames_per_view
+    assert saved["prompt_reading"] == {"template": "meadow"}
+    # anything else still refuses, naming it, and leaves config.json as it was
+    with pytest.raises(UserInputError, match=r"another config \(seed: 0 -> 5\)"):
+        run.prepare(dataclasses.replace(new, seed=5), resume=True, overwrite=False)
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == saved
+
+
 def test_resume_without_a_run_is_refused(tmp_path):
     with pytest.raises(UserInputError, match="nothing to resume"):
         RunFolder(tmp_path / "empty").prepare(GenerateConfig(), resume=True, overwrite=False)

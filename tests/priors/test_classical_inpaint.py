@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from scenedreamer.errors import UserInputError
+from scenedreamer.errors import InternalError, UserInputError
 from scenedreamer.priors.base import Inpainter
 from scenedreamer.priors.classical import (ClassicalInpaintConfig, ClassicalInpainter, DepthCompletionConfig,
                                            complete_depth, complete_depth_reference, split_holes)
@@ -124,9 +124,9 @@ def test_depth_completion_bad_inputs() -> None:
     depth, known = disocclusion_scene()
     with pytest.raises(UserInputError, match="no known"):
         complete_depth(depth, torch.zeros_like(known))
-    with pytest.raises(UserInputError, match="known must be"):
+    with pytest.raises(InternalError, match="known must be"):
         complete_depth(depth, known.float())
-    with pytest.raises(UserInputError, match="depth must be"):
+    with pytest.raises(InternalError, match="depth must be"):
         complete_depth(depth[None], known)
     with pytest.raises(UserInputError, match="> 0"):
         complete_depth(torch.zeros_like(depth), known)

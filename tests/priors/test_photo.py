@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from scenedreamer.errors import UserInputError
+from scenedreamer.errors import InternalError, UserInputError
 from scenedreamer.priors.photo import FitPlan, GivenDepth, PhotoFirstView, load_depth_map, load_photo, photo_priors
 
 
@@ -150,5 +150,5 @@ def test_priors_return_the_photo_and_its_metric_depth(tmp_path):
     image = first.generate("ignored", camera)
     prediction = depth.estimate(image, camera)
     assert prediction.kind is DepthKind.METRIC and torch.allclose(prediction.values, torch.full((24, 24), 3.0))
-    with pytest.raises(UserInputError, match="another image"):
+    with pytest.raises(InternalError, match="another image"):
         depth.estimate(torch.zeros_like(image), camera)       # the map belongs to the photo only

@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny_models import tiny_sd_pipeline
 
-from scenedreamer.errors import UserInputError
+from scenedreamer.errors import InternalError, UserInputError
 from scenedreamer.priors.adapter import AdapterConfig
 from scenedreamer.priors.refiner import (DiffusionRefiner, Refiner, RefinerConfig, RefinerInput,
                                          feather_alpha, feather_alpha_reference, floater_mask,
@@ -230,9 +230,10 @@ def test_bad_input_is_a_user_error(pipeline):
     with pytest.raises(UserInputError, match="features"):
         refiner.refine(make_view(features=FEATURES + 1), "a lake", gen(0))
     view = make_view()
-    with pytest.raises(UserInputError, match="opacity"):
+    # a mis-shaped input built by our own code is a bug, not the user's input (errors.InternalError)
+    with pytest.raises(InternalError, match="opacity"):
         dataclasses.replace(view, opacity=torch.ones(H, W + 1))
-    with pytest.raises(UserInputError, match="bool"):
+    with pytest.raises(InternalError, match="bool"):
         dataclasses.replace(view, local_known=view.local_known.float())
     with pytest.raises(UserInputError, match="strength"):
         make_config(strength=1.5)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from scenedreamer.errors import UserInputError
+from scenedreamer.errors import InternalError, UserInputError
 from scenedreamer.representation.densify import DensifyConfig, densify_step
 from scenedreamer.representation.gaussians import PARAM_NAMES, GaussianConfig, GaussianScene
 from representation.scenes import default_scene, orbit_cameras, render_scene
@@ -43,7 +43,7 @@ def test_from_views_stride_and_invalid_pixels(two_views):
     valid[:, :, :24] = False                                  # left half unknown
     scene = GaussianScene.from_views(r.rgb, r.depth, valid, cams, GaussianConfig(init_stride=2))
     assert scene.num_gaussians == int((valid & (r.depth > 0))[:, ::2, ::2].sum()) > 0
-    with pytest.raises(UserInputError, match="expected rgb"):
+    with pytest.raises(InternalError, match="expected rgb"):
         GaussianScene.from_views(r.rgb[:1], r.depth, r.hit, cams, GaussianConfig())
     with pytest.raises(UserInputError, match="sh_degree"):
         GaussianConfig(sh_degree=4)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import os
 from dataclasses import dataclass
 
 from .worker import SceneOutcome, failed_outcome, resolve_task, set_parent_death_signal
 
 
-def _child_main(task: str, config_data: dict, run_folder: str, conn) -> None:
-    set_parent_death_signal()
+def _child_main(task: str, config_data: dict, run_folder: str, conn, parent_pid: int | None = None) -> None:
+    set_parent_death_signal(parent_pid)
     # threads per scene: the driver decides (OMP_NUM_THREADS is inherited); keep the child's
     # Ctrl-C to the driver, which stops scheduling and ends the children itself
     import signal
@@ -58,7 +59,7 @@ class LocalExecutor:
     def start(self, config_data: dict, run_folder: str) -> int:
         """Start one attempt; returns its handle."""
         receive, send = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=_child_main, args=(self.task, config_data, run_folder, send),
+        process = self._context.Process(target=_child_main, args=(self.task, config_data, run_folder, send, os.getpid()),
                                         daemon=True)
         process.start()
         send.close()

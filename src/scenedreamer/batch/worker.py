@@ -9,6 +9,7 @@ out of memory, a dead worker (the executor sees it) or a run lock left by a kill
 from __future__ import annotations
 
 import importlib
+import os
 import resource
 import sys
 import time
@@ -101,9 +102,11 @@ def _one_line(err: BaseException) -> str:
     return text[:500] or type(err).__name__
 
 
-def set_parent_death_signal() -> None:
+def set_parent_death_signal(parent_pid: int | None = None) -> None:
     """Ask Linux to SIGKILL this process when its parent dies, so a killed batch driver leaves
-    no orphan worker holding a run folder's lock (no-op elsewhere)."""
+    no orphan worker holding a run folder's lock (no-op elsewhere). ``parent_pid``: the driver's
+    pid as the driver saw it; a parent that died before this call (the signal is only armed for a
+    death after it) ends this process at once instead of leaving it to run on as an orphan."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -115,3 +118,5 @@ def set_parent_death_signal() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:
         pass
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)                     # orphaned before the signal was armed: the driver is gone

@@ -127,7 +127,8 @@ register_bounds(ProgressiveConfig, neighbours=POSITIVE_COUNT, fit_steps_per_view
 register_bounds(SupportConfig, rgb_storage_dtype=Bound(choices=("float32", "float16")), overlap_grid=SIDE,
                 overlap_depth_quantiles=FRACTION, depth_stats_stride=POSITIVE_COUNT, fallback_depths=POSITIVE,
                 rotation_weight=NON_NEGATIVE, replay_recent=COUNT, replay_recent_weight=FRACTION,
-                export_depth_unit=POSITIVE)
+                export_depth_unit=POSITIVE, backdrop_depth=POSITIVE, legacy_backdrop_depth=POSITIVE,
+                export_points=POSITIVE_COUNT, export_min_camera_spread=NON_NEGATIVE)
 register_bounds(ExportConfig, video_frames_per_view=POSITIVE_COUNT, fps=Bound(low=1, high=240))
 register_bounds(BakeConfig, min_opacity=FRACTION, stride=POSITIVE_COUNT, voxel_size=NON_NEGATIVE,
                 voxel_footprint_factor=POSITIVE, scale_factor=POSITIVE, render_batch=POSITIVE_COUNT)

@@ -45,6 +45,10 @@ __all__ = ["CONFIG_NAME", "LOCK_NAME", "MARKER_NAME", "PROGRESS_NAME", "RUN_FILE
            "RunFolder", "Progress", "file_sha256"]
 
 KEEP_CHECKPOINTS = 2
+RESUME_MAY_CHANGE = ("export.",)
+"""Settings a resumed run may take from the new command: the exports are made from the finished
+steps at the end and change no committed step (a run of an earlier release, whose video default
+was shorter, resumes with today's defaults)."""
 
 
 def _input_files(config: GenerateConfig) -> list[tuple[str, str]]:
@@ -154,10 +158,13 @@ class RunFolder:
             if resume:
                 saved = load_config(GenerateConfig, self.config_path)
                 diff = config_diff(saved, config)
-                if diff:
-                    shown = "; ".join(diff[:4]) + (" ..." if len(diff) > 4 else "")
+                fixed = [d for d in diff if not d.startswith(RESUME_MAY_CHANGE)]
+                if fixed:
+                    shown = "; ".join(fixed[:4]) + (" ..." if len(fixed) > 4 else "")
                     raise UserInputError(f"{self.root}: cannot resume a run made with another config ({shown})")
                 self._check_inputs(config)
+                if diff:                            # only export settings changed: record the new ones
+                    save_config(self.config_path, config, self._record_notes())
                 self.remove_stale_temp_files()
                 return self.read_progress()
             if overwrite:
@@ -168,6 +175,16 @@ class RunFolder:
             self.release()
             raise
         return Progress()
+
+    def _record_notes(self) -> dict:
+        """The record keys (config_io.RECORD_KEYS) of the saved config.json, to keep them."""
+        from ..config_io import RECORD_KEYS
+
+        try:
+            data = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in data.items() if k in RECORD_KEYS} if isinstance(data, dict) else {}
 
     def _marker(self, config: GenerateConfig) -> dict:
         from .. import __version__
