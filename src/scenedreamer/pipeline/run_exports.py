@@ -190,7 +190,6 @@ def collider_from_run(root: Path, collider_name: str, config=None, on_event: Eve
     glTF +y up in the record."""
     import numpy as np
 
-    from ..events import emit
     from ..export.collider import ColliderConfig, build_collider, spawn_record
     from ..geometry.trajectory_io import read_transforms_json
     from ..support.database import SupportDatabase
@@ -203,7 +202,6 @@ def collider_from_run(root: Path, collider_name: str, config=None, on_event: Eve
         support = [db.get(v).c2w.double().numpy() for v in db.ids()]
     centres = np.concatenate([c2w[:, :3, 3]] + [s[None, :3, 3] for s in support])
     surface = mesh_from_run(root, on_event=on_event).surface
-    emit(on_event, "mesh", message="building the collider (clustering, ground heightfield)")
     collider = build_collider(surface, centres, config)
     units, source = scene_scale(root)
     return collider, spawn_record(collider, c2w, collider_name, units, source)
