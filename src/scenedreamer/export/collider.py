@@ -9,8 +9,8 @@ glTF's +y up (export.points.points_to_y_up) when it writes the GLB and spawn.jso
 Ground heightfield: a grid of nodes (``ColliderConfig.ground_cell`` apart) over the cameras'
 footprint plus a margin. A node's height is the median of the lowest layer of mesh vertices
 within half a cell of it (the ground is the lowest surface below the cameras; a canopy or ceiling
-above it is not ground). Nodes that saw nothing, or stand out above their neighbours (a rock or
-a canopy with no ground seen under it), continue the plane fitted to the observed nodes around
+above it is not ground). Nodes that saw nothing, or stand out above the plane fitted to the ground around them (a rock,
+furniture, a canopy with no ground seen under it), continue the plane fitted to the observed nodes around
 them (``ColliderConfig.fill_radius``). No observed
 node at all = no ground found (``GroundField.found`` False, the caller warns).
 
@@ -20,7 +20,6 @@ dict loop); tests compare the two.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,8 +46,10 @@ class ColliderConfig:
     ground_layer: float = 0.25
     """vertices within this of a node's lowest vertex count as its ground (grass, noise)"""
     max_step: float = 0.6
-    """a node this much higher than the median of its 5x5 neighbours is not ground (a rock or a
-    canopy with no ground seen under it): refilled from neighbours"""
+    """a node this much higher than the plane fitted to the ground around it is not ground (a
+    rock, furniture, a canopy with no ground seen under it): refilled from that plane"""
+    envelope_passes: int = 3
+    """fits of the ground's lower envelope (each drops the nodes standing above the last fit)"""
     fill_radius: float = 2.0
     """unseen ground continues the plane fitted to the seen ground this far around (Gaussian
     sigma, scene units): the ground right under a camera is outside its view"""
@@ -59,6 +60,8 @@ class ColliderConfig:
         for name in ("cluster_cell", "ground_cell", "ground_margin", "ground_layer", "max_step", "fill_radius", "max_ground_depth"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ColliderConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.envelope_passes < 1:
+            raise ValueError(f"ColliderConfig.envelope_passes must be >= 1, got {self.envelope_passes}")
         if self.max_triangles < 2:
             raise ValueError(f"ColliderConfig.max_triangles must be >= 2, got {self.max_triangles}")
 
@@ -171,8 +174,6 @@ def ground_field(mesh: ColouredMesh, camera_centres: np.ndarray, config: Collide
                  ) -> GroundField:
     """The ground under and around cameras at ``camera_centres`` (N, 3) world (+y down), from the
     vertices of ``mesh`` (see the module docstring)."""
-    from scipy import ndimage
-
     c = np.asarray(camera_centres, np.float64).reshape(-1, 3)
     cell = config.ground_cell
     lo = np.floor((c[:, [0, 2]].min(0) - config.ground_margin) / cell) * cell
@@ -201,20 +202,23 @@ def ground_field(mesh: ColouredMesh, camera_centres: np.ndarray, config: Collide
     height = height.reshape(nz, nx)
     observed = np.isfinite(height)
     if observed.any():
-        # a node standing well above its neighbours' median (smaller y) is an object, not ground
-        with warnings.catch_warnings():                        # all-unobserved windows: NaN, no warning
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = ndimage.generic_filter(height, np.nanmedian, size=5, mode="nearest")
-        observed &= ~(height < med - config.max_step)
-        height = _fill_planes(height, observed, config.fill_radius / cell)
+        # a lower envelope: a node standing more than max_step above the plane fitted around it
+        # is an object (rock, sofa, a canopy with no ground seen under it), not ground; refit
+        # without it, a few times, since objects also pull the first fits up
+        ground = observed
+        for _ in range(config.envelope_passes):
+            fit = _local_planes(height, ground, config.fill_radius / cell)
+            ground = observed & ~(height < fit - config.max_step)         # +y down: above = smaller y
+        observed = ground
+        height = np.where(ground, height, _local_planes(height, ground, config.fill_radius / cell))
     else:
         height[:] = lowest_camera                              # no ground: a placeholder, never written
     return GroundField((float(lo[0]), float(lo[1])), cell, height, observed)
 
 
-def _fill_planes(height: np.ndarray, known: np.ndarray, sigma: float) -> np.ndarray:
-    """``height`` (Nz, Nx) with every unknown node set from a plane fitted, by least squares
-    with Gaussian weights (``sigma`` nodes), to the known nodes around it: the ground a camera
+def _local_planes(height: np.ndarray, known: np.ndarray, sigma: float) -> np.ndarray:
+    """(Nz, Nx): at every node, the plane fitted by least squares with Gaussian weights
+    (``sigma`` nodes) to the ``known`` nodes of ``height`` around it, evaluated there: the ground a camera
     cannot see (right under it, behind it) continues the slope it can see, instead of the step
     a nearest-neighbour fill would make. Nodes with too little known ground around them (or
     only a line of it) take the plane fitted to all known nodes."""
@@ -240,10 +244,10 @@ def _fill_planes(height: np.ndarray, known: np.ndarray, sigma: float) -> np.ndar
     filled = global_plane[0] + global_plane[1] * i + global_plane[2] * j
     # a local fit needs weight of a few nodes and a well-spread neighbourhood (not a line)
     det = np.linalg.det(A)
-    ok = (~known) & (m["1"] > 1e-3) & (np.abs(det) > 1e-6 * np.maximum(m["1"], 1e-12) ** 3 * sigma ** 4)
+    ok = (m["1"] > 1e-3) & (np.abs(det) > 1e-6 * np.maximum(m["1"], 1e-12) ** 3 * sigma ** 4)
     coef = np.linalg.solve(A[ok], b[ok][..., None])[..., 0]
     filled[ok] = coef[:, 0] + coef[:, 1] * i[ok] + coef[:, 2] * j[ok]
-    return np.where(known, height, filled)
+    return filled
 
 
 @dataclass(frozen=True)
