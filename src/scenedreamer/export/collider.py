@@ -48,6 +48,12 @@ class ColliderConfig:
     max_step: float = 0.6
     """a node this much higher than the plane fitted to the ground around it is not ground (a
     rock, furniture, a canopy with no ground seen under it): refilled from that plane"""
+    object_step: float = 0.3
+    """an observed node this much above the lowest ground within fill_radius is an object on it
+    (a sofa, a rock), whatever the slope of a fit says"""
+    object_quantile: float = 0.9
+    """which ground counts as lowest around a node: this quantile of the y (+y down) of the
+    observed nodes (0.9: robust to a few nodes seen below the ground)"""
     envelope_passes: int = 3
     """fits of the ground's lower envelope (each drops the nodes standing above the last fit)"""
     fill_radius: float = 2.0
@@ -57,9 +63,11 @@ class ColliderConfig:
     """only surfaces at most this far below the lowest camera count as ground"""
 
     def __post_init__(self) -> None:
-        for name in ("cluster_cell", "ground_cell", "ground_margin", "ground_layer", "max_step", "fill_radius", "max_ground_depth"):
+        for name in ("cluster_cell", "ground_cell", "ground_margin", "ground_layer", "max_step", "fill_radius", "max_ground_depth", "object_step"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ColliderConfig.{name} must be > 0, got {getattr(self, name)}")
+        if not 0.5 <= self.object_quantile <= 1.0:
+            raise ValueError(f"ColliderConfig.object_quantile must be in [0.5, 1], got {self.object_quantile}")
         if self.envelope_passes < 1:
             raise ValueError(f"ColliderConfig.envelope_passes must be >= 1, got {self.envelope_passes}")
         if self.max_triangles < 2:
@@ -205,15 +213,34 @@ def ground_field(mesh: ColouredMesh, camera_centres: np.ndarray, config: Collide
         # a lower envelope: a node standing more than max_step above the plane fitted around it
         # is an object (rock, sofa, a canopy with no ground seen under it), not ground; refit
         # without it, a few times, since objects also pull the first fits up
-        ground = observed
+        candidates = observed & ~_above_lowest_around(height, observed, config)
+        ground = candidates
         for _ in range(config.envelope_passes):
             fit = _local_planes(height, ground, config.fill_radius / cell)
-            ground = observed & ~(height < fit - config.max_step)         # +y down: above = smaller y
+            ground = candidates & ~(height < fit - config.max_step)       # +y down: above = smaller y
         observed = ground
         height = np.where(ground, height, _local_planes(height, ground, config.fill_radius / cell))
     else:
         height[:] = lowest_camera                              # no ground: a placeholder, never written
     return GroundField((float(lo[0]), float(lo[1])), cell, height, observed)
+
+
+def _above_lowest_around(height: np.ndarray, observed: np.ndarray, config: ColliderConfig) -> np.ndarray:
+    """(Nz, Nx) bool: observed nodes more than ``config.object_step`` above the lowest ground
+    around them (the ``config.object_quantile`` of the observed heights within
+    ``config.fill_radius``, +y down: a high quantile of y is low ground). Objects stand on the
+    ground, so the lowest nearby ground is a level reference a plane fit cannot be tilted from."""
+    from scipy import ndimage
+
+    size = 2 * int(round(config.fill_radius / config.ground_cell)) + 1
+    values = np.where(observed, height, np.nan)
+
+    def low(window: np.ndarray) -> float:
+        window = window[np.isfinite(window)]
+        return float(np.quantile(window, config.object_quantile)) if len(window) else np.nan
+
+    reference = ndimage.generic_filter(values, low, size=size, mode="constant", cval=np.nan)
+    return observed & (height < reference - config.object_step)
 
 
 def _local_planes(height: np.ndarray, known: np.ndarray, sigma: float) -> np.ndarray:
