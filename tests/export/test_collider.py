@@ -114,3 +114,14 @@ def test_no_ground_under_the_cameras_is_reported():
     assert len(collider.mesh.faces) == len(cluster_vertices(ceiling, collider.cluster_cell).faces)
     spawn = spawn_record(collider, np.eye(4)[None], "c.glb", None, "unknown")
     assert spawn["ground_found"] is False and spawn["position"] is None and "no ground" in spawn["note"]
+
+
+def test_a_sofa_nearer_than_the_seen_floor_does_not_lift_the_floor_under_the_camera():
+    # a level floor 1.5 below one camera, seen only from 3.5 m on, and a 0.5 m high "sofa"
+    # top at 2-3.5 m to the front left (the floor under it unseen): the room case that tilted a
+    # plane fit by 0.67 m before the objects-above-the-lowest-ground rule
+    floor = _grid(-4, 4, 3.5, 9, 0.1, lambda x, z: 1.5 + 0 * x)
+    sofa = _grid(-3.5, -1.5, 2.0, 3.5, 0.1, lambda x, z: 1.0 + 0 * x)
+    field = ground_field(ColouredMesh.concat([floor, sofa]), np.zeros((1, 3)))
+    assert abs(float(field.at(np.array([0.0]), np.array([0.0]))[0]) - 1.5) < 0.05
+    assert not field.observed[field.height < 1.2].any()        # the sofa top is not ground
