@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("export", help=HELP, description=HELP + " (see docs/usage/export.md).")
     p.add_argument("run_dir", metavar="RUN", help="a finished run folder")
     p.add_argument("--format", required=True, help=f"one of: {', '.join(FORMATS)}")
-    p.add_argument("--out", required=True, help="file to write (a folder for nerfstudio)")
+    p.add_argument("--out", required=True, help="file to write (a folder for nerfstudio; collider also writes FILE.spawn.json beside it)")
     p.add_argument("--up", choices=["y", "z"], default=None,
                    help="points-ply: y (+y up: three.js, Unity) or z (+z up: Blender, first camera looking "
                         "along +y); splat-ply: y only; default: the run's world (+y down); glb, spz, gltf-splat and usd are always +y up")
