@@ -149,3 +149,15 @@ def test_no_ground_under_the_cameras_warns_and_says_so_in_spawn_json(run, tmp_pa
     spawn = json.loads((tmp_path / "sky.spawn.json").read_text())
     assert spawn["ground_found"] is False and spawn["position"] is None
     assert len(read_glb_nodes(out)["collider"][1]) == 2          # the ceiling alone, no floor made up
+
+
+def test_a_failed_write_leaves_neither_file(run, tmp_path, capsys, monkeypatch):
+    import errno
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(Path, "write_text", full)              # the spawn file is written last
+    out = tmp_path / "c.glb"
+    assert main(["export", str(run), "--format", "collider", "--out", str(out), "--quiet"]) != 0
+    assert "c.spawn.json" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []                      # no GLB without its spawn file, no temp

@@ -119,7 +119,7 @@ def _export_collider(root: Path, out: Path, sink) -> str:
     import json
     import sys
 
-    from ..atomic import atomic_write_bytes, atomic_write_text
+    from ..atomic import atomic_path
     from ..export.glb import glb_bytes
     from ..export.points import points_to_y_up
     from ..pipeline.run_exports import collider_from_run
@@ -128,8 +128,10 @@ def _export_collider(root: Path, out: Path, sink) -> str:
     m = collider.mesh
     data = glb_bytes([("collider", points_to_y_up(m.vertices), m.faces, m.colours)])
     text = json.dumps(spawn, indent=2) + "\n"
-    atomic_write_bytes(out, data)              # both made before either is written
-    atomic_write_text(spawn_path(out), text)
+    # both files to temp files first, renamed only when both are written: never one without the other
+    with atomic_path(out) as glb_tmp, atomic_path(spawn_path(out)) as spawn_tmp:
+        glb_tmp.write_bytes(data)
+        spawn_tmp.write_text(text, encoding="utf-8")
     if not spawn["ground_found"]:
         print(f"scenedreamer export: warning: {root}: no ground found under the cameras: the collider has "
               f"no floor and {spawn_path(out).name} no spawn position", file=sys.stderr)
