@@ -125,3 +125,13 @@ def test_a_sofa_nearer_than_the_seen_floor_does_not_lift_the_floor_under_the_cam
     field = ground_field(ColouredMesh.concat([floor, sofa]), np.zeros((1, 3)))
     assert abs(float(field.at(np.array([0.0]), np.array([0.0]))[0]) - 1.5) < 0.05
     assert not field.observed[field.height < 1.2].any()        # the sofa top is not ground
+
+
+def test_coarsening_the_clustered_mesh_groups_like_clustering_the_original():
+    # build_collider doubles the cell on the already clustered mesh (nested cubes): same faces
+    # as clustering the original at the doubled cell, positions within that cell
+    scene = _scene()
+    direct = cluster_vertices(scene, 0.16)
+    nested = cluster_vertices(cluster_vertices(scene, 0.08), 0.16)
+    assert np.array_equal(direct.faces, nested.faces)
+    assert np.abs(direct.vertices - nested.vertices).max() < 0.16
