@@ -8,10 +8,10 @@ from ..errors import UserInputError
 from ..threads import add_threads_argument
 
 HELP = ("export a finished run's scene (splat-ply, points-ply, glb mesh, nerfstudio dataset, "
-        "compressed spz, gltf-splat, usd splats)")
+        "compressed spz, gltf-splat, usd splats, walkable collider + spawn.json)")
 # format -> the output's required suffix ("" = a folder)
 FORMATS = {"splat-ply": ".ply", "points-ply": ".ply", "glb": ".glb", "nerfstudio": "",
-           "spz": ".spz", "gltf-splat": ".glb", "usd": ".usd"}
+           "spz": ".spz", "gltf-splat": ".glb", "usd": ".usd", "collider": ".glb"}
 # the splat formats written from scene.ply (export/spz.py, gltf_splat.py, usd_splat.py), always
 # +y up as each format defines it (docs/usage/export.md) -> what the summary line says
 SPLAT_FORMATS = {"spz": "SPZ v3, RUB axes (+y up)", "gltf-splat": "glTF KHR_gaussian_splatting, +y up",
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("export", help=HELP, description=HELP + " (see docs/usage/export.md).")
     p.add_argument("run_dir", metavar="RUN", help="a finished run folder")
     p.add_argument("--format", required=True, help=f"one of: {', '.join(FORMATS)}")
-    p.add_argument("--out", required=True, help="file to write (a folder for nerfstudio)")
+    p.add_argument("--out", required=True, help="file to write (a folder for nerfstudio; collider also writes FILE.spawn.json beside it)")
     p.add_argument("--up", choices=["y", "z"], default=None,
                    help="points-ply: y (+y up: three.js, Unity) or z (+z up: Blender, first camera looking "
                         "along +y); splat-ply: y only; default: the run's world (+y down); glb, spz, gltf-splat and usd are always +y up")
@@ -95,7 +95,11 @@ def run(args) -> int:
         check_nerfstudio_folder(out, args.force)
     else:
         _check_file_output(out, FORMATS[args.format], args.format, args.force)
-    root = require_finished_run(args.run_dir, "support" if args.format == "nerfstudio" else "scene.ply")
+    if args.format == "collider":                 # its spawn.json beside it: checked the same way, before any work
+        ensure_not_run_file(spawn_path(out))
+        _check_file_output(spawn_path(out), ".json", "spawn", args.force)
+    needs = "support" if args.format in ("nerfstudio", "collider") else "scene.ply"
+    root = require_finished_run(args.run_dir, needs)
     sink, close = _progress(args.quiet)
     try:
         what = _export(args, root, out, sink)
@@ -105,6 +109,36 @@ def run(args) -> int:
     return 0
 
 
+def spawn_path(out: Path) -> Path:
+    """The spawn file written beside a collider ``out``: same folder and stem, ".spawn.json"
+    (scene.glb -> scene.spawn.json), so two colliders in one folder keep their own."""
+    return out.with_name(out.stem + ".spawn.json")
+
+
+def _export_collider(root: Path, out: Path, sink) -> str:
+    import json
+    import sys
+
+    from ..atomic import atomic_path
+    from ..export.glb import glb_bytes
+    from ..export.points import points_to_y_up
+    from ..pipeline.run_exports import collider_from_run
+
+    collider, spawn = collider_from_run(root, out.name, on_event=sink)
+    m = collider.mesh
+    data = glb_bytes([("collider", points_to_y_up(m.vertices), m.faces, m.colours)])
+    text = json.dumps(spawn, indent=2) + "\n"
+    # both files to temp files first, renamed only when both are written: never one without the other
+    with atomic_path(out) as glb_tmp, atomic_path(spawn_path(out)) as spawn_tmp:
+        glb_tmp.write_bytes(data)
+        spawn_tmp.write_text(text, encoding="utf-8")
+    if not spawn["ground_found"]:
+        print(f"scenedreamer export: warning: {root}: no ground found under the cameras: the collider has "
+              f"no floor and {spawn_path(out).name} no spawn position", file=sys.stderr)
+    return (f"{len(m.faces):,} triangles, +y up; spawn {spawn_path(out).name}"
+            + ("" if spawn["units_per_metre"] is None else f", {spawn['units_per_metre']:g} units per metre"))
+
+
 def _export(args, root: Path, out: Path, sink) -> str:
     from ..export.points import points_to_y_up
 
@@ -112,6 +146,8 @@ def _export(args, root: Path, out: Path, sink) -> str:
         from ..pipeline.run_exports import nerfstudio_from_run
         nerfstudio_from_run(root, out, on_event=sink)
         return "nerfstudio dataset: transforms.json, images/, depths/, points3D.ply"
+    if args.format == "collider":
+        return _export_collider(root, out, sink)
     if args.format == "glb":
         from ..export.glb import write_glb
         from ..pipeline.run_exports import mesh_config, mesh_from_run

@@ -7,6 +7,8 @@ The library side of `scenedreamer export --format glb|nerfstudio` (docs/usage/ex
   optionally as its own sheet. The same for Gaussian and NeRF runs: both keep their support
   database. Vertices stay in the run's world (OpenCV, +y down); the GLB writer's caller turns
   them to glTF's +y up.
+- ``collider_from_run``: the walkable collider (export/collider.py) of that mesh, the ground
+  under the trajectory's cameras and the spawn record (spawn.json).
 - ``nerfstudio_from_run``: the support views as a nerfstudio dataset (transforms.json, images/,
   depths/), the same files a run writes with ``export.nerfstudio``.
 """
@@ -159,3 +161,47 @@ def mesh_config(voxel_size: float | None, mesher: str = "views") -> MeshConfig:
     if voxel_size is not None and mesher != "tsdf":
         raise UserInputError(f"--voxel-size {voxel_size}: only for --mesher tsdf (the views mesher has no voxels)")
     return replace(MeshConfig(), voxel_size=voxel_size, mesher=mesher)
+
+
+# first-view depth priors whose depth is metric: they fix the scene's scale at 1 unit per metre
+METRIC_FIRST_VIEW = {"oracle-exact": "the procedural world's exact depth (its units are metres)"}
+
+
+def scene_scale(root: Path) -> tuple[float | None, str]:
+    """(scene units per metre or None, where that comes from) of a run, from its config.json:
+    the first view's depth fixes the scene's scale (PriorsConfig.first_view_depth)."""
+    from ..config_io import load_config
+    from .config import GenerateConfig
+
+    priors = load_config(GenerateConfig, root / "config.json").priors
+    name = priors.first_view_depth or priors.depth
+    if name in METRIC_FIRST_VIEW:
+        return 1.0, METRIC_FIRST_VIEW[name]
+    if name == "oracle" or name == "classical":
+        return None, f"first-view depth {name!r} is not metric (its median depth was set): scale unknown"
+    return 1.0, f"first-view depth network {name!r}, taken as metric (a relative network would make this wrong)"
+
+
+def collider_from_run(root: Path, collider_name: str, config=None, on_event: EventSink | None = None):
+    """(Collider, spawn record) of a finished run: ``mesh_from_run``'s surface (backdrop left out;
+    runs stored before the mask existed get it derived, see SupportConfig.legacy_backdrop_depth)
+    made a collider over the ground under the trajectory's and support views' cameras; the spawn
+    record (export.collider.spawn_record) names ``collider_name``. Run's world inside the Collider,
+    glTF +y up in the record."""
+    import numpy as np
+
+    from ..export.collider import ColliderConfig, build_collider, spawn_record
+    from ..geometry.trajectory_io import read_transforms_json
+    from ..support.database import SupportDatabase
+
+    config = config or ColliderConfig()
+    if not (root / "trajectory.json").is_file():
+        raise UserInputError(f"{root}: run lacks trajectory.json (the camera path the spawn point is read from)")
+    c2w = read_transforms_json(root / "trajectory.json").cameras.c2w.double().numpy()
+    with SupportDatabase.open(root / "support", create=False) as db:
+        support = [db.get(v).c2w.double().numpy() for v in db.ids()]
+    centres = np.concatenate([c2w[:, :3, 3]] + [s[None, :3, 3] for s in support])
+    surface = mesh_from_run(root, on_event=on_event).surface
+    collider = build_collider(surface, centres, config)
+    units, source = scene_scale(root)
+    return collider, spawn_record(collider, c2w, collider_name, units, source)
