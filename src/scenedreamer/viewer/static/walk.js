@@ -17,6 +17,7 @@ export const WALK_SPEED_M = 1.4;      // metres per second (a walking pace); shi
 export const GRAVITY_M = 9.81;        // metres per second squared
 export const PHYSICS_DT = 1 / 120;    // fixed physics step (s): the same path whatever the frame rate
 const MAX_STEPS_PER_FRAME = 24;       // a stalled frame (seconds in software WebGL) moves 0.2 s at most
+const FLOOR_NORMAL_Y = 0.7;          // a triangle this level (|normal y|, about 45 degrees) counts as floor
 const GRID_CELLS = 128;               // cells along the mesh's longer horizontal side
 
 export class Walker {
@@ -148,10 +149,31 @@ export class Walker {
       return;
     }
     this.eye.copy(s);
-    if (this.floorBelow(s.x, s.z, s.y) === null) {
-      const top = this.floorBelow(s.x, s.z, this.box.max.y + 1);
-      if (top !== null) this.eye.y = top + this.eyeHeight;
+    if (this.floorBelow(s.x, s.z, s.y) !== null) return;
+    const top = this.floorBelow(s.x, s.z, this.box.max.y + 1);
+    if (top !== null) { this.eye.y = top + this.eyeHeight; return; }
+    // nothing under the start (a run's mesh begins where its cameras' views reach the ground, in
+    // front of the first camera): start above the nearest floor-like triangle instead
+    const f = this.nearestFloorTriangle(s);
+    if (f) this.eye.set(f.x, Math.max(s.y, f.y + this.eyeHeight), f.z);
+  }
+
+  nearestFloorTriangle(s) {
+    // centroid of the triangle facing up or down (|normal y| >= FLOOR_NORMAL_Y) nearest to s in
+    // x-z, preferring those below s; null for a mesh without any
+    let best = null, bestD = Infinity, bestBelow = false;
+    const a = this.tris;
+    for (let i = 0; i < a.length; i += 9) {
+      const e1 = new THREE.Vector3(a[i + 3] - a[i], a[i + 4] - a[i + 1], a[i + 5] - a[i + 2]);
+      const n = new THREE.Vector3(a[i + 6] - a[i], a[i + 7] - a[i + 1], a[i + 8] - a[i + 2]).cross(e1);
+      const len = n.length();
+      if (len < 1e-12 || Math.abs(n.y) / len < FLOOR_NORMAL_Y) continue;
+      const c = new THREE.Vector3((a[i] + a[i + 3] + a[i + 6]) / 3, (a[i + 1] + a[i + 4] + a[i + 7]) / 3,
+        (a[i + 2] + a[i + 5] + a[i + 8]) / 3);
+      const below = c.y <= s.y, d = Math.hypot(c.x - s.x, c.z - s.z);
+      if ((below && !bestBelow) || (below === bestBelow && d < bestD)) { best = c; bestD = d; bestBelow = below; }
     }
+    return best;
   }
 
   step(dt, wish, running) {
