@@ -7,6 +7,7 @@ first frame sorted, drawn and finished by the GPU (window.scenedreamer.ready).
 Target: >= 2,000,000 splats with the first frame in <= 15 s. Quiet machine only (the lead runs it):
 
     .venv/bin/python benchmarks/bench_viewer_2m.py --splats 2000000
+    .venv/bin/python benchmarks/bench_viewer_2m.py --splats 2000000 --lod 1   # Spark's level of detail
     .venv/bin/python benchmarks/bench_viewer_2m.py --run runs/grown      # an existing finished run
 
 Smoke check (any machine): --splats 20000 (prints the JSON line, verdict "smoke").
@@ -72,7 +73,7 @@ def write_grown_world(run: Path, n: int, seed: int = 0) -> None:
     (run / "progress.json").write_text("{}")
 
 
-def first_frame_seconds(run: Path, timeout_s: float) -> dict:
+def first_frame_seconds(run: Path, timeout_s: float, lod: str | None = None) -> dict:
     """Serve ``run`` and time the page's first frame; the page's own load time comes with it."""
     from playwright.sync_api import sync_playwright
 
@@ -90,7 +91,7 @@ def first_frame_seconds(run: Path, timeout_s: float) -> dict:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 640, "height": 480}, device_scale_factor=1)
             t0 = time.perf_counter()
-            page.goto(f"http://127.0.0.1:{port}/")
+            page.goto(f"http://127.0.0.1:{port}/" + (f"?lod={lod}" if lod else ""))
             page.wait_for_function("() => window.scenedreamer && (window.scenedreamer.ready || window.scenedreamer.error)",
                                    timeout=timeout_s * 1000)
             seconds = time.perf_counter() - t0
@@ -107,6 +108,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--splats", type=int, default=TARGET_SPLATS, help="synthetic world size (default 2,000,000)")
     ap.add_argument("--run", type=Path, default=None, help="time this finished run instead of a synthetic one")
+    ap.add_argument("--lod", choices=("1", "quality"), default=None,
+                    help="open the page with ?lod=1 / ?lod=quality (Spark's level of detail)")
     ap.add_argument("--timeout", type=float, default=600.0, help="hang guard (s)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,7 +117,7 @@ def main() -> int:
         if run is None:
             run = Path(tmp) / "run"
             write_grown_world(run, args.splats)
-        r = first_frame_seconds(run, args.timeout)
+        r = first_frame_seconds(run, args.timeout, args.lod)
     if r["error"]:
         print(f"viewer failed: {r['error']}", file=sys.stderr)
         return 1
@@ -122,7 +125,7 @@ def main() -> int:
         verdict = "smoke"
     else:
         verdict = "ok" if r["seconds"] <= TARGET_SECONDS else f"SLOWER than the {TARGET_SECONDS:g} s target"
-    print(json.dumps({"bench": "viewer_first_frame", "splats": r["n"], "seconds": round(r["seconds"], 2),
+    print(json.dumps({"bench": "viewer_first_frame", "lod": args.lod, "splats": r["n"], "seconds": round(r["seconds"], 2),
                       "page_load_seconds": round(r["load"], 2), "target_s": TARGET_SECONDS,
                       "target_splats": TARGET_SPLATS, "verdict": verdict}))
     return 0

@@ -225,6 +225,7 @@ def test_collider_is_served_with_its_spawn_and_bad_ones_are_one_line(tiny_run, t
         assert manifest["collider_url"] == "/collider.glb"
         assert manifest["spawn"] == {"position": [1.0, 2.0, 3.0], "metric_scale": 0.5}
         assert manifest["scene_extent"] > 0
+        assert manifest["num_splats"] > 0
     finally:
         server.shutdown()
         server.server_close()

@@ -186,6 +186,16 @@ def check_collider(path: str | os.PathLike) -> Path:
     return Path(os.path.realpath(p))
 
 
+def ply_vertex_count(ply: Path) -> int | None:
+    """The vertex (splat) count of a PLY from its header alone, or None when unreadable."""
+    from plyfile import PlyData
+
+    try:
+        return int(PlyData.read(str(ply), mmap=True)["vertex"].count)
+    except Exception:  # plyfile raises several types for odd files; the count is only shown
+        return None
+
+
 def build_scene_manifest(run: Path, collider: Path | None = None) -> dict[str, Any]:
     """The page's scene description for run folder ``run`` (see the module docstring).
 
@@ -213,6 +223,7 @@ def build_scene_manifest(run: Path, collider: Path | None = None) -> dict[str, A
         "trajectory": _camera_list(run / "trajectory.json"),
         "support": _camera_list(run / "transforms.json"),
         "scene_extent": scene_extent(run / SCENE_PLY),
+        "num_splats": ply_vertex_count(run / SCENE_PLY),
         # walk mode: the collider (glTF +y up, the page's own upright frame) and its spawn.json
         "collider_url": COLLIDER_URL if collider is not None else None,
         "spawn": (read_spawn(sp) if collider is not None and (sp := spawn_beside(collider)) else None),

@@ -585,10 +585,15 @@ async function main() {
   if (m.collider_url) await loadCollider(m);
 
   const t0 = performance.now();
-  const splats = new SplatMesh({ url: m.ply_url });
+  // ?lod=1 (or ?lod=quality): Spark builds its level-of-detail tree while loading and draws a
+  // bounded number of splats per frame (for worlds of millions of splats; bench_viewer_2m --lod)
+  const lod = new URLSearchParams(window.location.search).get("lod");
+  const splats = new SplatMesh(lod ? { url: m.ply_url, lod: lod === "quality" ? "quality" : true } : { url: m.ply_url });
   world.add(splats);
   await splats.initialized;
   hook.numSplats = splats.numSplats ?? (splats.packedSplats ? splats.packedSplats.numSplats : 0);
+  // with ?lod Spark keeps the splats in its level-of-detail tree and reports 0: the file's count
+  if (!hook.numSplats && lod) hook.numSplats = m.num_splats || 0;
   await settled();      // sorted, drawn and finished by the GPU
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
   statusEl.textContent = `${hook.numSplats.toLocaleString()} splats · loaded in ${secs} s · ${m.representation || "scene"}`;
