@@ -115,3 +115,38 @@ def test_the_page_draws_on_demand_and_redraws_when_the_view_moves(viewer):
             np.testing.assert_allclose(end, last, atol=1e-4)
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium (make test installs it)")
+def test_level_of_detail_page_loads_and_draws(viewer, tiny_run):
+    """?lod=1 (Spark's level of detail, for multi-million-splat worlds) loads, counts the file's
+    splats and draws something where the plain page does."""
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+    from plyfile import PlyData
+
+    url, _, _ = viewer
+    lit = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            for query in ("", "?lod=1"):
+                page = browser.new_page(viewport={"width": 256, "height": 256}, device_scale_factor=1)
+                page.goto(url + "/" + query)
+                page.wait_for_function("() => window.scenedreamer && (window.scenedreamer.ready || window.scenedreamer.error)",
+                                       timeout=HANG_GUARD_MS)
+                assert page.evaluate("() => window.scenedreamer.error") is None
+                assert page.evaluate("() => window.scenedreamer.numSplats") == PlyData.read(str(tiny_run / "scene.ply"))["vertex"].count
+                # the bare view from the first support camera (panel and frusta hidden)
+                tr = json.loads((tiny_run / "transforms.json").read_text())
+                K = [[tr["fl_x"], 0, tr["cx"]], [0, tr["fl_y"], tr["cy"]], [0, 0, 1]]
+                c2w = (np.array(tr["frames"][0]["transform_matrix"]) @ FLIP_YZ).tolist()
+                page.evaluate("([c, k, w, h]) => window.scenedreamer.setCamera(c, k, w, h)", [c2w, K, tr["w"], tr["h"]])
+                img = np.asarray(Image.open(io.BytesIO(page.locator("#view").screenshot())).convert("RGB"), dtype=np.float32)
+                lit[query] = float((img.sum(-1) > 30).mean())
+                page.close()
+        finally:
+            browser.close()
+    # the plain page's share of lit pixels is the reference; LoD may drop the faintest splats
+    # (half of it still means the scene is drawn, an empty canvas gives 0)
+    assert lit["?lod=1"] > 0.5 * lit[""] > 0, lit

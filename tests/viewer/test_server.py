@@ -5,6 +5,7 @@ import json
 import os
 import socket
 
+import numpy as np
 import pytest
 
 from .conftest import cli, free_port
@@ -180,3 +181,74 @@ def test_a_run_of_the_previous_release_is_served(tmp_path):
         server.server_close()
     assert manifest["ply_bytes"] == (old / "scene.ply").stat().st_size
     assert len(manifest["trajectory"]) == 2 and manifest["prompt"] == "an old forest"
+
+
+def test_scene_extent_is_the_robust_size_of_the_splats(tmp_path):
+    """The fly speed's scale: the 5-95 percentile box of the centres; stragglers do not count."""
+    from plyfile import PlyData, PlyElement
+
+    from scenedreamer.viewer.server import scene_extent
+
+    rng = np.random.default_rng(0)
+    n = 10_000
+    v = np.zeros(n, dtype=[(k, "f4") for k in ("x", "y", "z", "opacity")])
+    v["x"], v["y"], v["z"] = rng.uniform(0, 10, n), rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    v["x"][:50] = 1e6                                     # 0.5 % far away: above the 95th percentile
+    ply = tmp_path / "s.ply"
+    PlyData([PlyElement.describe(v, "vertex")]).write(str(ply))
+    xyz = np.stack([v["x"], v["y"], v["z"]], -1).astype(np.float64)
+    want = np.linalg.norm(np.percentile(xyz, 95, axis=0) - np.percentile(xyz, 5, axis=0))
+    assert scene_extent(ply) == pytest.approx(want, rel=1e-9)
+    assert 8 < scene_extent(ply) < 10                     # ~ 0.9 * 10 along x, the outliers left out
+    (tmp_path / "bad.ply").write_bytes(b"not a ply")
+    assert scene_extent(tmp_path / "bad.ply") is None
+
+
+def test_collider_is_served_with_its_spawn_and_bad_ones_are_one_line(tiny_run, tmp_path):
+    from scenedreamer.export.glb import write_glb
+    from scenedreamer.viewer.server import make_server
+
+    glb = tmp_path / "c.glb"
+    tri = np.array([[0, 0, 0], [1, 0, 0], [0, 0, 1]], dtype=np.float32)
+    write_glb(glb, [("c", tri, np.array([[0, 1, 2]]), np.full((3, 3), 0.5, dtype=np.float32))])
+    (tmp_path / "c.spawn.json").write_text(json.dumps({"position": [1, 2, 3], "up": "+y", "metric_scale": 0.5}))
+    server = make_server(tiny_run, port=0, collider=glb)
+    import threading
+
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        port = server.server_address[1]
+        status, body = get(port, "/collider.glb")
+        assert status == 200 and body == glb.read_bytes()
+        manifest = json.loads(get(port, "/api/scene.json")[1])
+        assert manifest["collider_url"] == "/collider.glb"
+        assert manifest["spawn"] == {"position": [1.0, 2.0, 3.0], "metric_scale": 0.5}
+        assert manifest["scene_extent"] > 0
+        assert manifest["num_splats"] > 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    # without --collider nothing is served there
+    plain = make_server(tiny_run, port=0)
+    t = threading.Thread(target=plain.serve_forever, daemon=True)
+    t.start()
+    try:
+        assert get(plain.server_address[1], "/collider.glb")[0] == 404
+    finally:
+        plain.shutdown()
+        plain.server_close()
+
+    not_glb = tmp_path / "x.glb"
+    not_glb.write_text("hello")
+    bad_spawn_dir = tmp_path / "b"
+    bad_spawn_dir.mkdir()
+    bad_glb = bad_spawn_dir / "m.glb"
+    bad_glb.write_bytes(glb.read_bytes())
+    (bad_spawn_dir / "spawn.json").write_text(json.dumps({"metric_scale": -1}))
+    for collider, message in ((tmp_path / "missing.glb", "no such file"), (not_glb, "not a binary glTF 2"),
+                              (bad_glb, "metric_scale: must be a positive number")):
+        r = cli("view", str(tiny_run), "--no-browser", "--port", "0", "--collider", str(collider), timeout=600)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, r.stderr

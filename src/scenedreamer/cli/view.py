@@ -19,6 +19,9 @@ def add_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1, this machine only). Another address "
                         "exposes the run's files to the network; a warning is printed")
+    p.add_argument("--collider", default=None, metavar="FILE.glb",
+                   help="a GLB mesh to walk on (walk mode, key G): `export --format collider` (its spawn.json "
+                        "beside it gives the start and the metric scale) or any `export --format glb`")
     p.add_argument("--no-browser", action="store_true", help="do not open a web browser, only print the URL")
     p.add_argument("--log-requests", action="store_true", help="print one line per HTTP request")
     p.set_defaults(func=run)
@@ -35,7 +38,8 @@ def run(args) -> int:
         raise UserInputError("--host: empty")
     if args.scene is not None or (Path(args.run) / "manifest.sqlite").is_file():
         args.run = batch_scene(args.run, args.scene)
-    server = make_server(args.run, host=host, port=args.port, quiet=not args.log_requests)
+    server = make_server(args.run, host=host, port=args.port, quiet=not args.log_requests,
+                         collider=args.collider)
     url = url_of(server)
     if not (host in LOOPBACK_HOSTS or host.startswith("127.")):
         print(f"scenedreamer view: warning: listening on {host}, not only this machine: anyone who can "

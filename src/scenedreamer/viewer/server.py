@@ -7,7 +7,10 @@ URL space (everything else is 404):
     /run/<path>            a file of the run folder (scene.ply, trajectory.json, config.json, ...)
     /api/scene.json        what the page needs, built here: the prompt, the trajectory and support
                            cameras (OpenCV c2w 4x4 and K in pixels, the run's world frame, which is
-                           the PLY's y-down frame) and the scene.ply URL
+                           the PLY's y-down frame), the scene.ply URL, the scene's extent (fly
+                           speed) and, with a collider, its URL and spawn.json
+    /collider.glb          only with --collider FILE: that one file (walk mode's collision mesh,
+                           glTF +y up); nothing else outside the run folder is ever served
 
 Containment: a request path is percent-decoded once, split on '/', and refused if any segment
 is '', '.', '..', holds a backslash or NUL, or if the joined path's realpath (symlinks resolved)
@@ -35,6 +38,14 @@ from ..errors import UserInputError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SCENE_PLY = "scene.ply"
+COLLIDER_URL = "/collider.glb"
+EXTENT_SAMPLE = 200_000
+"""Splat centres sampled (evenly strided) for the scene's extent: enough for stable percentiles,
+cheap for a 2M-splat scene (the PLY is memory-mapped, only these rows are read)."""
+EXTENT_PERCENTILES = (5.0, 95.0)
+"""The extent is the diagonal of the box between these per-axis percentiles of the splat centres:
+far-away stragglers and the backdrop's few distant splats do not inflate it."""
+MAX_SPAWN_BYTES = 64 * 1024
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 CHUNK_BYTES = 1 << 20
 """Files are sent in chunks of this size (memory per request stays bounded by it)."""
@@ -96,7 +107,96 @@ def _camera_list(path: Path) -> list[dict[str, Any]]:
              "width": int(cams.width), "height": int(cams.height)} for i in range(len(cams))]
 
 
-def build_scene_manifest(run: Path) -> dict[str, Any]:
+def scene_extent(ply: Path) -> float | None:
+    """Robust size of the splat cloud (scene units, the run's world): the diagonal of the box
+    between the EXTENT_PERCENTILES of the centres. None when the file cannot be read as a PLY
+    with x, y, z vertices (the page then sizes its fly speed from the cameras alone)."""
+    import numpy as np
+    from plyfile import PlyData
+
+    try:
+        vertex = PlyData.read(str(ply), mmap=True)["vertex"].data
+        step = max(1, len(vertex) // EXTENT_SAMPLE)
+        xyz = np.stack([np.asarray(vertex[k][::step], dtype=np.float64) for k in ("x", "y", "z")], -1)
+    except Exception:  # plyfile raises several types for odd files; the extent is only a hint
+        return None
+    xyz = xyz[np.isfinite(xyz).all(-1)]
+    if len(xyz) == 0:
+        return None
+    lo, hi = np.percentile(xyz, EXTENT_PERCENTILES, axis=0)
+    return float(np.linalg.norm(hi - lo))
+
+
+def read_spawn(path: Path) -> dict[str, Any]:
+    """spawn.json of a collider (written by `export --format collider`): {"position": [x, y, z]
+    in the GLB's frame (+y up), "up": "y", "metric_scale": scene units per metre}, every key
+    optional. UserInputError (one line, naming the file and the key) when malformed."""
+    import math
+
+    try:
+        if path.stat().st_size > MAX_SPAWN_BYTES:
+            raise UserInputError(f"{path}: larger than {MAX_SPAWN_BYTES} bytes; not a spawn.json")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise UserInputError(f"{path}: unreadable ({err})") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{path}: must be a JSON object")
+    out: dict[str, Any] = {}
+    pos = data.get("position")
+    if pos is not None:
+        if not (isinstance(pos, list) and len(pos) == 3 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pos)):
+            raise UserInputError(f"{path}: position: must be 3 finite numbers, got {pos!r}")
+        out["position"] = [float(v) for v in pos]
+    up = data.get("up", data.get("up_axis"))
+    if up is not None:
+        if str(up).lstrip("+").lower() != "y":
+            raise UserInputError(f"{path}: up: the viewer needs a +y-up collider (glTF), got {up!r}")
+    scale = data.get("metric_scale", data.get("scene_units_per_metre"))
+    if scale is not None:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
+            raise UserInputError(f"{path}: metric_scale: must be a positive number (scene units per metre), "
+                                 f"got {scale!r}")
+        out["metric_scale"] = float(scale)
+    return out
+
+
+def spawn_beside(collider: Path) -> Path | None:
+    """The collider's spawn.json: FILE.spawn.json, else spawn.json in the same folder, else None."""
+    for cand in (collider.with_suffix(".spawn.json"), collider.parent / "spawn.json"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def check_collider(path: str | os.PathLike) -> Path:
+    """--collider FILE as a real path: a regular file that starts like a GLB (magic 'glTF',
+    version 2). UserInputError naming the file otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserInputError(f"--collider {path}: no such file")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(12)
+    except OSError as err:
+        raise UserInputError(f"--collider {path}: unreadable ({err.strerror or err})") from None
+    if len(head) < 12 or head[:4] != b"glTF" or int.from_bytes(head[4:8], "little") != 2:
+        raise UserInputError(f"--collider {path}: not a binary glTF 2 file (.glb); export one with "
+                             f"`scenedreamer export RUN --format glb` or `--format collider`")
+    return Path(os.path.realpath(p))
+
+
+def ply_vertex_count(ply: Path) -> int | None:
+    """The vertex (splat) count of a PLY from its header alone, or None when unreadable."""
+    from plyfile import PlyData
+
+    try:
+        return int(PlyData.read(str(ply), mmap=True)["vertex"].count)
+    except Exception:  # plyfile raises several types for odd files; the count is only shown
+        return None
+
+
+def build_scene_manifest(run: Path, collider: Path | None = None) -> dict[str, Any]:
     """The page's scene description for run folder ``run`` (see the module docstring).
 
     The prompt is user text: it is passed as a JSON string and the page shows it with
@@ -122,6 +222,11 @@ def build_scene_manifest(run: Path) -> dict[str, Any]:
         # world frame: the run's (OpenCV y-down, like scene.ply); the page flips it upright
         "trajectory": _camera_list(run / "trajectory.json"),
         "support": _camera_list(run / "transforms.json"),
+        "scene_extent": scene_extent(run / SCENE_PLY),
+        "num_splats": ply_vertex_count(run / SCENE_PLY),
+        # walk mode: the collider (glTF +y up, the page's own upright frame) and its spawn.json
+        "collider_url": COLLIDER_URL if collider is not None else None,
+        "spawn": (read_spawn(sp) if collider is not None and (sp := spawn_beside(collider)) else None),
     }
 
 
@@ -131,8 +236,10 @@ class ViewerHandler(BaseHTTPRequestHandler):
     server_version = "scenedreamer-view"
     protocol_version = "HTTP/1.1"
 
-    def __init__(self, *args, run_root: Path, manifest: bytes, check_host: bool, quiet: bool, **kw):
+    def __init__(self, *args, run_root: Path, manifest: bytes, check_host: bool, quiet: bool,
+                 collider: Path | None = None, **kw):
         self.run_root = run_root
+        self.collider = collider
         self.manifest = manifest
         self.check_host = check_host
         self.quiet = quiet
@@ -145,6 +252,8 @@ class ViewerHandler(BaseHTTPRequestHandler):
             return STATIC_DIR / "index.html", _CONTENT_TYPES[".html"]
         if raw == "/api/scene.json":
             return self.manifest, _CONTENT_TYPES[".json"]
+        if raw == COLLIDER_URL and self.collider is not None:
+            return self.collider, "model/gltf-binary"
         for prefix, root in (("/static/", STATIC_DIR_REAL), ("/run/", self.run_root)):
             if raw.startswith(prefix):
                 try:
@@ -251,18 +360,21 @@ class ViewerServer(ThreadingHTTPServer):
 
 
 def make_server(run_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
-                quiet: bool = True) -> ViewerServer:
+                quiet: bool = True, collider: str | os.PathLike | None = None) -> ViewerServer:
     """A ready (bound, not yet serving) viewer server for run folder ``run_dir``.
 
     port: 0 picks a free port (read it back from ``server.server_address``).
-    Raises UserInputError for a bad run folder, a port out of range or one already in use.
+    collider: a GLB (glTF +y up) for walk mode, served at /collider.glb, with its spawn.json.
+    Raises UserInputError for a bad run folder or collider, a port out of range or one in use.
     """
     if not 0 <= int(port) <= 65535:
         raise UserInputError(f"--port {port}: out of range (0-65535)")
     run = check_run_folder(run_dir)
-    manifest = json.dumps(build_scene_manifest(run)).encode()
+    collider_path = check_collider(collider) if collider is not None else None
+    manifest = json.dumps(build_scene_manifest(run, collider_path)).encode()
     loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
-    handler = partial(ViewerHandler, run_root=run, manifest=manifest, check_host=loopback, quiet=quiet)
+    handler = partial(ViewerHandler, run_root=run, manifest=manifest, check_host=loopback, quiet=quiet,
+                      collider=collider_path)
     try:
         server = ViewerServer((host, int(port)), handler)
     except OSError as err:
@@ -285,4 +397,5 @@ def url_of(server: ThreadingHTTPServer) -> str:
 
 
 __all__ = ["make_server", "url_of", "check_run_folder", "resolve_inside", "build_scene_manifest",
+           "scene_extent", "read_spawn", "check_collider", "spawn_beside", "COLLIDER_URL",
            "STATIC_DIR", "ViewerServer", "CHUNK_BYTES"]

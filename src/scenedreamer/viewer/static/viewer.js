@@ -8,7 +8,10 @@
 
 import * as THREE from "three";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
+import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
 import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
+import { interpolatePoses, pathFrameCount } from "./path.js";
+import { Walker } from "./walk.js";
 
 // 180 degrees about x: (x, y, z) -> (x, -y, -z). Quaternion (x, y, z, w) = (1, 0, 0, 0).
 const VIEWER_FROM_RUN_WORLD = new THREE.Quaternion(1, 0, 0, 0);
@@ -17,6 +20,18 @@ const GL_FROM_CV_CAMERA_AXES = new THREE.Matrix4().makeScale(1, -1, -1);
 const NEAR = 0.01;
 const FAR = 1000;
 const SECONDS_PER_CAMERA = 1.2;  // fly-along speed
+// Fly speed (scene units per second): crossing the scene (the server's robust extent of the
+// splats, /api/scene.json scene_extent) takes FLY_SECONDS_ACROSS, and never less than one camera
+// step of the run's path per second. + / - multiply or divide it by FLY_SPEED_STEP; shift runs
+// FLY_SHIFT_FACTOR times faster.
+const FLY_SECONDS_ACROSS = 10;
+const FLY_SPEED_STEP = 1.5;
+const FLY_SHIFT_FACTOR = 3;
+// Path authoring: interpolated cameras per gap between two keyframes (the page's default for
+// the "frames per gap" field; the saved path has (keys - 1) * gap + 1 cameras and hits every key)
+const DEFAULT_FRAMES_PER_GAP = 8;
+const AUTHORED_COLOR = 0x33ccff;   // the interpolated path's frusta
+const KEYFRAME_COLOR = 0xff44cc;   // the keyframes' frusta
 
 const hook = {
   ready: false,        // true once Spark has loaded the splats and a first frame is drawn
@@ -51,7 +66,7 @@ const orbit = new OrbitControls(camera, canvas);
 orbit.enableDamping = false;
 orbit.addEventListener("change", () => requestFrames(1));   // user drags update the camera themselves
 
-let mode = "orbit";        // "orbit" | "fly" | "path" | "hook"
+let mode = "orbit";        // "orbit" | "fly" | "path" | "hook" | "scrub" | "walk"
 let exactIntrinsics = null; // {K, width, height} while a camera from K is shown
 
 // ---------------------------------------------------------------------------------------------
@@ -59,6 +74,22 @@ let exactIntrinsics = null; // {K, width, height} while a camera from K is shown
 function rows4(m) {
   // a row-major 4x4 (list of 4 lists) -> THREE.Matrix4
   return new THREE.Matrix4().set(...m[0], ...m[1], ...m[2], ...m[3]);
+}
+
+function rowsOf(m) {
+  // THREE.Matrix4 (column-major elements) -> a row-major 4x4 (list of 4 lists)
+  const e = m.elements;
+  return [[e[0], e[4], e[8], e[12]], [e[1], e[5], e[9], e[13]], [e[2], e[6], e[10], e[14]], [e[3], e[7], e[11], e[15]]];
+}
+
+function openCVFromViewerPose(pose) {
+  // the inverse of viewerPoseFromOpenCV: a three.js camera pose -> OpenCV c2w in the run's world
+  return rowsOf(viewerFromRun.clone().invert().multiply(pose).multiply(GL_FROM_CV_CAMERA_AXES));
+}
+
+function fovOf(c) {
+  // vertical field of view (degrees) of a camera {K, width, height}
+  return 2 * Math.atan(c.height / (2 * c.K[1][1])) * 180 / Math.PI;
 }
 
 function viewerPoseFromOpenCV(c2w) {
@@ -138,14 +169,25 @@ let flyYaw = 0, flyPitch = 0, dragging = false, lastX = 0, lastY = 0;
 window.addEventListener("keydown", (e) => {
   if (e.target && e.target.tagName === "INPUT") return;
   keys.add(e.code);
+  if (mode === "scrub" && ["KeyW", "KeyA", "KeyS", "KeyD", "KeyQ", "KeyE"].includes(e.code)) setMode("fly");
   if (e.code === "KeyF") setMode(mode === "fly" ? "orbit" : "fly");
   if (e.code === "KeyC") toggleFrusta();
+  if (e.code === "KeyR") resetView();
+  if (e.code === "KeyK") dropKeyframe();
+  if (e.code === "Backspace" || e.code === "KeyZ") undoKeyframe();
+  if (e.code === "KeyP") savePath();
+  if (e.code === "KeyG") toggleWalk();
+  if (e.key === "+" || e.key === "=") changeFlySpeed(FLY_SPEED_STEP);
+  if (e.key === "-" || e.key === "_") changeFlySpeed(1 / FLY_SPEED_STEP);
 });
 window.addEventListener("keyup", (e) => keys.delete(e.code));
-canvas.addEventListener("pointerdown", (e) => { dragging = true; lastX = e.clientX; lastY = e.clientY; });
+canvas.addEventListener("pointerdown", (e) => {
+  if (mode === "scrub") setMode("fly");   // looking around from a scrubbed camera: fly from there
+  dragging = true; lastX = e.clientX; lastY = e.clientY;
+});
 window.addEventListener("pointerup", () => { dragging = false; });
 window.addEventListener("pointermove", (e) => {
-  if (!dragging || mode !== "fly") return;
+  if (!dragging || (mode !== "fly" && mode !== "walk")) return;
   flyYaw -= (e.clientX - lastX) * 0.004;
   flyPitch = Math.max(-1.5, Math.min(1.5, flyPitch - (e.clientY - lastY) * 0.004));
   lastX = e.clientX; lastY = e.clientY;
@@ -160,16 +202,23 @@ function setMode(next) {
   }
   mode = next;
   orbit.enabled = next === "orbit";
-  if (next === "fly") {
+  syncControls();
+  document.getElementById("mode").textContent = "mode: " + next;
+  document.getElementById("walk").textContent = next === "walk" ? "walk: on" : "walk: off";
+  requestFrames(1);
+}
+
+function syncControls() {
+  // after the camera was placed from outside (reset, scrub, a mode change): the active controls
+  // continue from where the camera is
+  if (mode === "fly" || mode === "walk") {
     const e = new THREE.Euler().setFromQuaternion(camera.quaternion, "YXZ");
     flyYaw = e.y; flyPitch = e.x;
   }
-  if (next === "orbit") {
+  if (mode === "orbit") {
     orbit.target.copy(camera.position).addScaledVector(forwardOf(camera), orbitDistance);
     orbit.update();
   }
-  document.getElementById("mode").textContent = "mode: " + (next === "fly" ? "fly" : "orbit");
-  requestFrames(1);
 }
 
 let lastTime = performance.now();
@@ -177,7 +226,7 @@ function stepFly(dt) {
   // returns true when the camera moved (keys held or the view dragged)
   const before = camera.matrixWorld.clone();
   camera.quaternion.setFromEuler(new THREE.Euler(flyPitch, flyYaw, 0, "YXZ"));
-  const speed = orbitDistance * (keys.has("ShiftLeft") || keys.has("ShiftRight") ? 1.5 : 0.5) * dt;
+  const speed = flySpeed * (keys.has("ShiftLeft") || keys.has("ShiftRight") ? FLY_SHIFT_FACTOR : 1) * dt;
   const f = forwardOf(camera), r = new THREE.Vector3(1, 0, 0).applyQuaternion(camera.quaternion);
   const u = new THREE.Vector3(0, 1, 0);
   if (keys.has("KeyW")) camera.position.addScaledVector(f, speed);
@@ -255,6 +304,7 @@ function loop(now) {
   if (mode === "fly") moved = stepFly(dt);
   else if (mode === "path") { stepPath(now); moved = true; }
   else if (mode === "orbit") moved = orbit.update();
+  else if (mode === "walk") moved = stepWalk(dt);
   const sparkBusy = spark.sorting || spark.sortDirty;
   if (moved || sparkBusy || sparkWasBusy || framesWanted > 0) {
     renderer.render(scene, camera);
@@ -313,6 +363,185 @@ hook.setCamera = async (c2w, K, width, height) => {
 };
 
 // ---------------------------------------------------------------------------------------------
+// fly speed and the reset view
+let flySpeed = 1;              // scene units per second (see FLY_SECONDS_ACROSS)
+let firstCam = null;           // the run's first camera {c2w, K, width, height} (OpenCV, run world)
+let frustumDepth = 0.15;
+
+function meanStep(cams) {
+  // mean distance between consecutive camera centres (scene units); 0 for fewer than two
+  let sum = 0;
+  for (let i = 1; i < cams.length; i++) {
+    const a = new THREE.Vector3().setFromMatrixPosition(rows4(cams[i - 1].c2w));
+    sum += a.distanceTo(new THREE.Vector3().setFromMatrixPosition(rows4(cams[i].c2w)));
+  }
+  return cams.length > 1 ? sum / (cams.length - 1) : 0;
+}
+
+function showFlySpeed() {
+  document.getElementById("speed").textContent = `fly speed: ${flySpeed.toPrecision(3)} units/s (+ / -)`;
+}
+
+function changeFlySpeed(factor) {
+  flySpeed *= factor;
+  showFlySpeed();
+}
+
+function resetView() {
+  // back to the run's first camera (its pose and field of view); walk mode: back to the spawn
+  if (mode === "walk") { walker.respawn(); requestFrames(1); return; }
+  if (!firstCam) return;
+  setMode(mode === "fly" ? "fly" : "orbit");   // leaves a flight, a scrub or a hook camera
+  applyPose(viewerPoseFromOpenCV(firstCam.c2w));
+  camera.fov = fovOf(firstCam);
+  camera.updateProjectionMatrix();
+  syncControls();
+  requestFrames(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// path authoring: keyframes (OpenCV c2w in the run's world), the interpolated path (path.js, the
+// same maths as geometry.trajectory.interpolated_cameras), a scrub slider, a download
+const keyframes = [];
+let authored = [];              // the interpolated cameras' c2w (what the saved file holds)
+let authoredGroup = null;
+let pathsSaved = 0;
+Object.defineProperty(hook, "pathsSaved", { get: () => pathsSaved });
+
+function authorIntrinsics() {
+  // the saved path's camera: the run's first camera's K and size (generate / extend rescale a
+  // file's K to the run's resolution anyway); a 512 x 512, 60 degree camera when the run has none
+  if (firstCam) return { K: firstCam.K, width: firstCam.width, height: firstCam.height };
+  const f = 256 / Math.tan(Math.PI / 6);
+  return { K: [[f, 0, 256], [0, f, 256], [0, 0, 1]], width: 512, height: 512 };
+}
+
+function framesPerGap() {
+  const v = Math.round(Number(document.getElementById("per-gap").value));
+  return Number.isFinite(v) && v >= 1 ? Math.min(v, 1000) : DEFAULT_FRAMES_PER_GAP;
+}
+
+function dropKeyframe() {
+  camera.updateMatrixWorld(true);
+  keyframes.push(openCVFromViewerPose(camera.matrixWorld));
+  rebuildAuthored();
+}
+
+function undoKeyframe() {
+  if (!keyframes.length) return;
+  keyframes.pop();
+  rebuildAuthored();
+}
+
+function rebuildAuthored() {
+  if (authoredGroup) {
+    world.remove(authoredGroup);
+    authoredGroup.traverse((o) => { if (o.geometry) o.geometry.dispose(); if (o.material) o.material.dispose(); });
+    authoredGroup = null;
+  }
+  const n = keyframes.length;
+  authored = n ? interpolatePoses(keyframes, n === 1 ? 1 : pathFrameCount(n, framesPerGap())) : [];
+  const intr = authorIntrinsics();
+  const asCams = (list) => list.map((c2w) => ({ c2w, ...intr }));
+  if (n) {
+    authoredGroup = new THREE.Group();
+    authoredGroup.add(frustumLines(asCams(authored), AUTHORED_COLOR, 0.5 * frustumDepth));
+    authoredGroup.add(frustumLines(asCams(keyframes), KEYFRAME_COLOR, frustumDepth));
+    world.add(authoredGroup);
+  }
+  const slider = document.getElementById("scrub");
+  slider.max = String(Math.max(0, authored.length - 1));
+  slider.value = String(Math.min(Number(slider.value), Math.max(0, authored.length - 1)));
+  slider.disabled = authored.length < 2;
+  document.getElementById("save-path").disabled = n < 2;
+  document.getElementById("undo-key").disabled = n === 0;
+  document.getElementById("keys").textContent = `keyframes: ${n} · path: ${n < 2 ? 0 : authored.length} cameras`;
+  requestFrames(1);
+}
+
+function scrubTo(i) {
+  // show the path's camera i exactly (pose and field of view); dragging or WASD flies on from it
+  if (!authored.length) return;
+  const c2w = authored[Math.max(0, Math.min(authored.length - 1, i))];
+  setMode("scrub");
+  applyPose(viewerPoseFromOpenCV(c2w));
+  camera.fov = fovOf(authorIntrinsics());
+  camera.updateProjectionMatrix();
+  requestFrames(1);
+}
+
+function trajectoryJson() {
+  // the project's trajectory file (nerfstudio transforms.json, docs/usage/trajectory.md): the run's
+  // world frame, transform_matrix with OpenGL camera axes (c2w_opencv @ diag(1, -1, -1, 1))
+  const { K, width, height } = authorIntrinsics();
+  return {
+    camera_model: "OPENCV", fl_x: K[0][0], fl_y: K[1][1], cx: K[0][2], cy: K[1][2], w: width, h: height,
+    frames: authored.map((c2w, i) => ({
+      file_path: `images/frame_${String(i).padStart(5, "0")}.png`,
+      transform_matrix: c2w.map((r) => [r[0], -r[1], -r[2], r[3]]),
+    })),
+  };
+}
+
+function savePath() {
+  // a download made in the page: the server stays read-only
+  if (keyframes.length < 2) return;
+  const blob = new Blob([JSON.stringify(trajectoryJson(), null, 1) + "\n"], { type: "application/json" });
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = "path.json";
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  // the download has taken its copy of the blob by the time the click handler returns
+  queueMicrotask(() => URL.revokeObjectURL(a.href));
+  pathsSaved += 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// walk mode on a collider mesh (walk.js: gravity, eye height, rays against walls)
+let walker = null;
+function toggleWalk() {
+  if (!walker) return;
+  if (mode === "walk") { setMode("fly"); return; }
+  setMode("walk");
+  walker.respawn();
+  requestFrames(1);
+}
+
+function stepWalk(dt) {
+  const before = camera.matrixWorld.clone();
+  const forward = new THREE.Vector3(-Math.sin(flyYaw), 0, -Math.cos(flyYaw));
+  const right = new THREE.Vector3(Math.cos(flyYaw), 0, -Math.sin(flyYaw));
+  const wish = new THREE.Vector3();
+  if (keys.has("KeyW")) wish.add(forward);
+  if (keys.has("KeyS")) wish.sub(forward);
+  if (keys.has("KeyD")) wish.add(right);
+  if (keys.has("KeyA")) wish.sub(right);
+  const running = keys.has("ShiftLeft") || keys.has("ShiftRight");
+  walker.step(dt, wish, running);
+  camera.position.copy(walker.eye);
+  camera.quaternion.setFromEuler(new THREE.Euler(flyPitch, flyYaw, 0, "YXZ"));
+  camera.updateMatrixWorld(true);
+  return !camera.matrixWorld.equals(before) || !walker.grounded;
+}
+
+async function loadCollider(m) {
+  const gltf = await new GLTFLoader().loadAsync(m.collider_url);
+  // glTF is +y up: the GLB's frame is the page's upright frame (export glb turns the run's world
+  // with the same 180 degrees about x as VIEWER_FROM_RUN_WORLD), so it hangs at the scene root.
+  // It is never drawn (the splats are the picture): the walker only casts rays against it.
+  gltf.scene.updateMatrixWorld(true);
+  const spawn = m.spawn || {};
+  let start = null;
+  if (spawn.position) start = new THREE.Vector3(...spawn.position);
+  else if (firstCam) start = new THREE.Vector3().setFromMatrixPosition(viewerPoseFromOpenCV(firstCam.c2w));
+  walker = new Walker(gltf.scene, { metricScale: spawn.metric_scale ?? 1, start, startOnFloor: !!spawn.position });
+  hook.walk = walker;
+  document.getElementById("walk").disabled = false;
+}
+
+// ---------------------------------------------------------------------------------------------
 let orbitDistance = 1;
 async function main() {
   const res = await fetch("/api/scene.json");
@@ -326,6 +555,13 @@ async function main() {
   const cams = m.trajectory.length ? m.trajectory : m.support;
   if (cams.length) {
     const depth = sceneScale(cams);
+    frustumDepth = depth;
+    firstCam = cams[0];
+    // scene-scaled fly speed (FLY_SECONDS_ACROSS): the splats' extent, else the cameras' spread
+    const spread = new THREE.Box3();
+    for (const c of cams) spread.expandByPoint(new THREE.Vector3().setFromMatrixPosition(rows4(c.c2w)));
+    const extent = m.scene_extent || spread.getSize(new THREE.Vector3()).length();
+    flySpeed = Math.max(extent / FLY_SECONDS_ACROSS, meanStep(cams), 1e-3);
     frusta = frustumLines(cams, 0xffaa33, depth);
     world.add(frusta);
     orbitDistance = Math.max(4 * depth, 0.5);
@@ -342,14 +578,22 @@ async function main() {
       return { p, q, fov: 2 * Math.atan(c.height / (2 * c.K[1][1])) * 180 / Math.PI };
     });
   }
+  showFlySpeed();
   setMode("orbit");
+  rebuildAuthored();
   requestAnimationFrame(loop);
+  if (m.collider_url) await loadCollider(m);
 
   const t0 = performance.now();
-  const splats = new SplatMesh({ url: m.ply_url });
+  // ?lod=1 (or ?lod=quality): Spark builds its level-of-detail tree while loading and draws a
+  // bounded number of splats per frame (for worlds of millions of splats; bench_viewer_2m --lod)
+  const lod = new URLSearchParams(window.location.search).get("lod");
+  const splats = new SplatMesh(lod ? { url: m.ply_url, lod: lod === "quality" ? "quality" : true } : { url: m.ply_url });
   world.add(splats);
   await splats.initialized;
   hook.numSplats = splats.numSplats ?? (splats.packedSplats ? splats.packedSplats.numSplats : 0);
+  // with ?lod Spark keeps the splats in its level-of-detail tree and reports 0: the file's count
+  if (!hook.numSplats && lod) hook.numSplats = m.num_splats || 0;
   await settled();      // sorted, drawn and finished by the GPU
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
   statusEl.textContent = `${hook.numSplats.toLocaleString()} splats · loaded in ${secs} s · ${m.representation || "scene"}`;
@@ -362,6 +606,19 @@ async function main() {
 
 document.getElementById("mode").addEventListener("click", () => setMode(mode === "fly" ? "orbit" : "fly"));
 document.getElementById("frusta").addEventListener("click", toggleFrusta);
+document.getElementById("reset").addEventListener("click", resetView);
+document.getElementById("add-key").addEventListener("click", dropKeyframe);
+document.getElementById("undo-key").addEventListener("click", undoKeyframe);
+document.getElementById("save-path").addEventListener("click", savePath);
+document.getElementById("walk").addEventListener("click", toggleWalk);
+document.getElementById("per-gap").addEventListener("change", rebuildAuthored);
+document.getElementById("scrub").addEventListener("input", (e) => scrubTo(Number(e.target.value)));
+// for tests: the authored path (OpenCV c2w rows, run world) and the interpolation itself
+hook.keyframes = () => keyframes.map((k) => k.map((r) => r.slice()));
+hook.authoredPath = () => authored.map((k) => k.map((r) => r.slice()));
+hook.interpolatePoses = interpolatePoses;
+hook.flySpeed = () => flySpeed;
+hook.mode = () => mode;
 hook.startPath = startPath;
 // for tests: where the camera is, and the last camera of the generation path (three.js world)
 hook.cameraPosition = () => camera.position.toArray();
