@@ -26,14 +26,10 @@ from pathlib import Path
 
 from ..atomic import atomic_write_json, is_temp_file
 from ..errors import UserInputError
-from .run_folder import LOCK_NAME, RUN_FILES, RUN_FOLDERS
+from .run_contract import CHAPTERS_DIR, CHAPTERS_NAME, LOCK_NAME, RUN_FILES, RUN_FOLDERS
 
-CHAPTERS_NAME = "chapters.json"
-CHAPTERS_DIR = "chapters"
 SNAPSHOT_DIR = "snapshot"
 CHAPTER_TRAJECTORY = "trajectory.json"
-EXTRA_RUN_FILES = ("scene.json",)
-"""Top-level files a run writes that run_folder.RUN_FILES does not list."""
 LINKED_FOLDERS = ("support/views", "checkpoints")
 """Run sub-folders whose files are written once (never in place): snapshots hard-link them."""
 
@@ -85,21 +81,27 @@ class ChapterBook:
     def load(self) -> list[Chapter]:
         """The chapter records (empty when the run was never extended). UserInputError for a
         corrupt file or an interrupted revert (which must be finished first)."""
+        chapters, reverting_to = self.load_with_revert_marker()
+        if reverting_to is not None:
+            raise UserInputError(f"{self.path}: a revert to chapter {reverting_to} was interrupted; "
+                                 f"run `scenedreamer extend {self.root} --revert {reverting_to}` again")
+        return chapters
+
+    def load_with_revert_marker(self) -> tuple[list[Chapter], int | None]:
+        """(the chapter records, the chapter an interrupted revert was going to, or None)."""
         if not self.exists():
-            return []
+            return [], None
         try:
             data = json.loads(self.path.read_text())
-            if data.get("reverting_to") is not None:
-                raise UserInputError(f"{self.path}: a revert to chapter {data['reverting_to']} was interrupted; "
-                                     f"run `scenedreamer extend {self.root} --revert {data['reverting_to']}` again")
+            reverting_to = data.get("reverting_to")
+            if reverting_to is not None and not isinstance(reverting_to, int):
+                raise ValueError("reverting_to")
             chapters = [Chapter(**item) for item in data["chapters"]]
-        except UserInputError:
-            raise
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             raise UserInputError(f"{self.path}: corrupt chapter record") from None
         if [c.number for c in chapters] != list(range(len(chapters))):
             raise UserInputError(f"{self.path}: corrupt chapter record (chapters are not numbered 0, 1, ...)")
-        return chapters
+        return chapters, reverting_to
 
     def save(self, chapters: list[Chapter], reverting_to: int | None = None) -> None:
         """Write the records atomically (same bytes for the same records)."""
@@ -160,12 +162,12 @@ class ChapterBook:
 
 
 def run_file_paths(root: Path, include_database_side_files: bool = False) -> list[Path]:
-    """Relative paths of the files the program wrote in a run folder (run_folder.RUN_FILES and
+    """Relative paths of the files the program wrote in a run folder (run_contract.RUN_FILES and
     RUN_FOLDERS, without the lock, temp files, the chapter records and, unless asked, SQLite's
     -wal/-shm side files, which a closed database does not need)."""
     found = []
-    for name in (*RUN_FILES, *EXTRA_RUN_FILES):
-        if name != LOCK_NAME and (root / name).is_file() and not (root / name).is_symlink():
+    for name in RUN_FILES:
+        if name not in (LOCK_NAME, CHAPTERS_NAME) and (root / name).is_file() and not (root / name).is_symlink():
             found.append(Path(name))
     for sub, pattern in RUN_FOLDERS.items():
         folder = root / sub
