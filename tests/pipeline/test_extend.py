@@ -142,7 +142,8 @@ def test_history_and_revert_restore_every_file_byte_for_byte(grown, tmp_path, ca
     capsys.readouterr()
     assert main(["extend", str(run), "--history"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 4 and str(back) in lines[3] and "6-7" in lines[3] and "the shore" in lines[2]
+    assert len(lines) == 4 and str(back) in lines[3] and "6-7" in lines[3]
+    assert "the shore" in lines[2] and "preset forward, 3 cameras" in lines[2] and "3-5" in lines[2]
 
     assert main(["extend", str(run), "--revert", "1"]) == 0
     assert _files(run) == _files(after1)

@@ -42,11 +42,12 @@ class Chapter:
     first_step, last_step: the pipeline steps (trajectory cameras of the whole world, counted
         from the first camera of chapter 0) this chapter generated; chapter 0 includes step 0,
         the scene context initialisation.
-    trajectory: what the user gave: a trajectory file path, or "preset NAME".
+    trajectory: what the user gave: a trajectory file path, or "preset NAME[, N cameras]".
     input_sha256: sha256 of every file the chapter read (its trajectory file), by path.
-    prompt: the chapter's prompt ("" = the run's prompt).
+    prompt: the chapter's --prompt ("" = the run's prompt); chapter 0: the run's prompt.
     settings: the chapter's --set overrides, dotted key -> value.
-    seconds: wall time the chapter took (None: not recorded, e.g. chapter 0).
+    seconds: wall time of the call that finished the chapter (a resumed chapter: its last call
+        only; None for chapter 0, which `generate` made).
     finished: its outputs and snapshot are written.
     """
 

@@ -248,7 +248,7 @@ def extend_run(root: str | Path, inputs: ChapterInputs | None, resume: bool = Fa
             folder.mkdir(parents=True, exist_ok=True)
             write_transforms_json(folder / CHAPTER_TRAJECTORY, added)    # before the record names it
             chapter = Chapter(number=number, first_step=first, last_step=first + len(added) - 1,
-                              trajectory=inputs.trajectory, input_sha256=_input_sha256(inputs),
+                              trajectory=_described(inputs, len(added)), input_sha256=_input_sha256(inputs),
                               prompt=inputs.prompt.strip(), settings=dict(inputs.settings))
             chapters = chapters + [chapter]
             book.save(chapters)
@@ -268,6 +268,13 @@ def extend_run(root: str | Path, inputs: ChapterInputs | None, resume: bool = Fa
     return chapter
 
 
+def _described(inputs: ChapterInputs, cameras: int) -> str:
+    """What the chapter's path was, for --history: the file as given, or the preset."""
+    if inputs.trajectory in _input_sha256(inputs):
+        return inputs.trajectory
+    return f"preset {inputs.trajectory}, {cameras} camera{'s' if cameras != 1 else ''}"
+
+
 def _chapter_zero(root: Path, config: GenerateConfig, last_step: int) -> Chapter:
     """The record of the run as `generate` made it (its inputs' sha256 from the run marker)."""
     try:
@@ -276,7 +283,7 @@ def _chapter_zero(root: Path, config: GenerateConfig, last_step: int) -> Chapter
     except (OSError, ValueError):
         pinned = {}
     spec = config.trajectory
-    described = spec.file or f"preset {spec.preset}"
+    described = spec.file or f"preset {spec.preset}, {last_step + 1} cameras"
     return Chapter(number=0, first_step=0, last_step=last_step, trajectory=described, input_sha256=pinned,
                    prompt=config.prompt, finished=True)
 
