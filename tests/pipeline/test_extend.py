@@ -269,3 +269,33 @@ def test_generate_resume_refuses_a_grown_run_and_overwrite_removes_its_chapters(
     RunFolder(run).remove_run_files()
     assert not (run / "chapters.json").exists() and not (run / "chapters" / "000").exists()
     assert mine.read_text() == "mine"
+
+
+def test_a_full_disk_mid_chapter_keeps_what_was_committed_and_resumes(grown, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from scenedreamer.pipeline import generate as gen
+
+    before, reference = grown
+    run = _copy(before, tmp_path / "run")
+    real_save = gen.save_checkpoint
+
+    def full_at_step_4(path, *args, **kwargs):
+        if Path(path).name == "step_0004.pt":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(gen, "save_checkpoint", full_at_step_4)
+    capsys.readouterr()
+    assert main(["extend", str(run), *CHAPTER]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("scenedreamer extend: failed: disk full") and len(err.splitlines()) == 1, err
+    assert json.loads((run / "progress.json").read_text())["last_step"] == 3      # step 3 committed
+    assert _files(run / "chapters" / "000" / "snapshot") == \
+        {k: v for k, v in _files(before).items() if k != "support/lock"}          # chapter 0 intact
+    assert [c["finished"] for c in json.loads((run / "chapters.json").read_text())["chapters"]] == [True, False]
+
+    monkeypatch.setattr(gen, "save_checkpoint", real_save)                       # space again
+    assert main(["extend", str(run), "--resume", "--quiet"]) == 0
+    ours, theirs = _files(run), _files(reference)
+    assert ours["scene.ply"] == theirs["scene.ply"] and ours["scene.pt"] == theirs["scene.pt"]
