@@ -123,10 +123,7 @@ class ChapterBook:
         for rel in run_file_paths(self.root):
             dest = partial / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
-            if any(rel.parent == Path(f) for f in LINKED_FOLDERS):
-                os.link(self.root / rel, dest)
-            else:
-                shutil.copyfile(self.root / rel, dest)
+            _link_or_copy(self.root / rel, dest, linked=any(rel.parent == Path(f) for f in LINKED_FOLDERS))
         partial.mkdir(parents=True, exist_ok=True)      # a run with no files still gets a snapshot
         os.replace(partial, target)
         return target
@@ -143,10 +140,7 @@ class ChapterBook:
             dest.parent.mkdir(parents=True, exist_ok=True)
             temp = dest.with_name(f".{dest.name}.revert-tmp")
             temp.unlink(missing_ok=True)
-            if any(rel.parent == Path(f) for f in LINKED_FOLDERS):
-                os.link(source / rel, temp)
-            else:
-                shutil.copyfile(source / rel, temp)
+            _link_or_copy(source / rel, temp, linked=any(rel.parent == Path(f) for f in LINKED_FOLDERS))
             os.replace(temp, dest)
         for rel in run_file_paths(self.root, include_database_side_files=True):
             if rel not in wanted:
@@ -160,6 +154,18 @@ class ChapterBook:
         for entry in sorted(base.iterdir()):
             if entry.is_dir() and entry.name.isdigit() and int(entry.name) > number:
                 shutil.rmtree(entry)
+
+
+def _link_or_copy(source: Path, dest: Path, linked: bool) -> None:
+    """A hard link of ``source`` at ``dest`` when ``linked`` and the file system allows one (no
+    bytes copied), else a copy."""
+    if linked:
+        try:
+            os.link(source, dest)
+            return
+        except OSError:
+            pass   # a file system without hard links: a copy is as good, only larger
+    shutil.copyfile(source, dest)
 
 
 def run_file_paths(root: Path, include_database_side_files: bool = False) -> list[Path]:

@@ -131,6 +131,8 @@ def chapter_config(base: GenerateConfig, inputs: ChapterInputs) -> GenerateConfi
         node[parts[-1]] = value
     try:
         return from_json_dict(GenerateConfig, data, where="--set")
+    except UserInputError as err:       # "--set.fit.lr_scale: ..." -> "--set fit.lr_scale: ..."
+        raise UserInputError(str(err).replace("--set.", "--set ", 1)) from None
     except (ValueError, TypeError) as err:
         raise UserInputError(f"--set: {' '.join(str(err).split())}") from None
 
@@ -380,6 +382,7 @@ def revert_run(root: str | Path, number: int) -> Chapter:
     run.lock()
     try:
         book.save(chapters, reverting_to=number)
+        run.remove_stale_temp_files()       # what a killed chapter left is no file of chapter N's
         book.restore(number)
         book.drop_after(number)
         book.save(chapters[:number + 1])
