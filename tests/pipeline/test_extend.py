@@ -303,3 +303,21 @@ def test_a_full_disk_mid_chapter_keeps_what_was_committed_and_resumes(grown, tmp
     assert main(["extend", str(run), "--resume", "--quiet"]) == 0
     ours, theirs = _files(run), _files(reference)
     assert ours["scene.ply"] == theirs["scene.ply"] and ours["scene.pt"] == theirs["scene.pt"]
+
+
+def test_a_path_that_starts_where_the_world_shows_nothing_is_warned_about(grown, tmp_path, caplog):
+    import logging
+
+    run = _copy(grown[0], tmp_path / "run")
+    world = read_transforms_json(run / "trajectory.json")
+    away = world.cameras[len(world.cameras) - 1]
+    turn = torch.diag(torch.tensor([-1.0, 1.0, -1.0, 1.0]))          # 180 degrees about +y: looks back
+    path = tmp_path / "away.json"
+    write_transforms_json(path, Trajectory(Cameras(away.K, away.c2w @ turn, 32, 32), [None]))
+    with caplog.at_level(logging.WARNING, logger="scenedreamer.pipeline.extend"):
+        assert main(["extend", str(run), "--trajectory", str(path), "--quiet"]) == 0
+    assert any("starts where the world shows nothing" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="scenedreamer.pipeline.extend"):   # a path from the last camera
+        assert main(["extend", str(run), "--trajectory", "forward", "--frames", "1", "--quiet"]) == 0
+    assert not any("shows nothing" in r.getMessage() for r in caplog.records)

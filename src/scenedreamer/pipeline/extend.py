@@ -22,6 +22,7 @@ render, eval and view read it and so see the whole world. config.json stays chap
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,6 +38,8 @@ from ..geometry.trajectory_io import read_transforms_json, write_transforms_json
 from .chapters import CHAPTER_TRAJECTORY, SNAPSHOT_DIR, Chapter, ChapterBook
 from .config import GenerateConfig
 from .run_contract import CONFIG_NAME, MARKER_NAME, PROGRESS_NAME, TRAJECTORY_NAME, require_finished_run
+
+log = logging.getLogger(__name__)
 
 CHANGEABLE_PREFIXES = ("progressive.", "fit.", "export.")
 """Settings (--set KEY=VALUE) a chapter may change: how views are fitted and what is exported.
@@ -318,6 +321,8 @@ def _grow(config: GenerateConfig, run, world: Trajectory, chapter: Chapter, on_e
             emit(sink, "run", progress.last_step, total,
                  f"chapter {chapter.number}: " + "; ".join(f"{r}: {label}" for r, label in priors.describe().items()),
                  threads=torch.get_num_threads(), work_init=work.init, work_view=work.view, work_export=work.export)
+            if progress.last_step + 1 == chapter.first_step:
+                _warn_if_the_path_starts_in_nothing(state.representation, world, chapter)
             for step in range(progress.last_step + 1, chapter.last_step + 1):
                 generate_next_view(config, step, world, database, state, priors, sink)
                 _commit(run, step, database, state, priors)
@@ -332,6 +337,19 @@ def _grow(config: GenerateConfig, run, world: Trajectory, chapter: Chapter, on_e
                              "`scenedreamer extend RUN --resume`") from None
     finally:
         events.close()
+
+
+def _warn_if_the_path_starts_in_nothing(representation, world: Trajectory, chapter: Chapter) -> None:
+    """Log a warning when the chapter's first camera sees mostly nothing of the world: its view
+    is then generated whole, with depth that nothing anchors to the world (docs/usage/extend.md)."""
+    from .coverage import WARN_EMPTY_FRACTION, predicted_empty_fraction
+
+    first = world.cameras[chapter.first_step:chapter.first_step + 1]
+    empty = predicted_empty_fraction(representation, first)
+    if empty >= WARN_EMPTY_FRACTION:
+        log.warning("chapter %d starts where the world shows nothing yet (%.0f%% of its first camera's view is "
+                    "empty): that view is generated whole and its depth is not aligned to the world; start the "
+                    "path where the run has been (docs/usage/extend.md)", chapter.number, 100 * empty)
 
 
 # history and revert ----------------------------------------------------------------------------
