@@ -197,6 +197,10 @@ def _check_run(root: Path, book: ChapterBook, resume: bool) -> tuple[list[Chapte
         raise UserInputError(f"{root}: chapter {open_chapter.number} was interrupted; continue it with "
                              f"`scenedreamer extend {root} --resume` (or drop it with --revert "
                              f"{open_chapter.number - 1})")
+    if chapters and not open_chapter and progress.last_step != chapters[-1].last_step:
+        raise UserInputError(f"{root}: progress.json (step {progress.last_step}) does not match the last "
+                             f"chapter (step {chapters[-1].last_step}); --revert {chapters[-1].number} "
+                             "restores the chapter's files")
     if not chapters:
         world = read_transforms_json(root / TRAJECTORY_NAME)
         if not _generation_finished(root, len(world.cameras), progress.last_step):
@@ -204,6 +208,16 @@ def _check_run(root: Path, book: ChapterBook, resume: bool) -> tuple[list[Chapte
                                  f"{len(world.cameras) - 1}, or its export was interrupted); "
                                  "resume it first with `scenedreamer generate --resume`")
     return chapters, progress
+
+
+def _check_unchanged(root: Path, book: ChapterBook, chapters: list[Chapter], progress) -> None:
+    """Once the lock is held: the chapters and progress checked before it are still the run's
+    (another command may have finished in between)."""
+    from .run_folder import RunFolder
+
+    if book.load_with_revert_marker() != (chapters, None) or RunFolder(root).read_progress() != progress:
+        raise UserInputError(f"{root}: the run changed while this command started (another scenedreamer "
+                             "process wrote it); run the command again")
 
 
 # the chapter -----------------------------------------------------------------------------------
@@ -242,6 +256,7 @@ def extend_run(root: str | Path, inputs: ChapterInputs | None, resume: bool = Fa
     run.lock()
     started = time.monotonic()
     try:
+        _check_unchanged(root, book, chapters, progress)
         if not resume:
             if not chapters:   # chapter 0 = the run as generated: recorded before anything changes
                 book.snapshot(0)
@@ -399,6 +414,9 @@ def revert_run(root: str | Path, number: int) -> Chapter:
     run = RunFolder(root)
     run.lock()
     try:
+        if book.load_with_revert_marker() != (chapters, pending):
+            raise UserInputError(f"{root}: the run changed while this command started (another scenedreamer "
+                                 "process wrote it); run the command again")
         book.save(chapters, reverting_to=number)
         run.remove_stale_temp_files()       # what a killed chapter left is no file of chapter N's
         book.restore(number)
