@@ -10,6 +10,8 @@ camera's exact pose: the return camera. Reported:
   support view at that pose (target >= 30 dB);
 - old_views_drop_db: the scene.ply's mean PSNR over the run's support views before the extension
   minus after it, both over the same (old) views (target <= 0.5 dB);
+- return_psnr_before_db: the same view's PSNR before the extension (scene.ply's own fidelity
+  there: the return target cannot be met by a scene.ply that did not meet it before);
 - the chapter's seconds and the number of cameras it added.
 
 scene.ply is rendered as bench_scene_export renders it (the reference 3DGS viewer's conventions).
@@ -102,6 +104,8 @@ def measure(run: Path, work: Path, turn_step: float) -> dict:
     drop = sum(before) / len(before) - sum(after) / len(after)
     return {"run": str(run), "cameras_added": len(path.cameras), "turn_step_deg": turn_step,
             "chapter_seconds": seconds, "return_psnr_db": return_db, "return_target_db": RETURN_TARGET_DB,
+            # the same view's PSNR before the extension: how faithful scene.ply was there at all
+            "return_psnr_before_db": before[old_ids.index(first_visit)],
             "old_views_before_db": sum(before) / len(before), "old_views_after_db": sum(after) / len(after),
             "old_views_drop_db": drop, "drop_target_db": DROP_TARGET_DB,
             "return_ok": return_db >= RETURN_TARGET_DB, "drop_ok": drop <= DROP_TARGET_DB}
