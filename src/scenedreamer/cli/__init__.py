@@ -54,6 +54,7 @@ SUBCOMMANDS: dict[str, str] = {
     "batch": "scenedreamer.cli.batch",
     "eval": "scenedreamer.cli.eval",
     "render": "scenedreamer.cli.render",
+    "extend": "scenedreamer.cli.extend",
 }
 
 REPORT_URL = "https://github.com/scenedreamer/scenedreamer/issues"
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as err:
         _ignore_signals()               # one line, whatever comes next
-        hint = "; resume with --resume" if command == "generate" else \
+        hint = "; resume with --resume" if command in ("generate", "extend") else \
             "; run the same command again to go on" if command == "batch" else ""
         print(f"scenedreamer {command or 'start-up'}: interrupted{hint}", file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130

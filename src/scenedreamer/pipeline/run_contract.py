@@ -8,9 +8,9 @@ command that writes an output asks it whether that output would land on a run's 
   other program's config.json is "not a run", never "a run still in progress".
 - A run is FINISHED when it committed a step (progress.json) and no process holds its lock
   (``.scenedreamer-run.lock``, or the older layout's ``support/lock``).
-- A run's OWN NAMES are the top-level files ``RUN_FILES``, the folders ``RUN_FOLDERS`` (and
-  anything under them), the lock and the temp files of these. No command other than
-  ``generate`` replaces or writes into them (``ensure_not_run_file``); other names beside them
+- A run's OWN NAMES are the top-level files ``RUN_FILES``, the folders ``RUN_FOLDERS`` and
+  ``CHAPTERS_DIR`` (and anything under them), the lock and the temp files of these. No command other than
+  ``generate`` and ``extend`` replace or write into them (``ensure_not_run_file``); other names beside them
   (e.g. RUN/points.ply) are the user's to choose.
 
 The file layout itself is documented in pipeline/run_folder.py, which writes it.
@@ -36,11 +36,15 @@ SCENE_PLY = "scene.ply"
 SCENE_PT = "scene.pt"
 TRAJECTORY_NAME = "trajectory.json"
 SUPPORT_DIR = "support"
+CHAPTERS_NAME = "chapters.json"
+CHAPTERS_DIR = "chapters"
+"""`scenedreamer extend` records chapters here (pipeline/chapters.py): chapters/NNN/ are folders of
+the run's own (a chapter's cameras and its snapshot), removed whole by --overwrite."""
 
 # every top-level file a run writes (besides the lock, which is never removed while held)
 RUN_FILES = (MARKER_NAME, CONFIG_NAME, TRAJECTORY_NAME, "events.jsonl", PROGRESS_NAME,
              "adapter.safetensors", SCENE_PT, SCENE_PLY, "scene.json", "video.mp4", "transforms.json",
-             "points3D.ply")
+             "points3D.ply", CHAPTERS_NAME)
 # every sub-folder a run writes, with the names of the files it writes there
 RUN_FOLDERS: dict[str, re.Pattern[str]] = {
     "support": re.compile(r"^(support\.sqlite(-wal|-shm|-journal)?|lock)$"),
@@ -50,7 +54,7 @@ RUN_FOLDERS: dict[str, re.Pattern[str]] = {
     "depths": re.compile(r"^frame_\d{5}\.(png|npy)$"),
     "masks": re.compile(r"^frame_\d{5}\.png$"),
 }
-_OWN_TOP_NAMES = frozenset(RUN_FILES) | {LOCK_NAME} | {sub.split("/")[0] for sub in RUN_FOLDERS}
+_OWN_TOP_NAMES = frozenset(RUN_FILES) | {LOCK_NAME, CHAPTERS_DIR} | {sub.split("/")[0] for sub in RUN_FOLDERS}
 
 
 def is_run(path: str | os.PathLike) -> bool:

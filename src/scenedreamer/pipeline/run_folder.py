@@ -16,6 +16,7 @@
     RUN/.scenedreamer-run.json marker: this folder is a run written by scenedreamer (program,
                                version, sha256 of the trajectory file, photo and depth map); --overwrite and --resume need it
     RUN/.scenedreamer-run.lock held (flock) by the one process writing the run
+    RUN/chapters.json, RUN/chapters/NNN/   written by `scenedreamer extend` (pipeline/chapters.py)
 
 --overwrite removes only the names above (inside support/, checkpoints/, images/, depths/ and
 masks/ only files of the names the program writes there; other files stay, and so does a folder
@@ -31,6 +32,8 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +42,8 @@ from ..config_io import config_diff, load_config, save_config
 from ..errors import RunLockedError, UserInputError
 from .config import GenerateConfig
 # the names are the run-folder contract's (what a run is and which names are its own); re-exported
-from .run_contract import CONFIG_NAME, LOCK_NAME, MARKER_NAME, PROGRESS_NAME, RUN_FILES, RUN_FOLDERS, is_run
+from .run_contract import (CHAPTERS_DIR, CHAPTERS_NAME, CONFIG_NAME, LOCK_NAME, MARKER_NAME, PROGRESS_NAME, RUN_FILES,
+                           RUN_FOLDERS, is_run)
 
 __all__ = ["CONFIG_NAME", "LOCK_NAME", "MARKER_NAME", "PROGRESS_NAME", "RUN_FILES", "RUN_FOLDERS",
            "RunFolder", "Progress", "file_sha256"]
@@ -130,6 +134,10 @@ class RunFolder:
             if not resume and not overwrite:
                 raise UserInputError(f"{self.root}: folder already holds a run "
                                      "(use --resume to continue it or --overwrite to replace it)")
+            if resume and (self.root / CHAPTERS_NAME).exists():
+                # its trajectory.json and steps are the grown world's now, not the config's path
+                raise UserInputError(f"{self.root}: this run was grown with `scenedreamer extend` ({CHAPTERS_NAME}); "
+                                     f"continue it with `scenedreamer extend {self.root} --resume`")
             return
         if resume or overwrite or any(self.root.iterdir()):
             raise UserInputError(f"{self.root}: not a run folder written by scenedreamer (no {MARKER_NAME}); "
@@ -239,6 +247,11 @@ class RunFolder:
                                  "wait for it or stop it first") from None
         self._lock_fd = fd
 
+    def lock(self) -> None:
+        """Hold the run's lock (as ``prepare`` does) for a writer of an existing run, e.g.
+        `extend`; RunLockedError when another process holds it. ``release`` lets it go."""
+        self._lock()
+
     def release(self) -> None:
         """Release the run's lock (idempotent)."""
         if self._lock_fd is not None:
@@ -266,6 +279,26 @@ class RunFolder:
                 folder.rmdir()
             except OSError:
                 pass   # still holds files the program did not write: they stay
+        self._remove_chapters()
+
+    def _remove_chapters(self) -> None:
+        """Remove chapters/NNN/ (each one wholly the program's: `extend` writes it) and then
+        chapters/ when nothing else is in it."""
+        folder = self.root / CHAPTERS_DIR
+        if folder.is_symlink():
+            folder.unlink()
+            return
+        if not folder.is_dir():
+            return
+        for entry in os.scandir(folder):
+            if re.fullmatch(r"\d{3}", entry.name) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            elif re.fullmatch(r"\d{3}", entry.name) and entry.is_symlink():
+                os.unlink(entry.path)
+        try:
+            folder.rmdir()
+        except OSError:
+            pass   # holds something the program did not write
 
     def remove_stale_temp_files(self) -> None:
         """Delete temp files a killed writer left beside the run's own top-level files, and any
