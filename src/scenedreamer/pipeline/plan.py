@@ -290,7 +290,10 @@ def missing_models_message(config: GenerateConfig, missing: list[str]) -> str:
     """One line naming every missing model and the one command that fetches them."""
     from ..priors.loading import hub_offline_from_environment
 
-    fetch = (f"scenedreamer models download --preset {config.preset}" if config.preset in ("sd15", "sd2")
+    from .config import PRESETS
+
+    fetch = (f"scenedreamer models download --preset {config.preset}"
+             if config.preset in PRESETS and config.preset != "offline"
              else "scenedreamer models download " + " ".join(missing))
     where = "the local cache" + (" (offline: HF_HUB_OFFLINE is set)" if hub_offline_from_environment() else "")
     return (f"preset {config.preset} needs {len(missing)} model{'s' if len(missing) > 1 else ''} not in {where}: "
