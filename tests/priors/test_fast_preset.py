@@ -6,46 +6,14 @@ one-line refusals of a LoRA or tiny VAE that does not fit the base model."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from scenedreamer.errors import UserInputError
 from scenedreamer.priors.loading import ModelLoadConfig, load_sd_pipeline, load_tiny_vae
-from tiny_models import TINY_IMAGE_SIZE, TINY_TEXT_DIM, tiny_sd_pipeline
-
-LORA_RANK = 4
-LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
-"""The attention projections LCM-LoRA also targets (it adds the resnet convolutions)."""
-
-
-def write_tiny_lora(folder: Path, unet, seed: int = 1) -> dict[str, torch.Tensor]:
-    """A random LoRA (rank 4, alpha 4: scale 1) over ``unet``'s attention projections, saved
-    as diffusers saves LoRAs (pytorch_lora_weights.safetensors); returns its peft state dict
-    (names ``<layer>.lora_A.weight`` / ``lora_B.weight``). ``unet`` is left without the adapter."""
-    from diffusers import StableDiffusionPipeline
-    from peft import LoraConfig, get_peft_model_state_dict
-
-    torch.manual_seed(seed)
-    # init_lora_weights=False: B random too (peft's default B = 0 would make the LoRA a no-op)
-    unet.add_adapter(LoraConfig(r=LORA_RANK, lora_alpha=LORA_RANK, target_modules=LORA_TARGETS,
-                                init_lora_weights=False), adapter_name="tiny")
-    state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(unet, adapter_name="tiny").items()}
-    unet.delete_adapters("tiny")
-    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=state, safe_serialization=True)
-    return state
-
-
-def tiny_autoencoder(latent_channels: int = 4, seed: int = 2):
-    """A tiny random AutoencoderTiny (TAESD's architecture at 8 channels, 4 blocks: 8x downsampling)."""
-    from diffusers import AutoencoderTiny
-
-    torch.manual_seed(seed)
-    return AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
-                           num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1),
-                           latent_channels=latent_channels).eval()
-
+from tiny_models import (LORA_RANK, TINY_IMAGE_SIZE, TINY_TEXT_DIM, tiny_autoencoder, tiny_sd_pipeline,
+                         write_tiny_lora)
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):

@@ -95,7 +95,11 @@ measured for SD, BENCHMARKS.md; loading.resolve_dtype)."""
 def warn_fast_preset_in_fp32(config: GenerateConfig, load_config) -> None:
     """A fast preset (name ending in "-fast") that runs in fp32 on the CPU, because the CPU has
     no native bf16: one warning with the expected time (it still runs)."""
+    from ..priors.loading import cpu_has_fast_bf16
+
     if not config.preset.endswith("-fast") or load_config.dtype != "fp32" or not load_config.device.startswith("cpu"):
+        return
+    if cpu_has_fast_bf16():             # fp32 by choice on a CPU that has bf16: nothing to warn about
         return
     import warnings
 
@@ -105,7 +109,7 @@ def warn_fast_preset_in_fp32(config: GenerateConfig, load_config) -> None:
     minutes = expected_seconds(config, config.trajectory.frames, current_threads()) / 60
     warnings.warn(f"preset {config.preset}: this CPU has no native bf16, so the networks run in fp32, about "
                   f"{FP32_SLOWDOWN:g}x slower than on a CPU with AVX512-BF16/AMX; expect roughly "
-                  f"{minutes * FP32_SLOWDOWN:.0f} min (a GPU takes about a minute)", stacklevel=2)
+                  f"{max(1.0, minutes * FP32_SLOWDOWN):.0f} min (a GPU takes about a minute)", stacklevel=2)
 
 
 Builder = Callable[[BuildContext, str], Any]
