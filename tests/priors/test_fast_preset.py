@@ -181,3 +181,53 @@ def test_sequential_offload_on_cuda_gives_the_same_image(models):
         images.append(pipe("a lake", height=64, width=64, num_inference_steps=2, generator=g,
                            output_type="pt").images.cpu())
     torch.testing.assert_close(images[0], images[1], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_lean_loading_gives_the_library_loaded_weights(models, dtype):
+    """The twin: the UNet and VAE read tensor by tensor in the running dtype equal diffusers' own
+    from_pretrained(dtype=...) load, tensor for tensor, and are the same classes."""
+    root, _ = models
+    lean = load_sd_pipeline(root / "sd", ModelLoadConfig(dtype=dtype, offline=True))
+    library = load_sd_pipeline(root / "sd", ModelLoadConfig(dtype=dtype, offline=True, lean_loading=False))
+    for part in ("unet", "vae"):
+        a, b = getattr(lean, part), getattr(library, part)
+        assert type(a) is type(b) and not a.training
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys()
+        assert all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_lean_reader_holds_one_file_tensor_at_a_time(models):
+    """read_safetensors_lean converts each tensor as it is read: bf16 out of an fp32 file."""
+    from safetensors.torch import load_file
+
+    from scenedreamer.priors.loading import read_safetensors_lean
+
+    root, _ = models
+    path = root / "sd" / "unet" / "diffusion_pytorch_model.safetensors"
+    lean = read_safetensors_lean(path, torch.bfloat16)
+    reference = load_file(path)
+    assert lean.keys() == reference.keys()
+    assert all(lean[k].dtype == torch.bfloat16 and torch.equal(lean[k], reference[k].to(torch.bfloat16))
+               for k in reference)
+
+
+def test_lean_loading_falls_back_for_renamed_tensors(models, tmp_path):
+    """A checkpoint whose tensor names are not the model's (an older layout diffusers renames)
+    is left to diffusers: load_component_lean says None instead of guessing."""
+    import shutil
+
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import load_file, save_file
+
+    from scenedreamer.priors.loading import load_component_lean
+
+    root, _ = models
+    shutil.copytree(root / "sd" / "unet", tmp_path / "unet")
+    path = tmp_path / "unet" / "diffusion_pytorch_model.safetensors"
+    state = load_file(path)
+    state["renamed.weight"] = state.pop("conv_in.weight")
+    save_file(state, path)
+    assert load_component_lean(tmp_path / "unet", UNet2DConditionModel, torch.float32) is None
+    assert load_component_lean(root / "sd" / "unet", UNet2DConditionModel, torch.float32) is not None

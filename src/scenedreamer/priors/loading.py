@@ -127,6 +127,11 @@ class ModelLoadConfig:
     """Diffusion pipelines on a GPU: stream each layer's weights to the GPU only while it runs
     (``enable_sequential_cpu_offload``): the least GPU memory (well under 1 GB for SD at 512 px)
     at several times the time of ``cpu_offload``; for GPUs that cannot hold the UNet."""
+    lean_loading: bool = True
+    """Load the UNet and VAE of a pipeline tensor by tensor in the running dtype
+    (``load_component_lean``): peak memory while loading is the converted weights plus one
+    tensor, not plus the component's whole fp32 file (3.4 GB for the SD UNet). False = diffusers'
+    own loading (the twin the tests compare against)."""
     channels_last: bool = False
     """Store the UNet's and VAE's convolution weights channels-last (NHWC). Whether oneDNN / cuDNN
     run faster that way depends on the machine: benchmarks/bench_real_architectures.py
@@ -303,20 +308,26 @@ def _component_sizes(sub: Path, variant: str | None) -> tuple[int, int] | None:
     return nbytes // 4, nbytes
 
 
-def weight_parameter_count(folder: Path, variant: str | None = None) -> int | None:
+def weight_parameter_count(folder: Path, variant: str | None = None, skip: tuple[str, ...] = ()) -> int | None:
     """Parameters the loaders read from a model folder: unet/, vae/ and text_encoder/ of a
     diffusers pipeline, the top-level weights of a transformers model. Counted exactly from
     safetensors headers (the ``variant``'s files when given, e.g. "fp16"); a folder with only
-    PyTorch .bin weights is estimated as fp32 (file bytes / 4). None when no weights are found."""
-    sizes = [s for s in (_component_sizes(sub, variant) for sub in _weight_components(folder)) if s]
+    PyTorch .bin weights is estimated as fp32 (file bytes / 4); ``skip``: pipeline components left
+    out (a VAE a tiny VAE replaces). None when no weights are found."""
+    subs = [sub for sub in _weight_components(folder) if sub.name not in skip or sub == folder]
+    sizes = [s for s in (_component_sizes(sub, variant) for sub in subs) if s]
     return sum(n for n, _ in sizes) if sizes else None
 
 
-def largest_component_sizes(folder: Path, variant: str | None = None) -> tuple[int, int] | None:
+def largest_component_sizes(folder: Path, variant: str | None = None,
+                            skip: tuple[str, ...] = ()) -> tuple[int, int] | None:
     """(elements, file bytes) of the largest weight component a loader reads from ``folder``
-    (see ``weight_parameter_count``): loading converts one component at a time, so its
-    file-dtype copy is the loading overhead. None when no weights are found."""
-    sizes = [s for s in (_component_sizes(sub, variant) for sub in _weight_components(folder)) if s]
+    (see ``weight_parameter_count``), leaving out the pipeline components named in ``skip``
+    (e.g. ``LEAN_COMPONENTS``, which load without a file-dtype copy): the library loaders
+    convert one component at a time from a memory-mapped file, so that component's file copy
+    is the loading overhead. None when no weights are found."""
+    subs = [sub for sub in _weight_components(folder) if sub.name not in skip or sub == folder]
+    sizes = [s for s in (_component_sizes(sub, variant) for sub in subs) if s]
     return max(sizes, key=lambda s: s[1]) if sizes else None
 
 
@@ -613,6 +624,8 @@ def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpai
     extra: dict[str, Any] = {}
     if tiny_vae is not None:
         extra["vae"] = load_tiny_vae(tiny_vae, load_config)
+    if load_config.lean_loading and variant is None:
+        extra.update(_lean_components(folder, load_config, skip=tuple(extra)))
     try:
         # low_cpu_mem_usage: each component is built on the meta device and its tensors are
         # converted to the running dtype one at a time as they are read (no fp32 model copy)
@@ -632,6 +645,22 @@ def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpai
     place_pipeline(pipe, load_config)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _lean_components(folder: Path, load_config: ModelLoadConfig, skip: tuple[str, ...]) -> dict[str, Any]:
+    """The LEAN_COMPONENTS of a pipeline folder loaded by ``load_component_lean`` (those it can
+    load; the others, and any in ``skip``, are left to diffusers)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    classes = {"unet": UNet2DConditionModel, "vae": AutoencoderKL}
+    loaded = {}
+    for name in LEAN_COMPONENTS:
+        if name in skip:
+            continue
+        model = load_component_lean(folder / name, classes[name], load_config.torch_dtype)
+        if model is not None:
+            loaded[name] = model
+    return loaded
 
 
 def place_pipeline(pipe, load_config: ModelLoadConfig) -> None:
@@ -659,6 +688,74 @@ def place_pipeline(pipe, load_config: ModelLoadConfig) -> None:
         pipe.enable_model_cpu_offload(gpu_id=device.index, device=device.type)
     else:
         pipe.to(load_config.device)
+
+
+LEAN_COMPONENTS = ("unet", "vae")
+"""Pipeline components ``load_component_lean`` loads tensor by tensor in the running dtype (the
+UNet is 80 % of a Stable Diffusion download; the text encoder goes through transformers)."""
+
+_SAFETENSORS_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64",
+                       "I64": "int64", "I32": "int32"}
+
+
+def read_safetensors_lean(path: Path, dtype) -> dict[str, Any]:
+    """Every tensor of a .safetensors file, each read with a plain file read (no memory map)
+    and converted to ``dtype`` (floating tensors only) before the next is read: the process
+    holds the converted tensors plus one file-dtype tensor, never the whole file's copy
+    (a memory-mapped file's pages count in the resident memory while it is mapped).
+    RunFailedError naming the file when it is unreadable."""
+    import torch
+
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 2 <= size <= 100_000_000:
+                raise ValueError(f"header length {size}")
+            header = json.loads(f.read(size))
+            base = 8 + size
+            out = {}
+            for name, info in header.items():
+                if name == "__metadata__":
+                    continue
+                start, end = info["data_offsets"]
+                f.seek(base + start)
+                data = bytearray(f.read(end - start))
+                file_dtype = getattr(torch, _SAFETENSORS_DTYPES[info["dtype"]])
+                tensor = torch.frombuffer(data, dtype=file_dtype) if data else torch.empty(0, dtype=file_dtype)
+                tensor = tensor.reshape(info["shape"])
+                out[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+                del data
+        return out
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise RunFailedError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def load_component_lean(folder: Path, cls, dtype):
+    """A diffusers model (``cls``: UNet2DConditionModel, AutoencoderKL) from ``folder``
+    (config.json + diffusion_pytorch_model.safetensors) built on the meta device and given its
+    tensors in ``dtype`` one at a time (``read_safetensors_lean``): no fp32 copy beside the
+    converted one. None when the folder is not in that plain layout or its tensor names are not
+    exactly the model's (an older checkpoint layout diffusers renames on load): the caller then
+    loads it through diffusers."""
+    import torch
+
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    if not (folder / "config.json").is_file() or not weights.is_file():
+        return None
+    config = cls.load_config(folder)
+    with torch.device("meta"):
+        model = cls.from_config(config)
+    expected = set(model.state_dict())
+    if set(safetensors_shapes(weights)) != expected:
+        return None
+    state = read_safetensors_lean(weights, dtype)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError:            # a shape the config does not describe: let diffusers say so
+        return None
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        return None
+    return model.eval()
 
 
 def safetensors_shapes(path: Path) -> dict[str, list[int]]:
