@@ -245,6 +245,8 @@ def run_child(args: argparse.Namespace) -> int:
     folders = {k: Path(v) for k, v in json.loads(args.folders).items()}
     out = Path(args.run_dir)
     argv = generate_argv(args.preset, folders, args.dtype, out, args.tiny, args.steps, args.full, args.device)
+    if args.channels_last:
+        argv += ["--set", "priors.channels_last=true"]
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     config = build_config(build_parser().parse_args(argv))
@@ -350,7 +352,7 @@ def run_child(args: argparse.Namespace) -> int:
         "dry_run_ram_line": ram_line,
         "dry_run_ram_gib": round(ram_estimate / gib, 2),
         "estimate_over_peak": round(ram_estimate / maxrss, 3),
-        "full": args.full, "device": args.device,
+        "full": args.full, "device": args.device, "channels_last": args.channels_last,
         "max_memory_allocated_gib": (round(torch.cuda.max_memory_allocated() / gib, 2)
                                      if args.device.startswith("cuda") else None),
     }
@@ -377,7 +379,7 @@ def run_dtype(args: argparse.Namespace, folders: dict[str, Path], dtype: str, ru
     cmd = [sys.executable, "-m", "benchmarks.bench_real_architectures", "--child", "--preset", args.preset,
            "--dtype", dtype, "--steps", str(args.steps), "--run-dir", str(run_dir), "--device", args.device,
            "--folders", json.dumps({k: str(v) for k, v in folders.items()})] + (["--tiny"] if args.tiny else []) \
-        + (["--full"] if args.full else [])
+        + (["--full"] if args.full else []) + (["--channels-last"] if args.channels_last else [])
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith(MARKER):
@@ -392,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true",
                         help=f"the preset's own settings, {FULL_CAMERAS} cameras, every export (issue 24's end-to-end row)")
     parser.add_argument("--device", default="cpu", help="where the networks run (cuda: adds max_memory_allocated)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="UNet and VAE weights channels-last (priors.channels_last): compare against a run without")
     parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16 (fp16 is refused on CPU)")
     parser.add_argument("--steps", type=int, default=1, help="denoising steps of the first view and inpainting")
     parser.add_argument("--models", default=None, help="folder for the random-weight models (kept; reused when complete)")
@@ -443,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         recorded = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
         presets = recorded.get("presets", {}) if isinstance(recorded, dict) else {}
         presets[f"{args.preset}{'-full' if args.full else ''}{'-' + args.device if args.device != 'cpu' else ''}"
+                f"{'-channels-last' if args.channels_last else ''}"
                 f"{'-tiny' if args.tiny else ''}"] = results
         atomic_write_json(out, {"presets": presets})
         print(f"wrote {out}")

@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fast_scene_gpu_") as tmp:
         models = Path(args.models) if args.models else Path(tmp) / "models"
         for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
-            run_args = argparse.Namespace(preset=preset, tiny=args.tiny, full=True, device=args.device, steps=1)
+            run_args = argparse.Namespace(preset=preset, tiny=args.tiny, full=True, device=args.device, steps=1,
+                                          channels_last=False)
             folders = bench.model_folders(preset, models, args.tiny)
             bench.build_in_child(run_args, folders)
             result = bench.run_dtype(run_args, folders, args.dtype, Path(tmp) / f"run_{preset}")

@@ -68,6 +68,8 @@ class PriorsConfig:
     """compute attention in slices (less GPU memory, a little slower)"""
     sequential_offload: bool = False
     """stream each diffusion layer's weights to the GPU only while it runs (least GPU memory, several times slower than cpu_offload; excludes it)"""
+    channels_last: bool = False
+    """store the diffusion UNet's and VAE's convolution weights channels-last (NHWC); whether it is faster depends on the machine: measure with benchmarks/bench_real_architectures.py --channels-last"""
     lora: str = ""
     """a LoRA fused into every Stable Diffusion UNet of the run (e.g. "lcm-lora-sd15" for priors.diffusion.sampler = "lcm"): a preset, hub id or folder; "" = none"""
     tiny_vae: str = ""

@@ -66,7 +66,8 @@ class BuildContext:
             self._load_config = ModelLoadConfig(
                 device=str(self.device), dtype=resolve_dtype(pc.dtype, self.device), offline=pc.offline,
                 cpu_offload=pc.cpu_offload, attention_slicing=pc.attention_slicing, cache_dir=pc.cache_dir,
-                variant=pc.variant, sequential_offload=pc.sequential_offload)
+                variant=pc.variant, sequential_offload=pc.sequential_offload,
+                channels_last=pc.channels_last)
             warn_fast_preset_in_fp32(self.config, self._load_config)
         return self._load_config
 

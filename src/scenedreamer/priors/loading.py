@@ -135,7 +135,7 @@ class ModelLoadConfig:
     channels_last: bool = False
     """Store the UNet's and VAE's convolution weights channels-last (NHWC). Whether oneDNN / cuDNN
     run faster that way depends on the machine: benchmarks/bench_real_architectures.py
-    --channels-last measures it before anyone turns it on by default."""
+    --channels-last measures it before anyone turns it on by default (PriorsConfig.channels_last)."""
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPE_NAMES:
