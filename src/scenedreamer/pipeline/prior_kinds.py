@@ -228,7 +228,8 @@ def _model_refiner(ctx: BuildContext, name: str):
                    use_adapter=config.refiner.use_adapter and config.ablation.adapter,
                    consistency_weight=config.refiner.consistency_weight if config.ablation.consistency else 0.0)
     pipe = ctx.sd_pipeline(name, False)
-    return DiffusionRefiner(pipe, rcfg, device=None if config.priors.cpu_offload else ctx.device,
+    offloaded = config.priors.cpu_offload or config.priors.sequential_offload
+    return DiffusionRefiner(pipe, rcfg, device=None if offloaded else ctx.device,
                             dtype=ctx.load_config().torch_dtype)
 
 

@@ -268,16 +268,30 @@ def safetensors_sizes(path: Path) -> tuple[int, int]:
     """(tensor elements, tensor data bytes) of a .safetensors file, read from its JSON header only
     (the format: an 8-byte little-endian header length, then the header, whose entries give each
     tensor's shape and byte range). RunFailedError naming the file when the header is unreadable."""
+    header, _ = safetensors_header(path)
+    try:
+        tensors = list(header.values())
+        return (sum(math.prod(t["shape"]) for t in tensors),
+                sum(t["data_offsets"][1] - t["data_offsets"][0] for t in tensors))
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        raise RunFailedError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
+    """(tensor name -> {dtype, shape, data_offsets}, byte offset of the data) of a .safetensors
+    file, from its header alone (8-byte little-endian length, then JSON; ``__metadata__``
+    dropped). RunFailedError naming the file when the header is unreadable."""
     try:
         with open(path, "rb") as f:
             size = int.from_bytes(f.read(8), "little")
             if not 2 <= size <= 100_000_000:
                 raise ValueError(f"header length {size}")
             header = json.loads(f.read(size))
-        tensors = [t for k, t in header.items() if k != "__metadata__"]
-        return (sum(math.prod(t["shape"]) for t in tensors),
-                sum(t["data_offsets"][1] - t["data_offsets"][0] for t in tensors))
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+        header.pop("__metadata__", None)
+        return header, 8 + size
+    except (OSError, ValueError) as err:
         raise RunFailedError(f"{path}: not a readable safetensors file ({err})") from None
 
 
@@ -706,17 +720,11 @@ def read_safetensors_lean(path: Path, dtype) -> dict[str, Any]:
     RunFailedError naming the file when it is unreadable."""
     import torch
 
+    header, base = safetensors_header(path)
     try:
         with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if not 2 <= size <= 100_000_000:
-                raise ValueError(f"header length {size}")
-            header = json.loads(f.read(size))
-            base = 8 + size
             out = {}
             for name, info in header.items():
-                if name == "__metadata__":
-                    continue
                 start, end = info["data_offsets"]
                 f.seek(base + start)
                 data = bytearray(f.read(end - start))
@@ -761,14 +769,10 @@ def load_component_lean(folder: Path, cls, dtype):
 def safetensors_shapes(path: Path) -> dict[str, list[int]]:
     """tensor name -> shape of a .safetensors file, read from its header only (no tensor data).
     RunFailedError naming the file when the header is unreadable."""
+    header, _ = safetensors_header(path)
     try:
-        with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if not 2 <= size <= 100_000_000:
-                raise ValueError(f"header length {size}")
-            header = json.loads(f.read(size))
-        return {k: list(t["shape"]) for k, t in header.items() if k != "__metadata__"}
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        return {k: list(t["shape"]) for k, t in header.items()}
+    except (KeyError, TypeError) as err:
         raise RunFailedError(f"{path}: not a readable safetensors file ({err})") from None
 
 
