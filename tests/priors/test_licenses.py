@@ -163,3 +163,20 @@ def test_offline_run_records_its_stand_ins(tmp_path):
     assert records and all(r["license"] == STAND_IN_LICENSE and not r["files"] for r in records)
     assert {role for r in records for role in r["roles"]} == {"text_to_image", "inpainter", "depth",
                                                               "first_view_depth", "refiner"}
+
+
+def test_mismatching_lora_in_a_run_is_one_line_before_any_folder(fast_models, tmp_path, capsys):
+    from diffusers import UNet2DConditionModel
+
+    m = fast_models
+    other = tiny_sd_pipeline().unet
+    write_tiny_lora(tmp_path / "wrong-lora", UNet2DConditionModel.from_config({**other.config, "cross_attention_dim": 48}))
+    out = tmp_path / "run"
+    code = main(["generate", "a kitchen", "--preset", "sd15-fast", "--resolution", "64x64", "--out", str(out),
+                 "--quiet", "--set", "priors.dtype=\"fp32\"", "--set", "priors.device=\"cpu\"",
+                 "--set", f"priors.text_to_image=\"{m / 'sd'}\"", "--set", f"priors.refiner=\"{m / 'sd'}\"",
+                 "--set", f"priors.inpainter=\"{m / 'sd-inpaint'}\"", "--set", f"priors.depth=\"{m / 'da'}\"",
+                 "--set", f"priors.lora=\"{tmp_path / 'wrong-lora'}\"", "--set", f"priors.tiny_vae=\"{m / 'taesd'}\""])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "lora_A.weight" in err and "wrong-lora" in err and not out.exists()
