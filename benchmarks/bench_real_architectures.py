@@ -1,8 +1,11 @@
 """The published architectures end to end on the CPU: `generate` at 512x512 on random-weight copies
 of a preset's real networks, per dtype, against the `--dry-run` memory estimate.
 
-    .venv/bin/python -m benchmarks.bench_real_architectures [--preset sd15|sd2] [--dtypes fp32,bf16]
+    .venv/bin/python -m benchmarks.bench_real_architectures [--preset sd15|sd2|sd15-fast|sd2-fast] [--dtypes fp32,bf16]
     .venv/bin/python -m benchmarks.bench_real_architectures --tiny        # tiny models, seconds
+    .venv/bin/python -m benchmarks.bench_real_architectures --preset sd15-fast --full --dtypes bf16
+        # issue 24's target: the preset's own settings, 12 cameras, 512x512, every export
+    .venv/bin/python -m benchmarks.bench_real_architectures --preset sd15 --full --dtypes bf16   # the before
 
 1. Builds the preset's networks (text-to-image = refiner, inpainting, depth) from the configs
    stored in ``scenedreamer.priors.architectures`` with random weights, saved in the diffusers /
@@ -17,6 +20,14 @@ of a preset's real networks, per dtype, against the `--dry-run` memory estimate.
    the peak RSS per stage (sampled every 50 ms) and ``ru_maxrss`` (the child's whole-life peak).
 3. Beside each, the dry-run estimate of ``pipeline.plan`` (its text line, and the same bytes from
    its functions) and estimate / measured peak: issue 12 asks for it within 20 %.
+
+``--full`` runs the preset's own settings instead (its steps, fits, adapter steps, 12 cameras,
+video, PLY and nerfstudio exports): the end-to-end figure of a real run (issue 24 item 4: sd15-fast
+in bf16 <= 15 min and <= 5 GiB peak RSS on 2 cores; the plain sd15 as the before). The fast
+presets' extra parts are random too: an LCM-LoRA with the published training script's rank (64)
+and target layers over the SD 1.5 UNet (fp16, as published) and TAESD's architecture
+(AutoencoderTiny's defaults are madebyollin/taesd's config). ``--device cuda`` runs the child on
+a GPU and adds ``max_memory_allocated`` (benchmarks/device/fast_scene_gpu.py does that).
 
 Writes benchmarks/results/real_architectures.json, one entry per preset under "presets" (``--tiny``
 prints only, unless --out is given). Memory: ``peak_rss_gib`` is the child's ``ru_maxrss`` (the
@@ -53,6 +64,15 @@ SAMPLE_S = 0.05
 """RSS sampling period of the child, seconds."""
 ROLES = ("text_to_image", "inpainter", "depth")
 """The prior roles whose registry presets the run needs (the refiner is the text-to-image model)."""
+PARTS = ("lora", "tiny_vae")
+"""The fast presets' extra parts (priors.lora, priors.tiny_vae; "" = none)."""
+FULL_CAMERAS = 12
+"""Trajectory cameras of a --full run (issue 24 item 4)."""
+LCM_LORA_RANK = 64
+"""Rank of the published LCM-LoRA (diffusers' train_lcm_distill_lora_sd_wds.py --lora_rank 64)."""
+LCM_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
+                    "conv1", "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv", "time_emb_proj")
+"""The UNet layers that training script adapts (module name endings)."""
 
 
 # ----------------------------------------------------------------------------- building the models
@@ -61,8 +81,50 @@ def model_folders(preset: str, root: Path, tiny: bool) -> dict[str, Path]:
     from scenedreamer.pipeline.config import preset_config
 
     priors = preset_config(preset).priors
-    names = dict.fromkeys(getattr(priors, role) for role in ROLES)
+    names = dict.fromkeys([getattr(priors, role) for role in ROLES] + [getattr(priors, p) for p in PARTS if getattr(priors, p)])
     return {name: root / (f"tiny-{name}" if tiny else name) for name in names}
+
+
+def write_random_lora(folder: Path, base: str, tiny: bool) -> None:
+    """A random LoRA over the ``base`` preset's UNet (LCM-LoRA's rank and target layers; tiny: the
+    tiny UNet, rank 4), saved as pytorch_lora_weights.safetensors in peft names, fp16."""
+    from safetensors.torch import save_file
+
+    if tiny:
+        from tiny_models import tiny_sd_pipeline
+
+        unet, rank = tiny_sd_pipeline().unet, 4
+    else:
+        from scenedreamer.priors import architectures
+
+        unet, rank = architectures.build_unet(base, "meta"), LCM_LORA_RANK
+    gen = torch.Generator().manual_seed(0)
+    tensors = {}
+    for name, module in unet.named_modules():
+        if not name.endswith(LCM_LORA_TARGETS) or not isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+            continue
+        if isinstance(module, torch.nn.Linear):
+            a_shape, b_shape = (rank, module.in_features), (module.out_features, rank)
+        else:
+            a_shape, b_shape = (rank, module.in_channels, *module.kernel_size), (module.out_channels, rank, 1, 1)
+        tensors[f"unet.{name}.lora_A.weight"] = (torch.randn(a_shape, generator=gen) * 0.01).half()
+        tensors[f"unet.{name}.lora_B.weight"] = (torch.randn(b_shape, generator=gen) * 0.01).half()
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, folder / "pytorch_lora_weights.safetensors")
+
+
+def write_random_tiny_vae(folder: Path, tiny: bool) -> None:
+    """TAESD's architecture (AutoencoderTiny's defaults) with random weights; tiny: 8 channels."""
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(0)
+    if tiny:
+        from tiny_models import tiny_autoencoder
+
+        vae = tiny_autoencoder()
+    else:
+        vae = AutoencoderTiny()
+    vae.save_pretrained(folder, safe_serialization=True)
 
 
 def build_models(folders: dict[str, Path], tiny: bool) -> dict[str, float]:
@@ -78,13 +140,18 @@ def build_models(folders: dict[str, Path], tiny: bool) -> dict[str, float]:
             continue
         shutil.rmtree(folder, ignore_errors=True)
         t0 = time.perf_counter()
-        if tiny:
-            sys.path.insert(0, str(ROOT / "tests"))
+        sys.path.insert(0, str(ROOT / "tests"))
+        task = PRESETS[name].task
+        if task == "lora":
+            write_random_lora(folder, PRESETS[name].family, tiny)
+        elif task == "tiny-vae":
+            write_random_tiny_vae(folder, tiny)
+        elif tiny:
             from tiny_models import tiny_depth_model, tiny_sd_pipeline
 
-            task = PRESETS[name].task
             if task == "depth":
-                tiny_depth_model("zoedepth", folder)
+                tiny_depth_model("zoedepth" if name == "zoedepth" else "depth_anything", folder,
+                                 depth_estimation_type="metric" if name == "zoedepth" else "relative")
             else:
                 tiny_sd_pipeline(folder, inpainting=task == "inpaint")
         else:
@@ -95,14 +162,25 @@ def build_models(folders: dict[str, Path], tiny: bool) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- the child: one run
-def generate_argv(preset: str, folders: dict[str, Path], dtype: str, out: Path, tiny: bool, steps: int) -> list[str]:
-    """`scenedreamer generate` arguments of one measured run (the local folders via --set)."""
+def generate_argv(preset: str, folders: dict[str, Path], dtype: str, out: Path, tiny: bool, steps: int,
+                  full: bool = False, device: str = "cpu") -> list[str]:
+    """`scenedreamer generate` arguments of one measured run (the local folders via --set).
+    full: the preset's own settings, FULL_CAMERAS cameras and every export (only the folders set)."""
     from scenedreamer.pipeline.config import preset_config
 
     priors = preset_config(preset).priors
     folder_of = {name: str(path) for name, path in folders.items()}
     sets = {f"priors.{role}": folder_of[getattr(priors, role)] for role in ROLES}
     sets["priors.refiner"] = folder_of[priors.refiner]
+    sets.update({f"priors.{p}": folder_of[getattr(priors, p)] for p in PARTS if getattr(priors, p)})
+    size = "64x64" if tiny else "512x512"
+    if full:
+        argv = ["generate", PROMPT, "--preset", preset, "--resolution", size,
+                "--frames", str(3 if tiny else FULL_CAMERAS), "--device", device, "--dtype", dtype,
+                "--out", str(out), "--overwrite", "--quiet"]
+        for key, value in sets.items():
+            argv += ["--set", f"{key}={json.dumps(value)}"]
+        return argv
     sets.update({
         "priors.diffusion.num_inference_steps": steps,
         # the refiner runs strength x num_inference_steps of the schedule (strength 0.5)
@@ -112,8 +190,8 @@ def generate_argv(preset: str, folders: dict[str, Path], dtype: str, out: Path, 
         "init.fit_steps": 10, "progressive.fit_steps_per_view": 5,
         "export.video": False, "export.ply": False, "export.nerfstudio": False,
     })
-    argv = ["generate", PROMPT, "--preset", preset, "--resolution", "64x64" if tiny else "512x512",
-            "--frames", "2", "--device", "cpu", "--dtype", dtype, "--out", str(out), "--overwrite", "--quiet"]
+    argv = ["generate", PROMPT, "--preset", preset, "--resolution", size,
+            "--frames", "2", "--device", device, "--dtype", dtype, "--out", str(out), "--overwrite", "--quiet"]
     for key, value in sets.items():
         argv += ["--set", f"{key}={json.dumps(value)}"]
     return argv
@@ -128,12 +206,16 @@ def _rss_bytes() -> int:
 def _network_role(module) -> str | None:
     """A short name for the networks whose forward calls are timed, None for any other module."""
     from diffusers import UNet2DConditionModel
-    from diffusers.models.autoencoders.vae import Decoder, Encoder
+    from diffusers.models.autoencoders.vae import Decoder, DecoderTiny, Encoder, EncoderTiny
 
     from scenedreamer.priors.adapter import RenderAdapter
 
     if isinstance(module, UNet2DConditionModel):
         return "unet_inpaint_9ch" if module.config.in_channels == 9 else "unet_text2image"
+    if isinstance(module, EncoderTiny):
+        return "taesd_encode"
+    if isinstance(module, DecoderTiny):
+        return "taesd_decode"
     if isinstance(module, Encoder):
         return "vae_encode"
     if isinstance(module, Decoder):
@@ -162,7 +244,11 @@ def run_child(args: argparse.Namespace) -> int:
 
     folders = {k: Path(v) for k, v in json.loads(args.folders).items()}
     out = Path(args.run_dir)
-    argv = generate_argv(args.preset, folders, args.dtype, out, args.tiny, args.steps)
+    argv = generate_argv(args.preset, folders, args.dtype, out, args.tiny, args.steps, args.full, args.device)
+    if args.channels_last:
+        argv += ["--set", "priors.channels_last=true"]
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
     config = build_config(build_parser().parse_args(argv))
     resolved = with_resolved_dtype(config)
     plan_text = describe_plan(config, str(out))
@@ -266,6 +352,9 @@ def run_child(args: argparse.Namespace) -> int:
         "dry_run_ram_line": ram_line,
         "dry_run_ram_gib": round(ram_estimate / gib, 2),
         "estimate_over_peak": round(ram_estimate / maxrss, 3),
+        "full": args.full, "device": args.device, "channels_last": args.channels_last,
+        "max_memory_allocated_gib": (round(torch.cuda.max_memory_allocated() / gib, 2)
+                                     if args.device.startswith("cuda") else None),
     }
     print(MARKER + json.dumps(result), flush=True)
     return 0
@@ -288,8 +377,9 @@ def build_in_child(args: argparse.Namespace, folders: dict[str, Path]) -> dict[s
 def run_dtype(args: argparse.Namespace, folders: dict[str, Path], dtype: str, run_dir: Path) -> dict:
     """One dtype in a child process; its JSON result (or the failure's last lines)."""
     cmd = [sys.executable, "-m", "benchmarks.bench_real_architectures", "--child", "--preset", args.preset,
-           "--dtype", dtype, "--steps", str(args.steps), "--run-dir", str(run_dir),
-           "--folders", json.dumps({k: str(v) for k, v in folders.items()})] + (["--tiny"] if args.tiny else [])
+           "--dtype", dtype, "--steps", str(args.steps), "--run-dir", str(run_dir), "--device", args.device,
+           "--folders", json.dumps({k: str(v) for k, v in folders.items()})] + (["--tiny"] if args.tiny else []) \
+        + (["--full"] if args.full else []) + (["--channels-last"] if args.channels_last else [])
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith(MARKER):
@@ -300,7 +390,12 @@ def run_dtype(args: argparse.Namespace, folders: dict[str, Path], dtype: str, ru
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="sd15", choices=["sd15", "sd2"])
+    parser.add_argument("--preset", default="sd15", choices=["sd15", "sd2", "sd15-fast", "sd2-fast"])
+    parser.add_argument("--full", action="store_true",
+                        help=f"the preset's own settings, {FULL_CAMERAS} cameras, every export (issue 24's end-to-end row)")
+    parser.add_argument("--device", default="cpu", help="where the networks run (cuda: adds max_memory_allocated)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="UNet and VAE weights channels-last (priors.channels_last): compare against a run without")
     parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16 (fp16 is refused on CPU)")
     parser.add_argument("--steps", type=int, default=1, help="denoising steps of the first view and inpainting")
     parser.add_argument("--models", default=None, help="folder for the random-weight models (kept; reused when complete)")
@@ -337,19 +432,23 @@ def main(argv: list[str] | None = None) -> int:
     from scenedreamer.priors.loading import cpu_has_fast_bf16
 
     results = {
-        "preset": args.preset, "tiny": args.tiny, "steps": args.steps,
+        "preset": args.preset, "tiny": args.tiny, "steps": None if args.full else args.steps, "full": args.full,
         "machine": dict(processor=platform.processor() or platform.machine(), cores=os.cpu_count(),
                         torch=torch.__version__, torch_threads=torch.get_num_threads(),
                         fast_bf16=cpu_has_fast_bf16(), load_average_at_end=round(os.getloadavg()[0], 2)),
         "build_seconds": build_s, "runs": runs,
-        "target": "dry-run RAM estimate (\"in RAM up to\") within 20 % of the measured peak RSS (issue 12, item 3)",
+        "target": "dry-run RAM estimate (\"in RAM up to\") within 20 % of the measured peak RSS (issue 12, item 3)"
+                  + ("; sd15-fast --full bf16 on 2 cores: <= 15 min, <= 5 GiB peak RSS (issue 24 item 4)"
+                     if args.full else ""),
     }
     out = Path(args.out) if args.out else (None if args.tiny else RESULTS)
     if out is not None:
         # one entry per preset: a run of --preset sd2 keeps the sd15 figures beside it
         recorded = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
         presets = recorded.get("presets", {}) if isinstance(recorded, dict) else {}
-        presets[f"{args.preset}{'-tiny' if args.tiny else ''}"] = results
+        presets[f"{args.preset}{'-full' if args.full else ''}{'-' + args.device if args.device != 'cpu' else ''}"
+                f"{'-channels-last' if args.channels_last else ''}"
+                f"{'-tiny' if args.tiny else ''}"] = results
         atomic_write_json(out, {"presets": presets})
         print(f"wrote {out}")
     return 1 if any(r.get("failed") for r in runs) else 0

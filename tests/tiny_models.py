@@ -8,6 +8,8 @@ Other test folders import these builders (pytest's ``pythonpath`` includes ``tes
   given, so it can be loaded back through ``scenedreamer.priors.loading`` exactly like real weights.
 - ``tiny_depth_model(kind, folder)`` -> a random ZoeDepth or Depth Anything model + its image
   processor config saved to ``folder``.
+- ``write_tiny_lora(folder, unet)`` / ``tiny_autoencoder()`` -> a random LoRA saved as diffusers
+  saves LoRAs, and a random AutoencoderTiny (TAESD's architecture): the fast presets' extra parts.
 
 Shapes are kept like Stable Diffusion's where it matters to other code: the VAE downsamples by 8
 (4 blocks), so a 64 px image has an 8x8 latent (``sample_size`` 8); the UNet's first down block is
@@ -197,6 +199,38 @@ def tiny_clip_model(folder: str | Path | None = None, seed: int = 0, image_size:
             "crop_size": {"height": image_size, "width": image_size}, "image_mean": [0.48145466, 0.4578275, 0.40821073],
             "image_std": [0.26862954, 0.26130258, 0.27577711], "image_processor_type": "CLIPImageProcessor"}))
     return model
+
+
+LORA_RANK = 4
+LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+"""The attention projections LCM-LoRA also targets (it adds the resnet convolutions)."""
+
+
+def write_tiny_lora(folder: str | Path, unet, seed: int = 1) -> dict[str, torch.Tensor]:
+    """A random LoRA (rank 4, alpha 4: scale 1) over ``unet``'s attention projections, saved
+    as diffusers saves LoRAs (pytorch_lora_weights.safetensors); returns its peft state dict
+    (names ``<layer>.lora_A.weight`` / ``lora_B.weight``). ``unet`` is left without the adapter."""
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    # init_lora_weights=False: B random too (peft's default B = 0 would make the LoRA a no-op)
+    unet.add_adapter(LoraConfig(r=LORA_RANK, lora_alpha=LORA_RANK, target_modules=LORA_TARGETS,
+                                init_lora_weights=False), adapter_name="tiny")
+    state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(unet, adapter_name="tiny").items()}
+    unet.delete_adapters("tiny")
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=state, safe_serialization=True)
+    return state
+
+
+def tiny_autoencoder(latent_channels: int = 4, seed: int = 2):
+    """A tiny random AutoencoderTiny (TAESD's architecture at 8 channels, 4 blocks: 8x downsampling)."""
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(seed)
+    return AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+                           num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1),
+                           latent_channels=latent_channels).eval()
 
 
 def tiny_run_args(resolution: str = "48x32", frames: int = 3) -> list[str]:

@@ -60,9 +60,13 @@ def test_registry_holds_no_removed_hub_id():
 
 
 def test_every_preset_has_its_architecture_and_names_its_source():
-    assert set(architectures.available()) == set(PRESETS), "one architecture folder per registry preset"
+    # the fast presets' LoRA and TAESD are built by the benchmark from their shapes (no stored
+    # config: a LoRA has none, TAESD's is AutoencoderTiny's defaults); the non-commercial Depth
+    # Anything V2 Base / Large are in no preset, so nothing measures them
+    stored = {n: p for n, p in PRESETS.items() if p.task in KIND_OF_TASK and not p.restrictions}
+    assert set(architectures.available()) == set(stored), "one architecture folder per registry preset"
     originals = {preset: removed for removed, preset in REMOVED_IDS.items()}
-    for name, preset in PRESETS.items():
+    for name, preset in stored.items():
         arch = architectures.load_architecture(name)
         assert arch.kind == KIND_OF_TASK[preset.task], name
         needed = ({"model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json",

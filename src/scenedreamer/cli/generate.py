@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("prompt", nargs="?", default=None,
                    help="the scene description, e.g. \"a forest lake at sunset\" (required unless --list-settings)")
     p.add_argument("--preset", default="offline",
-                   help="named configuration: offline (no downloaded weights; procedural world stand-ins), sd15, sd2")
+                   help="named configuration: offline (no downloaded weights; procedural world stand-ins), sd15, sd2, "
+                        "sd15-fast, sd2-fast (few-step sampling, tiny autoencoder, Depth Anything V2 Small)")
     p.add_argument("--trajectory", default=None, metavar="PRESET|FILE",
                    help="a trajectory preset name (orbit, rotate360, lookaround, lookdown, forward, back_and_forth, "
                         "spiral) or a nerfstudio transforms.json file")

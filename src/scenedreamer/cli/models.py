@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
     p_dl = sub.add_parser("download", help="download presets (or hub ids) into the Hugging Face cache")
     p_dl.add_argument("names", nargs="*", metavar="NAME", help="preset names (see `models list`) or hub ids owner/name")
     p_dl.add_argument("--preset", default=None, metavar="PRESET",
-                      help="every model a `generate --preset` needs (sd15, sd2; offline needs none)")
+                      help="every model a `generate --preset` needs (sd15, sd2, sd15-fast, sd2-fast; offline needs none)")
     p_dl.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: the standard one)")
     p_dl.add_argument("--revision", default=None, help="branch, tag or commit (default: the main branch)")
     p_dl.add_argument("--variant", default=None,
@@ -53,12 +53,16 @@ def _list(args: argparse.Namespace) -> int:
     from ..priors.loading import local_status
     from ..priors.model_registry import PRESETS
 
+    # torch-free: model_registry and loading's cache look-ups import no torch (the list starts in
+    # about a second; tests/cli/test_models_startup.py)
     rows = [("NAME", "TASK", "FAMILY", "SIZE", "LOCAL", "HUB ID", "LICENCE")]
     for preset in PRESETS.values():
         status = local_status(preset.name, args.cache_dir)
-        rows.append((preset.name, preset.task, preset.family, f"{preset.approx_size_gb:.1f} GB",
+        size = preset.approx_size_gb
+        licence = preset.license + (f" ({', '.join(preset.restrictions)})" if preset.restrictions else "")
+        rows.append((preset.name, preset.task, preset.family, f"{size:.1f} GB" if size >= 0.1 else f"{size:.2f} GB",
                      "yes" if status.present else ("partial" if status.folder else "no"),
-                     preset.hub_id, preset.license))
+                     preset.hub_id, licence))
     _print_table(rows)
     return 0
 

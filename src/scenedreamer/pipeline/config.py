@@ -66,6 +66,14 @@ class PriorsConfig:
     """move diffusion sub-models to the GPU only while they run (for GPUs with little memory)"""
     attention_slicing: bool = False
     """compute attention in slices (less GPU memory, a little slower)"""
+    sequential_offload: bool = False
+    """stream each diffusion layer's weights to the GPU only while it runs (least GPU memory, several times slower than cpu_offload; excludes it)"""
+    channels_last: bool = False
+    """store the diffusion UNet's and VAE's convolution weights channels-last (NHWC); whether it is faster depends on the machine: measure with benchmarks/bench_real_architectures.py --channels-last"""
+    lora: str = ""
+    """a LoRA fused into every Stable Diffusion UNet of the run (e.g. "lcm-lora-sd15" for priors.diffusion.sampler = "lcm"): a preset, hub id or folder; "" = none"""
+    tiny_vae: str = ""
+    """a tiny autoencoder (AutoencoderTiny, e.g. "taesd") used in place of every Stable Diffusion pipeline's VAE for all encodes and decodes (the full VAE is then not loaded); "" = the pipeline's VAE"""
     offline: bool = True
     """never contact a model hub (weights must be in the local cache or a folder)"""
     world: ProceduralWorldConfig = field(default_factory=ProceduralWorldConfig)
@@ -323,10 +331,43 @@ def _sd(name: str, model: str, inpaint: str, size: int) -> GenerateConfig:
     )
 
 
+FAST_STEPS = {"lcm": 4, "dpm-solver++": 12}
+"""Denoising steps of the fast presets' samplers: LCM-LoRA is distilled for 2-8 steps (4 is
+its model card's setting); DPM-Solver++ 2M reaches the quality of 50 DDIM steps at 10-20."""
+FAST_ADAPTER_STEPS = 4
+"""Adapter training steps per view of the fast presets (the full method keeps the adapter: each
+step is a UNet forward and backward, the costliest thing after sampling; 20 in the plain presets)."""
+
+
+def _sd_fast(name: str, model: str, inpaint: str, sampler: str, lora: str,
+             representation: str | None) -> GenerateConfig:
+    """A fast preset: the plain preset's models with few-step sampling (``sampler``; guidance
+    off for the distilled LCM sampler), the tiny autoencoder TAESD for every encode / decode,
+    Depth Anything V2 Small for depth, and 3D Gaussians with the offline preset's step counts
+    (docs/usage/models.md says why each)."""
+    base = _sd(name, model, inpaint, 512)
+    steps = FAST_STEPS[sampler]
+    guidance = 1.0 if sampler == "lcm" else base.priors.diffusion.guidance_scale
+    gaussians = _offline(representation)
+    priors = replace(base.priors, depth="depth-anything-v2-small", lora=lora, tiny_vae="taesd",
+                     diffusion=replace(base.priors.diffusion, sampler=sampler, num_inference_steps=steps,
+                                       guidance_scale=guidance))
+    # the refiner runs strength x its steps: 2 x the sampler's steps at the default strength 0.5
+    refiner = replace(base.refiner, num_inference_steps=2 * steps, guidance_scale=guidance,
+                      adapter_train_steps_per_view=FAST_ADAPTER_STEPS)
+    return replace(base, priors=priors, refiner=refiner, representation=gaussians.representation,
+                   init=gaussians.init, progressive=gaussians.progressive, export=gaussians.export)
+
+
 PRESETS = {
     "offline": _offline,
     "sd15": lambda representation=None: _sd("sd15", "sd15", "sd15-inpaint", 512),
     "sd2": lambda representation=None: _sd("sd2", "sd2", "sd2-inpaint", 512),
+    "sd15-fast": lambda representation=None: _sd_fast("sd15-fast", "sd15", "sd15-inpaint", "lcm",
+                                                      "lcm-lora-sd15", representation),
+    # no LCM-LoRA exists for SD 2.1: DPM-Solver++ at 12 steps with guidance, no extra weights
+    "sd2-fast": lambda representation=None: _sd_fast("sd2-fast", "sd2", "sd2-inpaint", "dpm-solver++", "",
+                                                     representation),
 }
 """Named starting points, each a function of the representation asked for (None = the preset's
 own: Gaussians for `offline`, the tri-plane NeRF for the diffusion presets). `offline` needs no

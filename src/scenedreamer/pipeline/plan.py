@@ -51,7 +51,9 @@ def network_parameters(name: str, config: GenerateConfig) -> int | None:
     if source is None:
         return None
     if source.folder is not None:
-        count = weight_parameter_count(source.folder, config.priors.variant)
+        # a tiny VAE replaces every pipeline's own VAE, whose weights are then never read
+        count = weight_parameter_count(source.folder, config.priors.variant,
+                                       skip=("vae",) if config.priors.tiny_vae else ())
         if count is not None:
             return count
     return int(source.preset.approx_size_gb * 1e9 / 4) if source.preset is not None else None
@@ -65,9 +67,11 @@ ACTIVATION_BYTES_AT_512 = int(1.5 * 2**30)
 """Activations of the networks at 512x512 (the VAE decode dominates), scaled with the pixel
 count: the fp32 peaks measured 12.1 GB (sd15) and 13.8 GB (sd2) against 9.9 / 11.7 GB of weights
 and the runtime above, i.e. 1.6-1.7 GB; 1.5 GB plus the fitting state counted elsewhere."""
-SD_LARGEST_COMPONENT_SHARE = 0.81
-"""The UNet's share of a Stable Diffusion download (3.44 of 4.27 GB for SD 1.5, 3.46 of 5.2 GB
-for SD 2): the largest component, used when a preset is not on this machine to read."""
+SD_TEXT_ENCODER_SHARE = 0.16
+"""The text encoder's share of a Stable Diffusion download (0.49 of 4.27 GB for SD 1.5's CLIP
+ViT-L, 1.36 of 5.2 GB for SD 2's OpenCLIP-H: 0.11-0.26): the largest component still loaded
+through a memory-mapped file (the UNet and VAE load tensor by tensor, loading.LEAN_COMPONENTS),
+used when a preset is not on this machine to read."""
 
 
 @dataclass(frozen=True)
@@ -94,18 +98,20 @@ class NetworkMemory:
 def _largest_component(name: str, config: GenerateConfig) -> tuple[int, int] | None:
     """(elements, file bytes) of a network's largest component: exact from local safetensors
     headers, else from the preset's fp32 download size; None when unknown."""
-    from ..priors.loading import largest_component_sizes
+    from ..priors.loading import LEAN_COMPONENTS, largest_component_sizes
 
     source = _local_source(name, config)
     if source is None:
         return None
     if source.folder is not None:
-        sizes = largest_component_sizes(source.folder, config.priors.variant)
+        # the UNet and VAE load tensor by tensor (loading.load_component_lean): no file copy
+        sizes = largest_component_sizes(source.folder, config.priors.variant,
+                                        skip=LEAN_COMPONENTS if config.priors.variant is None else ())
         if sizes is not None:
             return sizes
     if source.preset is None:
         return None
-    share = SD_LARGEST_COMPONENT_SHARE if source.preset.task in ("text2image", "inpaint") else 1.0
+    share = SD_TEXT_ENCODER_SHARE if source.preset.task in ("text2image", "inpaint") else 1.0
     nbytes = int(source.preset.approx_size_gb * 1e9 * share)
     return nbytes // 4, nbytes
 
@@ -290,7 +296,10 @@ def missing_models_message(config: GenerateConfig, missing: list[str]) -> str:
     """One line naming every missing model and the one command that fetches them."""
     from ..priors.loading import hub_offline_from_environment
 
-    fetch = (f"scenedreamer models download --preset {config.preset}" if config.preset in ("sd15", "sd2")
+    from .config import PRESETS
+
+    fetch = (f"scenedreamer models download --preset {config.preset}"
+             if config.preset in PRESETS and config.preset != "offline"
              else "scenedreamer models download " + " ".join(missing))
     where = "the local cache" + (" (offline: HF_HUB_OFFLINE is set)" if hub_offline_from_environment() else "")
     return (f"preset {config.preset} needs {len(missing)} model{'s' if len(missing) > 1 else ''} not in {where}: "

@@ -66,18 +66,51 @@ class BuildContext:
             self._load_config = ModelLoadConfig(
                 device=str(self.device), dtype=resolve_dtype(pc.dtype, self.device), offline=pc.offline,
                 cpu_offload=pc.cpu_offload, attention_slicing=pc.attention_slicing, cache_dir=pc.cache_dir,
-                variant=pc.variant)
+                variant=pc.variant, sequential_offload=pc.sequential_offload,
+                channels_last=pc.channels_last)
+            warn_fast_preset_in_fp32(self.config, self._load_config)
         return self._load_config
 
     def sd_pipeline(self, name: str, inpainting: bool):
         """The Stable Diffusion (inpainting) pipeline ``name``, loaded once per run."""
         from ..priors.loading import load_sd_pipeline
 
+        from ..priors.diffusion import configure_sampler
+
         key = (name, inpainting)
         if key not in self._sd:
+            pc = self.config.priors
             self.announce(name, "inpainting" if inpainting else "text-to-image / refiner")
-            self._sd[key] = load_sd_pipeline(name, self.load_config(), inpainting=inpainting)
+            pipe = load_sd_pipeline(name, self.load_config(), inpainting=inpainting,
+                                    lora=pc.lora or None, tiny_vae=pc.tiny_vae or None)
+            configure_sampler(pipe, pc.diffusion.sampler)        # the refiner samples with it too
+            self._sd[key] = pipe
         return self._sd[key]
+
+
+FP32_SLOWDOWN = 2.5
+"""How much longer a diffusion run takes in fp32 than in native bf16 on the CPU (2.2-2.8x
+measured for SD, BENCHMARKS.md; loading.resolve_dtype)."""
+
+
+def warn_fast_preset_in_fp32(config: GenerateConfig, load_config) -> None:
+    """A fast preset (name ending in "-fast") that runs in fp32 on the CPU, because the CPU has
+    no native bf16: one warning with the expected time (it still runs)."""
+    from ..priors.loading import cpu_has_fast_bf16
+
+    if not config.preset.endswith("-fast") or load_config.dtype != "fp32" or not load_config.device.startswith("cpu"):
+        return
+    if cpu_has_fast_bf16():             # fp32 by choice on a CPU that has bf16: nothing to warn about
+        return
+    import warnings
+
+    from .plan import expected_seconds
+    from ..threads import current_threads
+
+    minutes = expected_seconds(config, config.trajectory.frames, current_threads()) / 60
+    warnings.warn(f"preset {config.preset}: this CPU has no native bf16, so the networks run in fp32, about "
+                  f"{FP32_SLOWDOWN:g}x slower than on a CPU with AVX512-BF16/AMX; expect roughly "
+                  f"{max(1.0, minutes * FP32_SLOWDOWN):.0f} min (a GPU takes about a minute)", stacklevel=2)
 
 
 Builder = Callable[[BuildContext, str], Any]
@@ -195,7 +228,8 @@ def _model_refiner(ctx: BuildContext, name: str):
                    use_adapter=config.refiner.use_adapter and config.ablation.adapter,
                    consistency_weight=config.refiner.consistency_weight if config.ablation.consistency else 0.0)
     pipe = ctx.sd_pipeline(name, False)
-    return DiffusionRefiner(pipe, rcfg, device=None if config.priors.cpu_offload else ctx.device,
+    offloaded = config.priors.cpu_offload or config.priors.sequential_offload
+    return DiffusionRefiner(pipe, rcfg, device=None if offloaded else ctx.device,
                             dtype=ctx.load_config().torch_dtype)
 
 
@@ -282,14 +316,36 @@ def build_role(ctx: BuildContext, role: str, name: str):
 
 def real_models(config: GenerateConfig) -> list[tuple[str, bool | None]]:
     """(name, inpainting) of every real model build_priors will load, each once, in load order
-    (inpainting None: a depth network). An SD folder asked for as both a text-to-image and an
+    (inpainting None: a depth network, or, last, the LoRA and tiny VAE every SD pipeline gets). An SD folder asked for as both a text-to-image and an
     inpainting pipeline is loaded twice (two pipelines) and listed twice; --dry-run counts it so."""
     unique = []
     for role, name in role_names(config).items():
         item = (name, MODEL_BUILDERS[role][1])
         if name is not None and not is_stand_in(name) and item not in unique:
             unique.append(item)
+    if any(inpainting is not None for _, inpainting in unique):    # a Stable Diffusion pipeline loads
+        pc = config.priors
+        unique += [(part, None) for part in (pc.lora, pc.tiny_vae) if part and (part, None) not in unique]
     return unique
+
+
+def run_licenses(config: GenerateConfig) -> dict:
+    """What a run writes to licenses.json: {"models": [record, ...]}, one record per built-in
+    stand-in (with the roles it plays) and per real model it loads (priors/licenses.py: id,
+    revision, licence, sha256 of each weight file read), in load order."""
+    from ..priors.licenses import model_record, stand_in_record
+    from ..priors.loading import local_status
+
+    stand_ins: dict[str, list[str]] = {}
+    for role, name in role_names(config).items():
+        if name is not None and is_stand_in(name):
+            stand_ins.setdefault(name, []).append(role)
+    records = [stand_in_record(name, roles) for name, roles in stand_ins.items()]
+    for name, inpainting in real_models(config):
+        status = local_status(name, config.priors.cache_dir)
+        records.append(model_record(name, status.folder, status.source.hub_id,
+                                    without_vae=inpainting is not None and bool(config.priors.tiny_vae)))
+    return {"models": records}
 
 
 def describe_prior(role: str, name: str) -> str:

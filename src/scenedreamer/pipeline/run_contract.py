@@ -44,7 +44,7 @@ the run's own (a chapter's cameras and its snapshot), removed whole by --overwri
 # every top-level file a run writes (besides the lock, which is never removed while held)
 RUN_FILES = (MARKER_NAME, CONFIG_NAME, TRAJECTORY_NAME, "events.jsonl", PROGRESS_NAME,
              "adapter.safetensors", SCENE_PT, SCENE_PLY, "scene.json", "video.mp4", "transforms.json",
-             "points3D.ply", CHAPTERS_NAME)
+             "points3D.ply", "licenses.json", CHAPTERS_NAME)
 # every sub-folder a run writes, with the names of the files it writes there
 RUN_FOLDERS: dict[str, re.Pattern[str]] = {
     "support": re.compile(r"^(support\.sqlite(-wal|-shm|-journal)?|lock)$"),

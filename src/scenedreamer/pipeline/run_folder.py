@@ -10,6 +10,7 @@
     RUN/scene.pt               final representation checkpoint
     RUN/scene.ply              standard 3DGS splats
     RUN/scene.json             which representation produced scene.ply and how
+    RUN/licenses.json          licence, id, revision and weight sha256 of every model the run loads
     RUN/video.mp4              render along the trajectory
     RUN/transforms.json, images/, depths/, points3D.ply   the support views as a nerfstudio dataset
 
@@ -41,6 +42,7 @@ from ..atomic import atomic_write_json, is_temp_file, temp_name_pattern
 from ..config_io import config_diff, load_config, save_config
 from ..errors import RunLockedError, UserInputError
 from .config import GenerateConfig
+from .prior_kinds import run_licenses
 # the names are the run-folder contract's (what a run is and which names are its own); re-exported
 from .run_contract import (CHAPTERS_DIR, CHAPTERS_NAME, CONFIG_NAME, LOCK_NAME, MARKER_NAME, PROGRESS_NAME, RUN_FILES,
                            RUN_FOLDERS, is_run)
@@ -179,6 +181,7 @@ class RunFolder:
                 self.remove_run_files()
             atomic_write_json(self.marker_path, self._marker(config))
             save_config(self.config_path, config, notes)
+            atomic_write_json(self.root / "licenses.json", run_licenses(config))   # issue 24 item 5
         except BaseException:
             self.release()
             raise

@@ -9,7 +9,6 @@ ignore it.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -18,14 +17,9 @@ from torch import Tensor
 
 from ..errors import UserInputError
 from ..geometry.cameras import Cameras
+from .depth_kind import DepthKind  # re-exported: it lives in a torch-free module
 
-
-class DepthKind(enum.Enum):
-    """What a depth network's output means."""
-
-    METRIC = "metric"          # z-depth in metres / scene units
-    RELATIVE = "relative"      # z-depth up to an unknown scale and shift
-    DISPARITY = "disparity"    # inverse depth up to an unknown scale and shift
+__all__ = ["DepthEstimator", "DepthKind", "DepthPrediction", "Inpainter", "TextToImage"]
 
 
 @dataclass(frozen=True)

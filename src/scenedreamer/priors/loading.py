@@ -20,17 +20,19 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-import torch
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import MissingWeightsError, RunFailedError, UserInputError
 from .model_registry import ModelPreset, find_preset
 
+if TYPE_CHECKING:
+    import torch
+
 log = logging.getLogger(__name__)
 
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-DTYPE_CHOICES = ("auto", *DTYPES)
+DTYPE_NAMES = ("fp32", "fp16", "bf16")
+"""The weight/compute precisions by name (``DTYPES`` maps them to torch dtypes)."""
+DTYPE_CHOICES = ("auto", *DTYPE_NAMES)
 """What a user may ask for: "auto" resolves with ``resolve_dtype``."""
 FP16_ON_CPU = ("fp16 on the CPU: PyTorch's half-precision CPU kernels are slow (one SD convolution "
                "took 48.5 s in fp16 against 0.20 s in fp32 on this project's 2-core machine); use "
@@ -51,18 +53,42 @@ def cpu_has_fast_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def resolve_dtype(name: str, device: torch.device | str) -> str:
+def __getattr__(name: str):
+    """``DTYPES`` (name -> torch dtype), built on first use so that importing this module (e.g.
+    for ``models list``, which must start fast) does not import torch."""
+    if name == "DTYPES":
+        import torch
+
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_PLAIN_DEVICE = re.compile(r"^(cpu|cuda|mps|xpu)(:\d+)?$")
+
+
+def _device_type(device) -> str:
+    """"cpu" / "cuda" / ... of a device or device string; torch parses (and refuses) anything
+    other than the plain forms, which are read without importing torch."""
+    if isinstance(device, str) and _PLAIN_DEVICE.match(device):
+        return device.split(":")[0]
+    import torch
+
+    return torch.device(device).type
+
+
+def resolve_dtype(name: str, device) -> str:
     """The weight/compute dtype that will run: "auto" -> "fp16" on CUDA, "bf16" on a CPU with
     fast bf16 (2.2-2.8x faster than fp32 in SD on such a CPU, BENCHMARKS.md), else "fp32"; an
-    explicit name is kept. UserInputError for an unknown name or fp16 on the CPU."""
-    device = torch.device(device)
+    explicit name is kept. UserInputError for an unknown name or fp16 on the CPU.
+    device: a torch.device or device string."""
+    device_type = _device_type(device)
     if name not in DTYPE_CHOICES:
         raise UserInputError(f"dtype: {name!r} is not one of {', '.join(DTYPE_CHOICES)}")
     if name == "auto":
-        if device.type == "cuda":
+        if device_type == "cuda":
             return "fp16"
-        return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
-    if name == "fp16" and device.type == "cpu":
+        return "bf16" if device_type == "cpu" and cpu_has_fast_bf16() else "fp32"
+    if name == "fp16" and device_type == "cpu":
         raise UserInputError(FP16_ON_CPU)
     return name
 
@@ -97,18 +123,33 @@ class ModelLoadConfig:
     """Hub revision (branch, tag or commit) for hub ids; None = the default branch."""
     variant: str | None = None
     """Weight file variant for diffusers folders, e.g. "fp16" for *.fp16.safetensors; None = plain files."""
+    sequential_offload: bool = False
+    """Diffusion pipelines on a GPU: stream each layer's weights to the GPU only while it runs
+    (``enable_sequential_cpu_offload``): the least GPU memory (well under 1 GB for SD at 512 px)
+    at several times the time of ``cpu_offload``; for GPUs that cannot hold the UNet."""
+    lean_loading: bool = True
+    """Load the UNet and VAE of a pipeline tensor by tensor in the running dtype
+    (``load_component_lean``): peak memory while loading is the converted weights plus one
+    tensor, not plus the component's whole fp32 file (3.4 GB for the SD UNet). False = diffusers'
+    own loading (the twin the tests compare against)."""
+    channels_last: bool = False
+    """Store the UNet's and VAE's convolution weights channels-last (NHWC). Whether oneDNN / cuDNN
+    run faster that way depends on the machine: benchmarks/bench_real_architectures.py
+    --channels-last measures it before anyone turns it on by default (PriorsConfig.channels_last)."""
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise UserInputError(f"ModelLoadConfig.dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.dtype not in DTYPE_NAMES:
+            raise UserInputError(f"ModelLoadConfig.dtype: {self.dtype!r} is not one of {', '.join(DTYPE_NAMES)}")
+        if self.cpu_offload and self.sequential_offload:
+            raise UserInputError("ModelLoadConfig: cpu_offload and sequential_offload exclude each other; choose one")
         check_cache_dir(self.cache_dir)
-        if not self.cpu_offload:         # offloaded weights wait on the CPU but run on the GPU
+        if not (self.cpu_offload or self.sequential_offload):   # offloaded weights wait on the CPU, run on the GPU
             resolve_dtype(self.dtype, self.device)          # the one rule: refuses fp16 on the CPU
 
     @property
     def torch_dtype(self) -> torch.dtype:
         """The torch dtype named by ``dtype``."""
-        return DTYPES[self.dtype]
+        return __getattr__("DTYPES")[self.dtype]
 
     @property
     def is_offline(self) -> bool:
@@ -227,16 +268,30 @@ def safetensors_sizes(path: Path) -> tuple[int, int]:
     """(tensor elements, tensor data bytes) of a .safetensors file, read from its JSON header only
     (the format: an 8-byte little-endian header length, then the header, whose entries give each
     tensor's shape and byte range). RunFailedError naming the file when the header is unreadable."""
+    header, _ = safetensors_header(path)
+    try:
+        tensors = list(header.values())
+        return (sum(math.prod(t["shape"]) for t in tensors),
+                sum(t["data_offsets"][1] - t["data_offsets"][0] for t in tensors))
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        raise RunFailedError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
+    """(tensor name -> {dtype, shape, data_offsets}, byte offset of the data) of a .safetensors
+    file, from its header alone (8-byte little-endian length, then JSON; ``__metadata__``
+    dropped). RunFailedError naming the file when the header is unreadable."""
     try:
         with open(path, "rb") as f:
             size = int.from_bytes(f.read(8), "little")
             if not 2 <= size <= 100_000_000:
                 raise ValueError(f"header length {size}")
             header = json.loads(f.read(size))
-        tensors = [t for k, t in header.items() if k != "__metadata__"]
-        return (sum(math.prod(t["shape"]) for t in tensors),
-                sum(t["data_offsets"][1] - t["data_offsets"][0] for t in tensors))
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+        header.pop("__metadata__", None)
+        return header, 8 + size
+    except (OSError, ValueError) as err:
         raise RunFailedError(f"{path}: not a readable safetensors file ({err})") from None
 
 
@@ -267,20 +322,26 @@ def _component_sizes(sub: Path, variant: str | None) -> tuple[int, int] | None:
     return nbytes // 4, nbytes
 
 
-def weight_parameter_count(folder: Path, variant: str | None = None) -> int | None:
+def weight_parameter_count(folder: Path, variant: str | None = None, skip: tuple[str, ...] = ()) -> int | None:
     """Parameters the loaders read from a model folder: unet/, vae/ and text_encoder/ of a
     diffusers pipeline, the top-level weights of a transformers model. Counted exactly from
     safetensors headers (the ``variant``'s files when given, e.g. "fp16"); a folder with only
-    PyTorch .bin weights is estimated as fp32 (file bytes / 4). None when no weights are found."""
-    sizes = [s for s in (_component_sizes(sub, variant) for sub in _weight_components(folder)) if s]
+    PyTorch .bin weights is estimated as fp32 (file bytes / 4); ``skip``: pipeline components left
+    out (a VAE a tiny VAE replaces). None when no weights are found."""
+    subs = [sub for sub in _weight_components(folder) if sub.name not in skip or sub == folder]
+    sizes = [s for s in (_component_sizes(sub, variant) for sub in subs) if s]
     return sum(n for n, _ in sizes) if sizes else None
 
 
-def largest_component_sizes(folder: Path, variant: str | None = None) -> tuple[int, int] | None:
+def largest_component_sizes(folder: Path, variant: str | None = None,
+                            skip: tuple[str, ...] = ()) -> tuple[int, int] | None:
     """(elements, file bytes) of the largest weight component a loader reads from ``folder``
-    (see ``weight_parameter_count``): loading converts one component at a time, so its
-    file-dtype copy is the loading overhead. None when no weights are found."""
-    sizes = [s for s in (_component_sizes(sub, variant) for sub in _weight_components(folder)) if s]
+    (see ``weight_parameter_count``), leaving out the pipeline components named in ``skip``
+    (e.g. ``LEAN_COMPONENTS``, which load without a file-dtype copy): the library loaders
+    convert one component at a time from a memory-mapped file, so that component's file copy
+    is the loading overhead. None when no weights are found."""
+    subs = [sub for sub in _weight_components(folder) if sub.name not in skip or sub == folder]
+    sizes = [s for s in (_component_sizes(sub, variant) for sub in subs) if s]
     return max(sizes, key=lambda s: s[1]) if sizes else None
 
 
@@ -299,7 +360,28 @@ def missing_weight_components(folder: Path) -> list[str]:
         return [name for name in ("unet", "vae", "text_encoder") if not _has_weights(folder / name)]
     if (folder / "config.json").is_file():
         return [] if _has_weights(folder) else ["model weights"]
+    if lora_file(folder) is not None:
+        return []
     return ["model_index.json / config.json"]
+
+
+def lora_file(folder: Path) -> Path | None:
+    """The LoRA weight file of a folder without any config (a diffusers / kohya LoRA): its
+    ``pytorch_lora_weights.safetensors``, else its only ``.safetensors`` file; None otherwise."""
+    if not folder.is_dir() or (folder / "config.json").exists() or (folder / "model_index.json").exists():
+        return None
+    if (folder / "pytorch_lora_weights.safetensors").is_file():
+        return folder / "pytorch_lora_weights.safetensors"
+    files = [p for p in folder.iterdir() if p.is_file() and p.name.endswith(".safetensors")]
+    return files[0] if len(files) == 1 else None
+
+
+def _is_diffusers_model(folder: Path) -> bool:
+    """Whether ``folder/config.json`` is a diffusers single model's (it names ``_class_name``)."""
+    try:
+        return "_class_name" in json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 # Files each layout needs besides weights (weights are checked per component: .safetensors or .bin,
@@ -329,6 +411,8 @@ def missing_files(folder: Path) -> list[str]:
         missing += [f"{sub}/{stem}.safetensors" for sub, stem in _DIFFUSERS_WEIGHTS.items()
                     if not _has_weights(folder / sub)]
         return missing
+    if (folder / "config.json").is_file() and _is_diffusers_model(folder):   # e.g. AutoencoderTiny
+        return [] if _has_weights(folder) else ["diffusion_pytorch_model.safetensors"]
     if (folder / "config.json").is_file():
         needed = list(_TRANSFORMERS_FILES)
         try:
@@ -340,7 +424,9 @@ def missing_files(folder: Path) -> list[str]:
         missing = [name for name in needed if not (folder / name).is_file()]
         missing += bpe_files(folder, "") if is_clip else []
         return missing + ([] if _has_weights(folder) else ["model.safetensors"])
-    return ["model_index.json or config.json"]
+    if lora_file(folder) is not None:
+        return []
+    return ["model_index.json or config.json (or a LoRA's pytorch_lora_weights.safetensors)"]
 
 
 def weight_variant(folder: Path) -> str | None:
@@ -404,7 +490,8 @@ def download_snapshot(hub_id: str, preset: ModelPreset | None = None, cache_dir:
     kwargs: dict[str, Any] = dict(cache_dir=cache_dir, revision=revision, endpoint=endpoint)
     if preset is not None:
         # variants exist for diffusers pipelines; depth repositories have plain files only
-        suffix = f".{variant}.safetensors" if variant and preset.task != "depth" else ".safetensors"
+        suffix = (f".{variant}.safetensors" if variant and preset.task in ("text2image", "inpaint")
+                  else ".safetensors")
         kwargs["allow_patterns"] = [p.replace(".safetensors", suffix) for p in preset.allow_patterns]
     else:
         kwargs["ignore_patterns"] = [p for p in _UNKNOWN_REPO_IGNORE if not (variant and f".{variant}." in p)]
@@ -520,8 +607,14 @@ def _one_line(err: BaseException, limit: int = 200) -> str:
 # Stable Diffusion (diffusers)
 # --------------------------------------------------------------------------------------------
 
-def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpainting: bool = False):
+def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpainting: bool = False,
+                     lora: str | os.PathLike | None = None, tiny_vae: str | os.PathLike | None = None):
     """Load a Stable Diffusion pipeline (1.x / 2.x families) from a preset, hub id or folder.
+
+    lora: a LoRA (preset such as ``lcm-lora-sd15``, hub id or folder) fused into the UNet after
+        loading (``load_lora``); None = none.
+    tiny_vae: an AutoencoderTiny (preset ``taesd``, hub id or folder) loaded in place of the
+        pipeline's own VAE, whose weights are then never read (``load_tiny_vae``); None = the VAE.
 
     inpainting: False -> ``diffusers.StableDiffusionPipeline``; True ->
         ``StableDiffusionInpaintPipeline`` (a 9-channel inpainting UNet is used as such; a plain
@@ -542,13 +635,24 @@ def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpai
     # a folder holding only variant weights (a repository that ships only *.fp16.safetensors)
     # loads as that variant; the dtype stays load_config's (diffusers casts on load)
     variant = load_config.variant or weight_variant(folder)
+    extra: dict[str, Any] = {}
+    if tiny_vae is not None:
+        extra["vae"] = load_tiny_vae(tiny_vae, load_config)
+    if load_config.lean_loading and variant is None:
+        extra.update(_lean_components(folder, load_config, skip=tuple(extra)))
     try:
+        # low_cpu_mem_usage: each component is built on the meta device and its tensors are
+        # converted to the running dtype one at a time as they are read (no fp32 model copy)
         pipe = cls.from_pretrained(folder, dtype=load_config.torch_dtype, safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False,
-                                   variant=variant, local_files_only=True)
+                                   variant=variant, local_files_only=True, low_cpu_mem_usage=True, **extra)
     except (OSError, ValueError) as err:
         raise MissingWeightsError(f"cannot load {source.display_name} from {folder}: {_one_line(err)}; "
                                   f"{source.how_to_get()}") from None
+    if tiny_vae is not None:
+        check_tiny_vae_fits(extra["vae"], pipe.unet, str(tiny_vae), source.display_name)
+    if lora is not None:
+        load_lora(pipe, lora, load_config)
     if inpainting and pipe.unet.config.in_channels != 9:
         log.info("%s has a %d-channel UNet (not an inpainting model): inpainting by latent blending",
                  source.display_name, pipe.unet.config.in_channels)
@@ -557,21 +661,256 @@ def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpai
     return pipe
 
 
+def _lean_components(folder: Path, load_config: ModelLoadConfig, skip: tuple[str, ...]) -> dict[str, Any]:
+    """The LEAN_COMPONENTS of a pipeline folder loaded by ``load_component_lean`` (those it can
+    load; the others, and any in ``skip``, are left to diffusers)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    classes = {"unet": UNet2DConditionModel, "vae": AutoencoderKL}
+    loaded = {}
+    for name in LEAN_COMPONENTS:
+        if name in skip:
+            continue
+        model = load_component_lean(folder / name, classes[name], load_config.torch_dtype)
+        if model is not None:
+            loaded[name] = model
+    return loaded
+
+
 def place_pipeline(pipe, load_config: ModelLoadConfig) -> None:
     """Move a diffusers pipeline to its device, or set up model CPU offload; attention slicing.
 
     CPU offload needs an accelerator device (cuda / xpu / mps); asking for it with device "cpu"
     is a UserInputError rather than a silent no-op.
     """
+    import torch
+
     if load_config.attention_slicing:
         pipe.enable_attention_slicing()
-    if load_config.cpu_offload:
+    if load_config.channels_last:
+        for model in (pipe.unet, pipe.vae):
+            model.to(memory_format=torch.channels_last)
+    if load_config.sequential_offload:
+        device = torch.device(load_config.device)
+        if device.type == "cpu":
+            raise UserInputError("ModelLoadConfig.sequential_offload needs a GPU device (device is 'cpu')")
+        pipe.enable_sequential_cpu_offload(gpu_id=device.index, device=device.type)
+    elif load_config.cpu_offload:
         device = torch.device(load_config.device)
         if device.type == "cpu":
             raise UserInputError("ModelLoadConfig.cpu_offload needs a GPU device (device is 'cpu')")
         pipe.enable_model_cpu_offload(gpu_id=device.index, device=device.type)
     else:
         pipe.to(load_config.device)
+
+
+LEAN_COMPONENTS = ("unet", "vae")
+"""Pipeline components ``load_component_lean`` loads tensor by tensor in the running dtype (the
+UNet is 80 % of a Stable Diffusion download; the text encoder goes through transformers)."""
+
+_SAFETENSORS_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64",
+                       "I64": "int64", "I32": "int32"}
+
+
+def read_safetensors_lean(path: Path, dtype) -> dict[str, Any]:
+    """Every tensor of a .safetensors file, each read with a plain file read (no memory map)
+    and converted to ``dtype`` (floating tensors only) before the next is read: the process
+    holds the converted tensors plus one file-dtype tensor, never the whole file's copy
+    (a memory-mapped file's pages count in the resident memory while it is mapped).
+    RunFailedError naming the file when it is unreadable."""
+    import torch
+
+    header, base = safetensors_header(path)
+    try:
+        with open(path, "rb") as f:
+            out = {}
+            for name, info in header.items():
+                start, end = info["data_offsets"]
+                f.seek(base + start)
+                data = bytearray(f.read(end - start))
+                file_dtype = getattr(torch, _SAFETENSORS_DTYPES[info["dtype"]])
+                tensor = torch.frombuffer(data, dtype=file_dtype) if data else torch.empty(0, dtype=file_dtype)
+                tensor = tensor.reshape(info["shape"])
+                out[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+                del data
+        return out
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise RunFailedError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def load_component_lean(folder: Path, cls, dtype):
+    """A diffusers model (``cls``: UNet2DConditionModel, AutoencoderKL) from ``folder``
+    (config.json + diffusion_pytorch_model.safetensors) built on the meta device and given its
+    tensors in ``dtype`` one at a time (``read_safetensors_lean``): no fp32 copy beside the
+    converted one. None when the folder is not in that plain layout or its tensor names are not
+    exactly the model's (an older checkpoint layout diffusers renames on load): the caller then
+    loads it through diffusers."""
+    import torch
+
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    if not (folder / "config.json").is_file() or not weights.is_file():
+        return None
+    config = cls.load_config(folder)
+    with torch.device("meta"):
+        model = cls.from_config(config)
+    expected = set(model.state_dict())
+    if set(safetensors_shapes(weights)) != expected:
+        return None
+    state = read_safetensors_lean(weights, dtype)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError:            # a shape the config does not describe: let diffusers say so
+        return None
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        return None
+    return model.eval()
+
+
+def safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    """tensor name -> shape of a .safetensors file, read from its header only (no tensor data).
+    RunFailedError naming the file when the header is unreadable."""
+    header, _ = safetensors_header(path)
+    try:
+        return {k: list(t["shape"]) for k, t in header.items()}
+    except (KeyError, TypeError) as err:
+        raise RunFailedError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def load_tiny_vae(ref: str | os.PathLike, load_config: ModelLoadConfig):
+    """Load a diffusers ``AutoencoderTiny`` (TAESD: preset ``taesd``, hub id or folder) in the
+    running dtype. Before any weight is read, every tensor of its file is checked against the
+    shape its config.json asks for: a mismatch is one UserInputError naming the tensor."""
+    import torch
+
+    _quiet_library_output()
+    from diffusers import AutoencoderTiny
+
+    source, folder = ensure_local_folder(ref, load_config)
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    if not (folder / "config.json").is_file() or not weights.is_file():
+        raise MissingWeightsError(f"tiny VAE {source.display_name}: {folder} lacks config.json or "
+                                  f"diffusion_pytorch_model.safetensors; {source.how_to_get()}")
+    try:
+        config = AutoencoderTiny.load_config(folder)
+        with torch.device("meta"):              # shapes only: no memory, no initialisation
+            expected = {k: list(v.shape) for k, v in AutoencoderTiny.from_config(config).state_dict().items()}
+    except (OSError, ValueError, TypeError) as err:
+        raise UserInputError(f"tiny VAE {source.display_name}: {folder}/config.json is not an AutoencoderTiny "
+                             f"config ({_one_line(err)})") from None
+    _check_shapes(safetensors_shapes(weights), expected, f"tiny VAE {source.display_name} ({weights})",
+                  "its config.json")
+    try:
+        vae = AutoencoderTiny.from_pretrained(folder, dtype=load_config.torch_dtype, local_files_only=True,
+                                              low_cpu_mem_usage=True)
+    except (OSError, ValueError) as err:
+        raise MissingWeightsError(f"cannot load {source.display_name} from {folder}: {_one_line(err)}; "
+                                  f"{source.how_to_get()}") from None
+    return vae.eval()
+
+
+def _check_shapes(found: dict[str, list[int]], expected: dict[str, list[int]], what: str, against: str) -> None:
+    """UserInputError naming the first tensor of ``found`` whose shape differs from ``expected``
+    (or that ``expected`` lacks), then the first expected tensor the file lacks."""
+    for name, shape in found.items():
+        if name not in expected:
+            raise UserInputError(f"{what}: tensor {name} is not part of the model {against} describes")
+        if shape != expected[name]:
+            raise UserInputError(f"{what}: tensor {name} has shape {shape}, {against} needs {expected[name]}")
+    for name in expected:
+        if name not in found:
+            raise UserInputError(f"{what}: tensor {name} is missing from the file")
+
+
+def check_tiny_vae_fits(vae, unet, vae_label: str, base_label: str) -> None:
+    """UserInputError when a tiny VAE's latent space is not the UNet's: its decoder's first
+    tensor (``decoder.layers.0.weight``, which reads the latents) takes ``latent_channels``;
+    a UNet takes that many (text-to-image) or 2 x that + 1 (inpainting: latents, masked-image
+    latents, mask)."""
+    channels = int(vae.config.latent_channels)
+    unet_in = int(unet.config.in_channels)
+    if unet_in not in (channels, 2 * channels + 1):
+        raise UserInputError(f"tiny VAE {vae_label}: tensor decoder.layers.0.weight reads {channels} latent "
+                             f"channels, but {base_label}'s UNet takes {unet_in} input channels (a "
+                             f"{(unet_in - 1) // 2 if unet_in % 2 else unet_in}-channel latent space): "
+                             "use the tiny VAE of the base model's family")
+
+
+_LORA_SUFFIXES = {".lora_A.weight": "in", ".lora.down.weight": "in", ".lora_down.weight": "in",
+                  ".lora_B.weight": "out", ".lora.up.weight": "out", ".lora_up.weight": "out"}
+"""LoRA tensor name endings (peft, diffusers, kohya) -> which side of the base layer they meet."""
+
+
+def _layer_sides(module) -> tuple[int, int] | None:
+    """(input, output) features of a Linear / Conv layer; None for other modules."""
+    import torch
+
+    if isinstance(module, torch.nn.Linear):
+        return module.in_features, module.out_features
+    if isinstance(module, torch.nn.Conv2d):
+        return module.in_channels, module.out_channels
+    return None
+
+
+def check_lora_matches(state: dict[str, Any], pipe, label: str) -> int:
+    """Check a LoRA state dict (diffusers' converted names: ``unet.<layer>.lora_A.weight`` ...)
+    against the pipeline it goes into: every tensor must name a Linear / Conv layer of the UNet or
+    text encoder, its down tensor must read that layer's input features and its up tensor write
+    its output features. UserInputError naming the first tensor that does not fit; returns the
+    number of layers the LoRA changes (UserInputError when none)."""
+    roots = {"unet": pipe.unet, "text_encoder": pipe.text_encoder}
+    layers = set()
+    for name, tensor in state.items():
+        suffix = next((s for s in _LORA_SUFFIXES if name.endswith(s)), None)
+        if suffix is None:
+            continue                                    # alphas, biases: no shape to match
+        prefix, _, path = name[: -len(suffix)].partition(".")
+        if prefix not in roots:
+            raise UserInputError(f"{label}: tensor {name} is for {prefix!r}, not the UNet or the text encoder")
+        try:
+            sides = _layer_sides(roots[prefix].get_submodule(path))
+        except AttributeError:
+            sides = None
+        if sides is None:
+            raise UserInputError(f"{label}: tensor {name} names no Linear / Conv layer of the base model's "
+                                 f"{prefix} (a LoRA of another model family?)")
+        shape = list(tensor.shape)
+        side = _LORA_SUFFIXES[suffix]
+        want, got = (sides[0], shape[1]) if side == "in" else (sides[1], shape[0])
+        if got != want:
+            raise UserInputError(f"{label}: tensor {name} has shape {shape}, but the base model's layer "
+                                 f"{prefix}.{path} has {want} {'input' if side == 'in' else 'output'} features")
+        layers.add(name[: -len(suffix)])
+    if not layers:
+        raise UserInputError(f"{label}: the file holds no LoRA tensors (lora_A / lora_B or lora_down / lora_up)")
+    return len(layers)
+
+
+def load_lora(pipe, ref: str | os.PathLike, load_config: ModelLoadConfig, scale: float = 1.0) -> ModelSource:
+    """Fuse a LoRA (preset such as ``lcm-lora-sd15``, hub id or folder holding one
+    ``.safetensors``) into ``pipe``'s UNet / text encoder, through diffusers' PEFT backend.
+
+    Every tensor is checked against the base layers first (``check_lora_matches``: one line
+    naming a mismatching tensor). The low-rank weights are then fused into the base weights and
+    unloaded, so sampling costs what it did without the LoRA. Returns where it came from."""
+    source, folder = ensure_local_folder(ref, load_config)
+    path = lora_file(folder)
+    if path is None:
+        raise MissingWeightsError(f"LoRA {source.display_name}: {folder} holds no pytorch_lora_weights.safetensors "
+                                  f"(nor a single .safetensors file); {source.how_to_get()}")
+    label = f"LoRA {source.display_name} ({path})"
+    try:
+        loaded = pipe.lora_state_dict(str(folder), weight_name=path.name, local_files_only=True)
+    except (OSError, ValueError, KeyError) as err:
+        raise UserInputError(f"{label}: cannot read it ({_one_line(err)})") from None
+    state = loaded[0] if isinstance(loaded, tuple) else loaded
+    check_lora_matches(state, pipe, label)
+    try:
+        pipe.load_lora_weights(str(folder), weight_name=path.name, adapter_name="fast", local_files_only=True)
+        pipe.fuse_lora(lora_scale=scale, adapter_names=["fast"])
+        pipe.unload_lora_weights()
+    except (ValueError, RuntimeError, KeyError) as err:
+        raise UserInputError(f"{label}: does not fit the base model ({_one_line(err)})") from None
+    return source
 
 
 # --------------------------------------------------------------------------------------------

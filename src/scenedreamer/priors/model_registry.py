@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import UserInputError
-from .base import DepthKind
+from .depth_kind import DepthKind
 
-ModelTask = Literal["text2image", "inpaint", "depth", "clip"]
+ModelTask = Literal["text2image", "inpaint", "depth", "clip", "lora", "tiny-vae"]
 
 # Files a Stable Diffusion (diffusers layout) snapshot needs; the safety checker (1.2 GB) and the
 # original single-file checkpoints (several GB each) are deliberately not fetched.
@@ -32,6 +32,9 @@ _SD_FILES = (
 # Files a transformers depth model needs.
 _DEPTH_FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
 # Files a transformers CLIP model needs (weights, image settings, the BPE tokenizer).
+# Files of a diffusers LoRA (one safetensors file, no config) and of a diffusers single model.
+_LORA_FILES = ("pytorch_lora_weights.safetensors",)
+_DIFFUSERS_MODEL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
 _CLIP_FILES = ("config.json", "preprocessor_config.json", "model.safetensors", "tokenizer.json",
                "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
 
@@ -42,15 +45,21 @@ class ModelPreset:
 
     name: the short name used on the command line and in configs.
     hub_id: Hugging Face hub repository id.
-    task: what it is used for (text2image | inpaint | depth | clip: the evaluation's CLIP score).
+    task: what it is used for (text2image | inpaint | depth | clip: the evaluation's CLIP score |
+        lora: low-rank weights fused into a base UNet | tiny-vae: a small latent autoencoder).
     family: architecture family (sd15, sd2, zoedepth, depth-anything-v2).
-    license: licence short name; read the model card before use.
+    license: licence short name, as the model card states it; read the card before use.
     approx_size_gb: download size of the files we fetch (allow_patterns), fp32 safetensors.
     allow_patterns: the files ``scenedreamer models download`` fetches.
     depth_kind: for depth models, what the output means.
     note: one line of extra information.
     mirrors: further hub ids holding the same files, tried in order when ``hub_id`` is not found
         (hub repositories disappear: runwayml's SD 1.5 in 2024, stabilityai's SD 2 in 2025).
+    revision: the hub revision whose licence was read (``main``: the default branch; a run's
+        licenses.json records the snapshot commit it actually loaded).
+    restrictions: what the licence forbids that a default must not carry ("non-commercial",
+        "region-excluded"); empty = usable commercially everywhere under the licence's terms
+        (the OpenRAIL licences' use-based restrictions apply to every user and are not listed).
     """
 
     name: str
@@ -63,6 +72,8 @@ class ModelPreset:
     depth_kind: DepthKind | None = None
     note: str = ""
     mirrors: tuple[str, ...] = ()
+    revision: str = "main"
+    restrictions: tuple[str, ...] = ()
 
     @property
     def hub_ids(self) -> tuple[str, ...]:
@@ -96,6 +107,22 @@ PRESETS: dict[str, ModelPreset] = {p.name: p for p in (
     ModelPreset("depth-anything-v2-metric-outdoor", "depth-anything/Depth-Anything-V2-Metric-Outdoor-Small-hf",
                 "depth", "depth-anything-v2", "Apache-2.0", 0.1, _DEPTH_FILES, depth_kind=DepthKind.METRIC,
                 note="metric depth in metres, trained on Virtual KITTI 2 (max 80 m)"),
+    # larger Depth Anything V2 checkpoints: CC-BY-NC-4.0, listed so that their licence is data
+    # (tests/priors/test_licenses.py keeps them out of every default preset)
+    ModelPreset("depth-anything-v2-base", "depth-anything/Depth-Anything-V2-Base-hf", "depth",
+                "depth-anything-v2", "CC-BY-NC-4.0", 0.4, _DEPTH_FILES, depth_kind=DepthKind.DISPARITY,
+                note="relative; non-commercial licence: not in any default preset",
+                restrictions=("non-commercial",)),
+    ModelPreset("depth-anything-v2-large", "depth-anything/Depth-Anything-V2-Large-hf", "depth",
+                "depth-anything-v2", "CC-BY-NC-4.0", 1.3, _DEPTH_FILES, depth_kind=DepthKind.DISPARITY,
+                note="relative; non-commercial licence: not in any default preset",
+                restrictions=("non-commercial",)),
+    # the fast presets' extra parts (sd15-fast, sd2-fast)
+    ModelPreset("lcm-lora-sd15", "latent-consistency/lcm-lora-sdv1-5", "lora", "sd15",
+                "OpenRAIL++-M", 0.13, _LORA_FILES,
+                note="LCM-LoRA: 4-step sampling without guidance for SD 1.5 (and its inpainting UNet)"),
+    ModelPreset("taesd", "madebyollin/taesd", "tiny-vae", "sd15", "MIT", 0.01, _DIFFUSERS_MODEL_FILES,
+                note="Tiny AutoEncoder (AutoencoderTiny) for the SD 1.x / 2.x latent space"),
     # evaluation only (`scenedreamer eval`): the CLIP score of rendered frames against the prompt
     ModelPreset("clip-vit-b32", "openai/clip-vit-base-patch32", "clip", "clip", "MIT", 0.6, _CLIP_FILES,
                 note="CLIP ViT-B/32 (224 px), the usual backbone of CLIP-score tables; eval only"),
@@ -111,6 +138,10 @@ REMOVED_IDS: dict[str, str] = {
     "runwayml/stable-diffusion-v1-5": "sd15",
     "runwayml/stable-diffusion-inpainting": "sd15-inpaint",
 }
+
+
+RESTRICTIONS = ("non-commercial", "region-excluded")
+"""Licence restrictions a default preset must not carry (ModelPreset.restrictions)."""
 
 
 def get_preset(name: str) -> ModelPreset:

@@ -487,9 +487,11 @@ class DiffusionRefiner:
 
     def _encode(self, image_nchw: Tensor) -> Tensor:
         """(1, 3, H, W) in [0, 1] -> scaled latents (1, 4, H/v, W/v); the posterior mode (deterministic)."""
-        posterior = self.vae.encode((image_nchw * 2.0 - 1.0).to(self.dtype)).latent_dist
+        encoded = self.vae.encode((image_nchw * 2.0 - 1.0).to(self.dtype))
+        # AutoencoderKL gives a distribution (its mode is used); AutoencoderTiny (TAESD) the latents
+        latents = encoded.latent_dist.mode() if hasattr(encoded, "latent_dist") else encoded.latents
         shift = getattr(self.vae.config, "shift_factor", None) or 0.0
-        return (posterior.mode() - shift) * self.vae.config.scaling_factor
+        return (latents - shift) * self.vae.config.scaling_factor
 
     def _decode(self, latents: Tensor) -> Tensor:
         """Scaled latents (1, 4, h, w) -> image (1, 3, h*v, w*v) in [0, 1], float32."""
