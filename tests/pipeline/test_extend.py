@@ -171,6 +171,7 @@ def test_an_interrupted_revert_is_finished_by_the_next_call(grown, tmp_path):
     shutil.copyfile(book.folder(0) / "snapshot" / "scene.ply", run / "scene.ply")
     with pytest.raises(Exception, match="--revert 0"):
         book.load()
+    assert main(["render", str(run), "--out", str(tmp_path / "v.mp4"), "--quiet"]) == 2   # not finished
     assert main(["extend", str(run), "--revert", "1"]) == 2       # another target: finish the first
     assert main(["extend", str(run), "--revert", "0"]) == 0
     assert _files(run) == _files(grown[0])
@@ -298,6 +299,12 @@ def test_a_full_disk_mid_chapter_keeps_what_was_committed_and_resumes(grown, tmp
     assert _files(run / "chapters" / "000" / "snapshot") == \
         {k: v for k, v in _files(before).items() if k != "support/lock"}          # chapter 0 intact
     assert [c["finished"] for c in json.loads((run / "chapters.json").read_text())["chapters"]] == [True, False]
+    # the other commands refuse a run whose chapter was cut off (its outputs are the last
+    # chapter's, its trajectory already the new one's) and say how to go on
+    assert main(["export", str(run), "--format", "points-ply", "--out", str(tmp_path / "p.ply")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "chapter 1 of this run is not finished" in err and "extend" in err and "--resume" in err
+    assert not (tmp_path / "p.ply").exists()
 
     monkeypatch.setattr(gen, "save_checkpoint", real_save)                       # space again
     assert main(["extend", str(run), "--resume", "--quiet"]) == 0

@@ -186,7 +186,8 @@ def _check_run(root: Path, book: ChapterBook, resume: bool) -> tuple[list[Chapte
     """The chapters of a run that may be extended (or resumed), and its progress."""
     from .run_folder import RunFolder
 
-    require_finished_run(root, needs=(CONFIG_NAME, TRAJECTORY_NAME, PROGRESS_NAME, "support", MARKER_NAME))
+    require_finished_run(root, needs=(CONFIG_NAME, TRAJECTORY_NAME, PROGRESS_NAME, "support", MARKER_NAME),
+                         open_chapter_allowed=True)
     chapters = book.load()
     progress = RunFolder(root).read_progress()
     open_chapter = chapters[-1] if chapters and not chapters[-1].finished else None
@@ -370,7 +371,7 @@ def _warn_if_the_path_starts_in_nothing(representation, world: Trajectory, chapt
 # history and revert ----------------------------------------------------------------------------
 def history(root: str | Path) -> list[Chapter]:
     """The chapters of the run ``root`` (chapter 0 alone, unrecorded, when never extended)."""
-    root = require_finished_run(root, needs=(CONFIG_NAME, PROGRESS_NAME))
+    root = require_finished_run(root, needs=(CONFIG_NAME, PROGRESS_NAME), open_chapter_allowed=True)
     chapters = ChapterBook(root).load()
     if chapters:
         return chapters
@@ -398,7 +399,7 @@ def revert_run(root: str | Path, number: int) -> Chapter:
     first (chapters.json "reverting_to") and a repeated call finishes an interrupted revert."""
     from .run_folder import RunFolder
 
-    root = require_finished_run(root, needs=(CONFIG_NAME,))
+    root = require_finished_run(root, needs=(CONFIG_NAME,), open_chapter_allowed=True)
     book = ChapterBook(root)
     chapters, pending = book.load_with_revert_marker()
     if pending is not None and pending != number:

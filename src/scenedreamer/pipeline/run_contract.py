@@ -88,9 +88,11 @@ def run_is_writing(root: str | os.PathLike) -> bool:
     return False
 
 
-def require_finished_run(root: str | os.PathLike, needs: str | Iterable[str] = (SCENE_PLY,)) -> Path:
+def require_finished_run(root: str | os.PathLike, needs: str | Iterable[str] = (SCENE_PLY,),
+                         open_chapter_allowed: bool = False) -> Path:
     """The run folder ``root`` as a Path, after checking it is a run (marker), finished (a
-    committed step, no writer) and holds every name of ``needs`` (file or folder names relative
+    committed step, no writer, no extension or revert cut off: only `extend` itself passes
+    ``open_chapter_allowed``) and holds every name of ``needs`` (file or folder names relative
     to the run, e.g. "scene.ply", "support"). Otherwise UserInputError, one line naming why."""
     root = Path(root)
     if not root.is_dir():
@@ -102,10 +104,35 @@ def require_finished_run(root: str | os.PathLike, needs: str | Iterable[str] = (
     if not (root / PROGRESS_NAME).is_file():
         raise UserInputError(f"{root}: run never committed a step (no {PROGRESS_NAME}); "
                              "resume it with `scenedreamer generate --resume`")
+    unfinished = None if open_chapter_allowed else _unfinished_chapter(root)
+    if unfinished:
+        raise UserInputError(f"{root}: {unfinished}")
     for name in [needs] if isinstance(needs, str) else needs:
         if not (root / name).exists():
             raise UserInputError(f"{root}: run lacks {name}")
     return root
+
+
+def _unfinished_chapter(root: Path) -> str | None:
+    """Why a grown run (chapters.json, pipeline/chapters.py) is not finished: an extension or a
+    revert that was cut off leaves outputs that do not match its trajectory. None when it is."""
+    path = root / CHAPTERS_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        chapters = data["chapters"]
+        reverting_to = data.get("reverting_to")
+        unfinished = [c["number"] for c in chapters if not c.get("finished", False)]
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return f"{CHAPTERS_NAME} is unreadable; the run's chapters cannot be trusted"
+    if reverting_to is not None:
+        return (f"a revert to chapter {reverting_to} was interrupted; finish it with "
+                f"`scenedreamer extend {root} --revert {reverting_to}`")
+    if unfinished:
+        return (f"chapter {unfinished[0]} of this run is not finished; go on with "
+                f"`scenedreamer extend {root} --resume`")
+    return None
 
 
 def is_finished_run(root: str | os.PathLike) -> bool:
