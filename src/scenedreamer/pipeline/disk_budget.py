@@ -34,11 +34,11 @@ import numpy as np
 
 from ..atomic import check_writable_destination
 from ..errors import UserInputError
-from ..export.ply import gaussian_ply_property_names
-from ..geometry.trajectory import path_frame_count
+from ..export.ply_layout import gaussian_ply_property_names
+from ..geometry.trajectory_presets import path_frame_count
 from ..representation.kind import RunShape, pixels_at_stride
 from ..representation.registry import kind_of_config
-from ..support.storage import CORE_ARRAYS
+from ..support.config import CORE_ARRAYS
 from .config import GenerateConfig
 from .run_folder import KEEP_CHECKPOINTS
 

@@ -3,8 +3,16 @@
 Heavy backends (diffusers, transformers) are imported by their own modules only when used.
 """
 
-from .base import DepthEstimator, DepthKind, DepthPrediction, Inpainter, TextToImage
-from .refiner import Refiner, RefinerConfig, RefinerInput
+from ..lazy_exports import lazy_exports
 
 __all__ = ["DepthEstimator", "DepthKind", "DepthPrediction", "Inpainter", "Refiner", "RefinerConfig",
            "RefinerInput", "TextToImage"]
+
+_HOMES = {
+    "DepthEstimator": ".base", "DepthKind": ".config", "DepthPrediction": ".base", "Inpainter": ".base",
+    "TextToImage": ".base", "Refiner": ".refiner", "RefinerConfig": ".config", "RefinerInput": ".refiner",
+}
+"""exported name -> the submodule defining it, imported when the name is first read (lazy_exports:
+importing this package imports no torch)."""
+
+__getattr__ = lazy_exports(__name__, _HOMES)

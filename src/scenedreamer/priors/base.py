@@ -9,7 +9,6 @@ ignore it.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -18,14 +17,7 @@ from torch import Tensor
 
 from ..errors import UserInputError
 from ..geometry.cameras import Cameras
-
-
-class DepthKind(enum.Enum):
-    """What a depth network's output means."""
-
-    METRIC = "metric"          # z-depth in metres / scene units
-    RELATIVE = "relative"      # z-depth up to an unknown scale and shift
-    DISPARITY = "disparity"    # inverse depth up to an unknown scale and shift
+from .config import DepthKind
 
 
 @dataclass(frozen=True)
