@@ -21,7 +21,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 PROBE = ("import sys\nfrom scenedreamer.cli import main\ntry:\n    code = main(sys.argv[1:])\nexcept SystemExit as e:\n"
          "    code = e.code\nprint('EXIT', code, file=sys.stderr)\n"
          "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n")
-COMMANDS = [["--help"], ["generate", "--help"], ["generate", "a forest lake", "--dry-run"]]
+COMMANDS = [["--help"], ["generate", "--help"], ["generate", "a forest lake", "--dry-run"], ["trajectory", "--help"]]
 
 
 def _run(argv, tmp_path, *flags):
@@ -30,7 +30,7 @@ def _run(argv, tmp_path, *flags):
                           timeout=300, cwd=tmp_path)
 
 
-@pytest.mark.parametrize("argv", COMMANDS, ids=["help", "generate-help", "dry-run"])
+@pytest.mark.parametrize("argv", COMMANDS, ids=["help", "generate-help", "dry-run", "trajectory-help"])
 def test_start_up_does_not_import_torch(argv, tmp_path):
     out = _run(argv, tmp_path)
     lines = out.stderr.strip().splitlines()
