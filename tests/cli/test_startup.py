@@ -78,3 +78,17 @@ def test_the_planned_device_is_the_runs(monkeypatch):
     monkeypatch.delitem(sys.modules, "torch")                        # as in a fresh --dry-run process
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert planned_device("auto") == "cpu"                          # every GPU hidden
+
+
+def test_lazy_packages_still_export_their_names():
+    import scenedreamer.geometry as geometry
+    import scenedreamer.priors as priors
+    from scenedreamer.geometry.cameras import Cameras
+    from scenedreamer.priors.config import DepthKind
+    from scenedreamer.representation.rasterize import rasterize
+    from scenedreamer.representation.rasterize.backends import rasterize as defined
+
+    assert geometry.Cameras is Cameras and priors.DepthKind is DepthKind and rasterize is defined
+    assert geometry.trajectory_presets.MAX_FRAMES > 0            # a submodule reads as an attribute
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        geometry.nothing
