@@ -113,3 +113,18 @@ def test_the_bar_shows_the_trackers_eta():
     left = bar.work.eta(T0 + 100.0)
     assert left == pytest.approx(4 * 20 + 40)
     bar.close()
+
+
+def test_the_rate_follows_the_recent_views():
+    # the machine gets twice as slow after view 3: once RECENT_VIEWS slow views are done, the
+    # ETA is the slow rate, not the run's mean
+    tracker = WorkTracker()
+    views = 2 + 2 * WorkTracker.RECENT_VIEWS
+    tracker.on_run(ProgressEvent("run", 0, views, "", dict(WORK), time=T0))
+    now = T0 + 100.0
+    tracker.on_event(ProgressEvent("view", 1, views, time=now))
+    for step in range(2, 2 + 2 * WorkTracker.RECENT_VIEWS):
+        now += 20.0 if step <= 1 + WorkTracker.RECENT_VIEWS else 40.0      # 1 s/unit, then 2 s/unit
+        tracker.on_event(ProgressEvent("view", step, views, time=now))
+    assert tracker.seconds_per_unit(now) == pytest.approx(2.0)
+    assert tracker.eta(now) == pytest.approx((20 + 40) * 2.0)

@@ -19,15 +19,19 @@ class WorkTracker:
     fed by this is then the remaining work at the rate of the work done so far.
 
     ETA (``eta(now)``, pure arithmetic on the events' own times): the remaining work times a
-    seconds-per-unit rate measured on the most telling finished work: the progressive views once
-    one is done (the initialisation has another mix of prior calls and fitting, so its rate is
-    used only until then), the initialisation's before, the run's average during it. The time
+    seconds-per-unit rate measured on the most telling finished work: the last RECENT_VIEWS
+    progressive views once one is done (the initialisation has another mix of prior calls and
+    fitting and one-off costs, so its rate is used only until then; recent views follow a machine
+    whose load changes), the initialisation's before, the run's average during it. The time
     already spent in the current stage is taken off that stage's share."""
 
     CURRENT_STAGE_TRUSTED = 0.5
     """Fraction of a stage after which its own rate replaces the previous stages' when no
     progressive view is finished yet (the first progressive view's fitting is then the best
     evidence of what a view costs)."""
+
+    RECENT_VIEWS = 4
+    """Progressive views whose mean rate the ETA uses (the most recent ones)."""
 
     def __init__(self) -> None:
         self.views = 0
@@ -39,7 +43,7 @@ class WorkTracker:
         self.started: tuple[float, float] | None = None     # (time, position) of the "run" event
         self.init_done: tuple[float, float] | None = None   # (time, position) when view 1 was done
         self.last_mark: tuple[float, float] | None = None   # (time, position) of the last stage end
-        self.views_timed = 0        # progressive views finished while this tracker watched
+        self.view_marks: list[tuple[float, float]] = []    # (time, position) at each progressive view's end
 
     @property
     def total(self) -> float:
@@ -57,7 +61,7 @@ class WorkTracker:
         self.position = self.base
         self.started = self.last_mark = (event.time, self.position)
         # a resumed run is past its initialisation: its views are timed from here
-        self.init_done, self.views_timed = (self.started if done > 0 else None), 0
+        self.init_done, self.view_marks = (self.started if done > 0 else None), []
 
     def on_event(self, event: ProgressEvent) -> None:
         """Move the position for ``event`` (never backwards)."""
@@ -87,15 +91,16 @@ class WorkTracker:
         if initialised:
             self.init_done = (when, self.position)
         elif self.init_done is not None:
-            self.views_timed += 1
+            self.view_marks.append((when, self.position))
         self.last_mark = (when, self.position)
 
     def seconds_per_unit(self, now: float) -> float | None:
         """The rate the ETA uses (class docstring); None before any work is measurable."""
         if self.started is None or self.last_mark is None:
             return None
-        if self.views_timed and self.init_done is not None:     # progressive views only
-            (t0, p0), (t1, p1) = self.init_done, self.last_mark
+        if self.view_marks:                                  # the recent progressive views only
+            marks = [self.init_done, *self.view_marks][-(self.RECENT_VIEWS + 1):]
+            (t0, p0), (t1, p1) = marks[0], marks[-1]
             return (t1 - t0) / (p1 - p0) if p1 > p0 else None
         mark_time, mark_pos = self.last_mark
         in_stage = self.position - mark_pos
