@@ -13,7 +13,7 @@ from scenedreamer.representation.checkpoint import (MAGIC, config_from_dict, con
                                                     read_header, save_checkpoint)
 from scenedreamer.representation.fitting import FitConfig, FitState, fit
 from scenedreamer.representation.registry import REPRESENTATION_KINDS
-from scenedreamer.representation.sampling import SamplingConfig
+from scenedreamer.representation.config import SamplingConfig
 from scenedreamer.representation.triplane import TriplaneConfig, TriplaneNeRF
 
 from .scenes import InMemoryDatabase, default_scene, make_views, orbit_cameras
@@ -37,8 +37,8 @@ def fitted(tmp_path):
 
 def test_the_kinds_table_maps_checkpoint_kinds_to_classes():
     assert isinstance(REPRESENTATION_KINDS, dict)
-    assert REPRESENTATION_KINDS["triplane_nerf"].cls is TriplaneNeRF
-    assert all(kind.cls.kind == name for name, kind in REPRESENTATION_KINDS.items())
+    assert REPRESENTATION_KINDS["triplane_nerf"].load_class() is TriplaneNeRF
+    assert all(kind.load_class().kind == name for name, kind in REPRESENTATION_KINDS.items())
 
 
 def test_round_trip_renders_identically_and_resumes_fitting(fitted):

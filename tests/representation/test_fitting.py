@@ -14,7 +14,7 @@ from scenedreamer.representation.fitting import (FitConfig, FitDivergedError, Pa
                                                  crop_camera, fit, learning_rate_factor, sample_patches,
                                                  step_losses)
 from scenedreamer.representation.losses import depth_loss, l1_colour_loss, psnr, ssim_loss, ssim_map
-from scenedreamer.representation.sampling import SamplingConfig
+from scenedreamer.representation.config import SamplingConfig
 from scenedreamer.representation.triplane import TriplaneConfig, TriplaneNeRF, bounds_from_views
 
 from .scenes import InMemoryDatabase, default_scene, make_views, orbit_cameras, render_scene

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from scenedreamer.geometry.cameras import Cameras, intrinsics_from_fov
-from scenedreamer.representation.sampling import (SamplingConfig, contract, depth_band_edges, importance_edges,
+from scenedreamer.representation.config import SamplingConfig
+from scenedreamer.representation.sampling import (contract, depth_band_edges, importance_edges,
                                                   spacing_forward, spacing_inverse, stratified_edges)
 from scenedreamer.representation.triplane import TriplaneConfig, TriplaneNeRF, bounds_from_views
 from scenedreamer.representation.volume_rendering import (compositing_weights, distortion_loss,

@@ -166,10 +166,6 @@ def _fit_resolution_to_priors(config):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipeline.plan import describe_plan
-    from ..pipeline.run import run_generation
-    from .progress import ProgressBar
-
     config = build_config(args)
     if args.list_settings:
         from ..config_io import settings
@@ -177,9 +173,14 @@ def run(args: argparse.Namespace) -> int:
         for key, value, doc in settings(config):
             print(f"{key} = {value}" + (f"  # {doc}" if doc else ""))
         return 0
-    if args.dry_run:
+    if args.dry_run:            # planning only: nothing on this path imports torch (tests/cli/test_startup.py)
+        from ..pipeline.plan import describe_plan
+
         print(describe_plan(config, args.out))
         return 0
+    from ..pipeline.run import run_generation
+    from .progress import ProgressBar
+
     bar = None if args.quiet else ProgressBar()
     try:
         root = run_generation(config, args.out, resume=args.resume, overwrite=args.overwrite, on_event=bar)

@@ -29,7 +29,7 @@ DEFAULT_FOV_DEG = 60.0
 
 def _option_names() -> dict[str, str]:
     """Preset option field name -> command-line flag, over all presets."""
-    from ..geometry.trajectory import TRAJECTORY_PRESETS
+    from ..geometry.trajectory_presets import TRAJECTORY_PRESETS
 
     names: dict[str, str] = {}
     for cls in TRAJECTORY_PRESETS.values():
@@ -41,7 +41,7 @@ def _option_names() -> dict[str, str]:
 def preset_lines() -> str:
     """'presets:' then one line per preset (its name and the first line of its docstring), for
     `trajectory --help`; `--list` adds every option."""
-    from ..geometry.trajectory import TRAJECTORY_PRESETS
+    from ..geometry.trajectory_presets import TRAJECTORY_PRESETS
 
     width = max(len(name) for name in TRAJECTORY_PRESETS)
     lines = ["presets (generate --trajectory NAME, or trajectory NAME --out FILE.json):"]
@@ -133,7 +133,7 @@ def _print_summary(title: str, summary: dict) -> None:
 
 
 def _list_presets() -> int:
-    from ..geometry.trajectory import TRAJECTORY_PRESETS
+    from ..geometry.trajectory_presets import TRAJECTORY_PRESETS
 
     for name, cls in TRAJECTORY_PRESETS.items():
         print(f"{name}: {' '.join((cls.__doc__ or '').split())}")

@@ -25,17 +25,9 @@ import torch
 from ..atomic import atomic_path
 from ..errors import UserInputError
 from ..representation.gaussians import GaussianConfig, GaussianScene, points_extent
+from .ply_layout import gaussian_ply_property_names
 
 _REST_COUNTS = {0: 0, 9: 1, 24: 2, 45: 3}   # number of f_rest_* properties -> SH degree
-
-
-def gaussian_ply_property_names(sh_degree: int, feature_dim: int = 0) -> list[str]:
-    """The vertex property names, in file order, for a degree and feature length."""
-    n_rest = 3 * ((sh_degree + 1) ** 2 - 1)
-    return (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
-            + [f"f_rest_{i}" for i in range(n_rest)] + ["opacity"]
-            + [f"scale_{i}" for i in range(3)] + [f"rot_{i}" for i in range(4)]
-            + [f"feat_{i}" for i in range(feature_dim)])
 
 
 def write_gaussians_ply(path: str | os.PathLike, scene: GaussianScene, include_features: bool = True) -> None:

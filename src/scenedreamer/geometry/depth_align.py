@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from .config import AlignConfig, SeamConfig
 
 SPACES = ("depth", "disparity")
 
@@ -45,43 +46,6 @@ class DepthAlignment:
     residual: float
     space: str
     inlier_fraction: float = 1.0
-
-
-@dataclass(frozen=True)
-class AlignConfig:
-    """Tunables of the robust scale-and-shift fit."""
-
-    iterations: int = 3
-    """Re-fits on the inliers after the first (all-pixel) least-squares fit."""
-    outlier_mads: float = 3.0
-    """A residual beyond this many robust standard deviations (1.4826 * MAD) is an outlier."""
-    min_pixels: int = 16
-    """Fewer usable known pixels than this is an error (nothing trustworthy to fit)."""
-    max_fit_samples: int = 65536
-    """The fit (and its residual) uses at most this many pixels: an even stride over the image
-    (every k-th pixel) when it is larger. Speed; the statistics barely change."""
-    min_depth: float = 1e-3
-    """Aligned depths are clamped to at least this (scene units)."""
-    max_depth: float = 1e4
-    """Aligned depths are clamped to at most this (scene units; disparity floor 1/max_depth)."""
-
-
-@dataclass(frozen=True)
-class SeamConfig:
-    """Tunables of the seam compensation (offset diffusion into the new region)."""
-
-    decay_px: float | None = 32.0
-    """Offsets fade to zero about this many pixels inside the new region (screened diffusion);
-    None keeps them harmonic (no fade: a hole surrounded by known depth is fully bent)."""
-    iterations_per_level: int = 40
-    """Jacobi sweeps at each level of the coarse-to-fine solve."""
-    min_level_size: int = 8
-    """Coarsest level: stop halving when the longer image side would drop below this."""
-    coarsest_iteration_factor: int = 4
-    """The coarsest level runs this many times ``iterations_per_level`` sweeps (it is tiny and
-    carries the long-range part of the solution)."""
-    min_depth: float = 1e-3
-    """Compensated depths are clamped to at least this (scene units)."""
 
 
 def _to_space(depth: Tensor, space: str) -> Tensor:

@@ -42,6 +42,7 @@ from ..config_io import MAX_JSON_NESTING, read_json_file, shown
 from ..errors import UserInputError
 from .cameras import Cameras, opencv_to_opengl_c2w, opengl_to_opencv_c2w, rotation_error
 from .trajectory import Trajectory
+from .trajectory_presets import check_prompt
 
 ROTATION_TOLERANCE = 1e-3
 """Largest accepted deviation of a transform_matrix rotation from orthonormal (|R^T R - I| + |det - 1|);
@@ -68,22 +69,6 @@ not a real camera and makes the rays degenerate)."""
 MIN_FOV_DEG, MAX_FOV_DEG = 0.01, 179.9
 """Accepted field of view (degrees) of a camera, as fl_x/fl_y or camera_angle_x: outside it K is
 singular in float32 (fl_x 1e-300 made generate fail with LinAlgError)."""
-MAX_PROMPT_CHARS = 10_000
-"""Longest accepted per-frame prompt (characters)."""
-
-
-def check_prompt(where: str, prompt: str) -> str:
-    """A prompt that can be written as UTF-8 (no lone surrogates, e.g. from undecodable command
-    line bytes), not over MAX_PROMPT_CHARS; UserInputError "<where>: ..." otherwise."""
-    try:
-        prompt.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise UserInputError(f"{where}: not valid text (undecodable character at position {err.start}; "
-                             "use UTF-8)") from None
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise UserInputError(f"{where}: longer than {MAX_PROMPT_CHARS} characters ({len(prompt)})")
-    return prompt
-
 
 def _parse_int(digits: str) -> int | float:
     """An integer literal of the file: a huge one becomes inf (float() of it would raise

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from .cameras import Cameras
 from .projection import project_points, unproject_depth
+from .config import ForwardWarpConfig
 
 
 @dataclass(frozen=True)
@@ -39,26 +40,6 @@ class WarpResult:
     rgb: Tensor
     depth: Tensor
     valid: Tensor
-
-
-@dataclass(frozen=True)
-class ForwardWarpConfig:
-    """Tunables of the hard (z-buffer) forward warp."""
-
-    near: float = 1e-4
-    """Points whose z-depth in the target camera is below this (scene units) are dropped."""
-    fill_cracks: bool = True
-    """Fill 1-pixel cracks (and see-through pixels) between two opposite neighbours that came from
-    adjacent source pixels on one surface (see ``fill_cracks``)."""
-    crack_depth_rel_tol: float = 0.05
-    """Two neighbours lie on one surface when |d1 - d2| <= tol * min(d1, d2); a pixel between
-    them is see-through (background visible through a crack of the foreground) when its depth
-    exceeds the farther of the pair by more than tol * that depth."""
-    drop_depth_edges: bool = False
-    """Drop source pixels that have a 4-neighbour nearer by more than ``edge_depth_rel_tol``
-    (the far side of depth edges, where monocular depth smears "flying pixels")."""
-    edge_depth_rel_tol: float = 0.1
-    """Relative depth jump that marks a source depth edge (used with ``drop_depth_edges``)."""
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,12 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ..config_io import check_config
-from ..geometry.depth_align import AlignConfig, SeamConfig
-from ..geometry.warp import ForwardWarpConfig
-from ..priors.offline_refiner import OfflineRefinerConfig
-from ..priors.classical import ClassicalInpaintConfig, DepthCompletionConfig
-from ..priors.depth_networks import DepthNetworkConfig
-from ..priors.diffusion import DiffusionConfig
-from ..priors.offline import OracleDepthConfig
-from ..priors.procedural import ProceduralWorldConfig
-from ..priors.refiner import RefinerConfig
-from ..representation.bake import BakeConfig
-from ..representation.distill import DistillConfig
-from ..representation.fitting import FitConfig
+from ..geometry.config import AlignConfig, ForwardWarpConfig, SeamConfig
+from ..priors.config import (ClassicalInpaintConfig, DepthCompletionConfig, DepthNetworkConfig, DiffusionConfig,
+                             OfflineRefinerConfig, OracleDepthConfig, RefinerConfig)
+from ..priors.procedural.config import ProceduralWorldConfig
+from ..representation.config import BakeConfig, DistillConfig, FitConfig, TriplaneConfig
 from ..representation.registry import RepresentationConfig, kind_for_cli
-from ..representation.triplane import TriplaneConfig
 from ..support.config import SupportConfig
 from .prior_kinds import is_stand_in, photo_stand_in, renders_procedural_world
 
@@ -94,6 +86,8 @@ class PriorsConfig:
     """weight file variant of diffusers folders, e.g. "fp16" (None: plain files)"""
 
     def __post_init__(self) -> None:
+        if self.cache_dir is None:      # nothing to check (and the loader's module imports torch)
+            return
         from ..priors.loading import check_cache_dir
 
         check_cache_dir(self.cache_dir, "priors.cache_dir")
@@ -237,7 +231,7 @@ class GenerateConfig:
         # checked here, where every config is built (presets, --set, a saved config.json, a batch
         # line), so a bad value fails before a run folder exists, not after step 0 committed
         from ..errors import UserInputError
-        from ..geometry.trajectory_io import check_prompt
+        from ..geometry.trajectory_presets import check_prompt
 
         if not self.prompt.strip():
             raise UserInputError("prompt: empty; describe the scene, e.g. \"a forest lake at sunset\"")

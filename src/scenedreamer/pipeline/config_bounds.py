@@ -13,24 +13,13 @@ is refused naming it.
 from __future__ import annotations
 
 from ..config_io import Bound, register_bounds
-from ..geometry.depth_align import AlignConfig, SeamConfig
-from ..geometry.warp import ForwardWarpConfig
-from ..priors.adapter import AdapterConfig
-from ..priors.classical import ClassicalInpaintConfig, DepthCompletionConfig
-from ..priors.depth_networks import DepthNetworkConfig
-from ..priors.diffusion import DiffusionConfig
-from ..priors.offline import OracleDepthConfig
-from ..priors.offline_refiner import OfflineRefinerConfig
-from ..priors.procedural import ProceduralWorldConfig
-from ..priors.refiner import RefinerConfig
-from ..representation.bake import BakeConfig
-from ..representation.densify import DensifyConfig
-from ..representation.distill import DistillConfig
-from ..representation.fitting import FitConfig
-from ..representation.gaussians import GaussianConfig
+from ..geometry.config import AlignConfig, ForwardWarpConfig, SeamConfig
+from ..priors.config import (AdapterConfig, ClassicalInpaintConfig, DepthCompletionConfig, DepthNetworkConfig,
+                             DiffusionConfig, OfflineRefinerConfig, OracleDepthConfig, RefinerConfig)
+from ..priors.procedural.config import ProceduralWorldConfig
+from ..representation.config import (BakeConfig, DensifyConfig, DistillConfig, FitConfig, GaussianConfig,
+                                     SamplingConfig, TriplaneConfig)
 from ..representation.rasterize.config import RasterConfig
-from ..representation.sampling import SamplingConfig
-from ..representation.triplane import TriplaneConfig
 from ..support.config import SupportConfig
 from .config import FirstViewConfig, InitConfig, ProgressiveConfig, ExportConfig, TrajectorySpec
 

@@ -30,15 +30,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..atomic import check_writable_destination
 from ..errors import UserInputError
-from ..export.ply import gaussian_ply_property_names
-from ..geometry.trajectory import path_frame_count
+from ..export.ply_layout import gaussian_ply_property_names
+from ..geometry.trajectory_presets import path_frame_count
 from ..representation.kind import RunShape, pixels_at_stride
 from ..representation.registry import kind_of_config
-from ..support.storage import CORE_ARRAYS
+from ..support.config import CORE_ARRAYS
 from .config import GenerateConfig
 from .run_folder import KEEP_CHECKPOINTS
 
@@ -113,7 +111,8 @@ class DiskEstimate:
 def view_file_bytes(width: int, height: int, rgb_storage_dtype: str) -> int:
     """Exact size in bytes of one support view file of a ``width`` x ``height`` view (see the
     module docstring): the CORE_ARRAYS as .npy blobs; the pipeline stores no extra arrays."""
-    itemsize = {"rgb": np.dtype(rgb_storage_dtype).itemsize * 3, "depth": 4, "valid": 1, "inpainted": 1,
+    # the two storage dtypes SupportConfig accepts (numpy is not imported: --dry-run starts fast)
+    itemsize = {"rgb": {"float32": 4, "float16": 2}[rgb_storage_dtype] * 3, "depth": 4, "valid": 1, "inpainted": 1,
                 "backdrop": 1}
     return sum(NPY_HEADER_BYTES + width * height * itemsize[name] for name in CORE_ARRAYS)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-from ..priors.loading import DTYPES
 from ..representation.registry import kind_of_config
 from .config import GenerateConfig
 from .disk_budget import available_memory_bytes, estimate_run, free_disk_bytes, size_text
 from .prior_kinds import check_roles, describe_prior, is_stand_in, real_models, role_names
+
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+"""Bytes per weight of each network dtype (priors/loading.py DTYPES, whose torch dtypes the plan
+does not import)."""
 
 ROLE_TITLES = {"text_to_image": "first view", "inpainter": "inpainting", "depth": "depth",
                "first_view_depth": "first depth", "refiner": "refiner"}
@@ -19,10 +24,10 @@ def _first_view_line(role: str, config: GenerateConfig) -> str | None:
     """The plan line of a photo start's first view (the fit it will get, read from the photo's
     header) or its given depth map; None for every other role. A photo that cannot be read or is
     too small is the same one-line UserInputError as in a run."""
-    from ..priors.photo import fit_plan_for, read_photo_size
-
     fv = config.first_view
     if role == "first view" and fv.image:
+        from ..priors.photo import fit_plan_for, read_photo_size
+
         plan = fit_plan_for(*read_photo_size(fv.image), config.width, config.height, fv.max_upscale, fv.image)
         return f"  {role:<14} your photo {fv.image} ({plan.describe()})"
     if role == "first depth" and fv.depth:
@@ -120,12 +125,10 @@ def network_memory(config: GenerateConfig, counts: dict[str, int | None] | None 
     """What the networks of ``config`` (its resolved dtype) need in main memory when they run on
     the CPU; ``counts``: parameters per loaded network (network_parameters), computed if None.
     Checked against measured peaks by benchmarks/bench_real_architectures.py (BENCHMARKS.md)."""
-    from .priors_factory import with_resolved_dtype
-
-    config = with_resolved_dtype(config)                 # "auto" -> the dtype that will run
+    config = planned_config(config)                      # "auto" -> the dtype that will run
     if counts is None:
         counts = {name: network_parameters(name, config) for name in loaded_networks(config)}
-    itemsize = DTYPES[config.priors.dtype].itemsize
+    itemsize = DTYPE_BYTES[config.priors.dtype]
     weights = sum(c for c in counts.values() if c) * itemsize
     if not weights:
         return NetworkMemory(0, 0, 0, 0)
@@ -148,13 +151,10 @@ def loaded_networks(config: GenerateConfig) -> list[str]:
 
 def describe_plan(config: GenerateConfig, out: str) -> str:
     """A human-readable plan: views, resolution, models, expected memory and output folder."""
-    from .priors_factory import with_resolved_dtype
-    from .scene_cameras import load_trajectory
-
-    config = with_resolved_dtype(config)
-    traj = load_trajectory(config)
+    config = planned_config(config)
+    cameras = trajectory_camera_count(config)
     n_init = 1 + len(config.init.neighbour_yaws_deg) + len(config.init.neighbour_pitches_deg)
-    n_views = n_init + len(traj.cameras) - 1
+    n_views = n_init + cameras - 1
     check_roles(config)                                     # as a run would refuse it
     rep_kind = kind_of_config(config.representation).describe(config.representation)
     lines = [
@@ -162,8 +162,8 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
         f"  prompt         {config.prompt!r}",
         f"  output         {out}",
         f"  resolution     {config.width}x{config.height}",
-        f"  trajectory     {config.trajectory.file or config.trajectory.preset}: {len(traj.cameras)} cameras",
-        f"  support views  {n_views} ({n_init} at initialisation, {len(traj.cameras) - 1} progressive)",
+        f"  trajectory     {config.trajectory.file or config.trajectory.preset}: {cameras} cameras",
+        f"  support views  {n_views} ({n_init} at initialisation, {cameras - 1} progressive)",
         f"  representation {rep_kind}",
         f"  fitting        {config.init.fit_steps} + {config.progressive.fit_steps_per_view}/view iterations",
         "  ablations      " + ", ".join(f"{k}={'on' if v else 'off'}" for k, v in vars(config.ablation).items()),
@@ -172,13 +172,13 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
     for role, name in role_names(config).items():
         title = ROLE_TITLES[role]
         lines.append(_first_view_line(title, config) or f"  {title:<14} {describe_prior(role, name)}")
-    lines += _weights_and_time_lines(config, len(traj.cameras))
+    lines += _weights_and_time_lines(config, cameras)
     counts = {name: network_parameters(name, config) for name in loaded_networks(config)}
     networks = network_memory(config, counts)
     weight_bytes = networks.weights
     unknown = [n for n, c in counts.items() if c is None]
     on_cpu = _networks_on_cpu(config)
-    estimate = estimate_run(config, len(traj.cameras), weight_bytes_on_cpu=networks.peak if on_cpu else 0)
+    estimate = estimate_run(config, cameras, weight_bytes_on_cpu=networks.peak if on_cpu else 0)
     where, free = free_disk_bytes(out)
     available = available_memory_bytes()
     lines += [
@@ -218,12 +218,74 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
 
 def _networks_on_cpu(config: GenerateConfig) -> bool:
     """Whether the networks (and the representation) run on the CPU, so their weights are in RAM."""
-    device = config.priors.device
-    if device == "auto":
-        import torch
+    return planned_device(config.priors.device).startswith("cpu")
 
-        return not torch.cuda.is_available()
-    return device.startswith("cpu")
+
+# ---- what the plan reads without torch (generate --dry-run starts in <= 2 s, issue 21) ----------
+
+def cuda_expected() -> bool:
+    """Whether device "auto" will pick CUDA. Exact (torch.cuda.is_available) when torch is already
+    imported; otherwise predicted without importing torch: the installed torch is a CUDA build
+    (its version.py names a CUDA version), the NVIDIA driver shows a GPU, and CUDA_VISIBLE_DEVICES
+    does not hide them all. A run decides with torch itself (priors_factory.resolve_device)."""
+    import importlib.util
+    import os
+
+    if "torch" in sys.modules:
+        return bool(sys.modules["torch"].cuda.is_available())
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    try:
+        version = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text()
+    except OSError:
+        return False
+    if "cuda: Optional[str] = None" in version or "cuda = None" in version:
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return (gpus.is_dir() and any(gpus.iterdir())) or Path("/dev/nvidia0").exists()
+
+
+def planned_device(name: str) -> str:
+    """The device a run of ``priors.device == name`` will use, as a string ("auto" resolved by
+    ``cuda_expected``; any other name as given: a run checks it with torch)."""
+    if name == "auto":
+        return "cuda" if cuda_expected() else "cpu"
+    return name
+
+
+def planned_config(config: GenerateConfig) -> GenerateConfig:
+    """``config`` with ``priors.dtype`` as a run will resolve it. A run that loads networks uses the
+    run's own resolution (priors_factory.with_resolved_dtype: the loader, which imports torch, and
+    its checks, e.g. fp16 refused on the CPU); a run of stand-ins only loads no network, so no
+    network dtype applies: fp32, the dtype of the representation, is shown (nothing imported)."""
+    if loaded_networks(config) or "torch" in sys.modules:
+        from .priors_factory import with_resolved_dtype
+
+        return with_resolved_dtype(config)
+    return replace(config, priors=replace(config.priors, dtype="fp32"))
+
+
+def trajectory_camera_count(config: GenerateConfig) -> int:
+    """Cameras of the run's trajectory, refused as a run refuses it (scene_cameras.load_trajectory):
+    a preset's options and image size checked and its ``frames`` counted without building poses
+    (no torch); a transforms.json file read in full (the reader builds its cameras with torch)."""
+    from ..errors import UserInputError
+    from ..geometry.trajectory_presets import build_preset_params, check_path_image
+
+    spec = config.trajectory
+    if spec.file:
+        from .scene_cameras import load_trajectory
+
+        return len(load_trajectory(config).cameras)
+    build_preset_params(spec.preset, **spec.params)
+    check_path_image(spec.frames, config.width, config.height, spec.fov_deg)
+    if spec.frames < 2:
+        raise UserInputError(f"preset {spec.preset!r}: a trajectory needs at least 2 cameras, got {spec.frames}")
+    return spec.frames
 
 
 # work units of the progress bar: one unit ~ one fitting step of the representation at the run's
@@ -259,7 +321,7 @@ def _prior_units(name: str, steps: int) -> float:
 
 def work_units(config: GenerateConfig, cameras: int) -> WorkUnits:
     """The stage weights of ``config`` along ``cameras`` trajectory cameras (see WorkUnits)."""
-    from ..geometry.trajectory import path_frame_count
+    from ..geometry.trajectory_presets import path_frame_count
 
     pri, exp = config.priors, config.export
     neighbours = len(config.init.neighbour_yaws_deg) + len(config.init.neighbour_pitches_deg)
@@ -333,11 +395,7 @@ def _weights_and_time_lines(config: GenerateConfig, cameras: int) -> list[str]:
         lines.append("  weights        " + ", ".join(f"{n}: {'MISSING' if n in missing else 'cached'}" for n in real))
         if missing:
             lines.append("  note           " + missing_models_message(config, missing))
-    device = config.priors.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = planned_device(config.priors.device)
     lines.append(f"  runs on        {device}, {config.priors.dtype}")
     threads = current_threads()
     seconds = expected_seconds(config, cameras, threads)

@@ -5,17 +5,16 @@ names below are resolved on first use (PEP 562), so importing a light module of 
 (model_registry, the hub look-ups of loading: what `models list` needs) does not import torch.
 """
 
-from importlib import import_module
+from ..lazy_exports import lazy_exports
 
-_EXPORTS = {"DepthEstimator": ".base", "DepthKind": ".depth_kind", "DepthPrediction": ".base",
-            "Inpainter": ".base", "TextToImage": ".base", "Refiner": ".refiner",
-            "RefinerConfig": ".refiner", "RefinerInput": ".refiner"}
+__all__ = ["DepthEstimator", "DepthKind", "DepthPrediction", "Inpainter", "Refiner", "RefinerConfig",
+           "RefinerInput", "TextToImage"]
 
-__all__ = sorted(_EXPORTS)
+_HOMES = {
+    "DepthEstimator": ".base", "DepthKind": ".config", "DepthPrediction": ".base", "Inpainter": ".base",
+    "TextToImage": ".base", "Refiner": ".refiner", "RefinerConfig": ".config", "RefinerInput": ".refiner",
+}
+"""exported name -> the submodule defining it, imported when the name is first read (lazy_exports:
+importing this package imports no torch)."""
 
-
-def __getattr__(name: str):
-    """The exported name from its module, imported now."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name], __name__), name)
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -31,35 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserInputError
-
-
-@dataclass(frozen=True)
-class AdapterConfig:
-    """Hyper-parameters of the render adapter and of its test-time training."""
-
-    base_channels: int = 64
-    """Hidden width at the first scale; later scales grow like the UNet's widths (x2, x4, ...)."""
-    res_blocks_per_scale: int = 1
-    """Residual conv blocks at each scale."""
-    residual_scale: float = 1.0
-    """Multiplier on every residual when injected (T2I-Adapter's conditioning scale)."""
-    zero_init: bool = True
-    """Zero-initialise the output projections: an untrained adapter changes nothing."""
-    lr: float = 1e-4
-    """AdamW learning rate of the adapter during test-time training."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
-    max_grad_norm: float = 1.0
-    """Gradient-norm clip per training step (0 disables)."""
-    init_seed: int = 0
-    """Seed of the adapter's initial weights (its own generator: the same seed gives the same
-    adapter whatever ran before in the process)."""
-    train_batch_size: int = 1
-    """Database views per training step (views in one step must share a size)."""
-    train_timestep_fraction: float = 1.0
-    """Training timesteps are drawn uniformly from [0, fraction * num_train_timesteps)."""
-    depth_near_quantile: float = 0.02
-    """Quantile of valid rendered depth used as the 'near' depth when normalising disparity."""
+from .config import AdapterConfig
 
 
 @dataclass(frozen=True)

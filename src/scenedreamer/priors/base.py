@@ -17,9 +17,7 @@ from torch import Tensor
 
 from ..errors import UserInputError
 from ..geometry.cameras import Cameras
-from .depth_kind import DepthKind  # re-exported: it lives in a torch-free module
-
-__all__ = ["DepthEstimator", "DepthKind", "DepthPrediction", "Inpainter", "TextToImage"]
+from .config import DepthKind
 
 
 @dataclass(frozen=True)

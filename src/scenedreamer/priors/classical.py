@@ -11,7 +11,6 @@ known pixels around it, interpolated in disparity (1 / depth).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -20,27 +19,7 @@ from torch import Tensor
 
 from ..errors import InternalError, UserInputError
 from .base import check_image, check_mask
-
-
-@dataclass(frozen=True)
-class ClassicalInpaintConfig:
-    """Choice and tuning of the classical fills."""
-
-    large_hole_radius: float = 4.0
-    """A connected hole whose largest inscribed disc has at least this radius (pixels) is "large"
-    and filled by PatchMatch; thinner ones (cracks, speckles) by OpenCV diffusion."""
-    opencv_method: str = "telea"
-    """OpenCV fill for thin holes: "telea" (fast marching) or "ns" (Navier-Stokes)."""
-    opencv_radius: float = 3.0
-    """Neighbourhood radius (pixels) of the OpenCV fill."""
-    patch_size: int = 3
-    """PatchMatch patch radius: patches of (2 * patch_size + 1)^2 pixels."""
-    patchmatch_max_side: int | None = 256
-    """PatchMatch runs on a crop around the large holes, downscaled so that its longer side is at
-    most this many pixels (the fill is upscaled back; known pixels stay exact). None = full
-    resolution (slower, sharper)."""
-    crop_margin: int = 32
-    """Known pixels kept around the large holes' bounding box as PatchMatch's source (pixels)."""
+from .config import ClassicalInpaintConfig, DepthCompletionConfig
 
 
 class ClassicalInpainter:
@@ -130,20 +109,6 @@ def _patchmatch_fill(img8: np.ndarray, large: np.ndarray, cfg: ClassicalInpaintC
     region = result[i0:i1, j0:j1]
     region[crop_hole] = out[crop_hole]
     return result
-
-
-@dataclass(frozen=True)
-class DepthCompletionConfig:
-    """Background-biased depth completion."""
-
-    foreground_ratio: float = 0.25
-    """A candidate is background when its disparity is at most this fraction above the farthest
-    candidate's (0.25: up to 25 % closer); closer candidates (the occluder) are ignored. Smaller
-    values reject nearer occluders but flatten steep background slopes across a hole (the fill
-    then leans to the far side of the slope); larger values interpolate slopes but let nearby
-    occluders bleed in."""
-    max_passes: int = 4
-    """Passes of the directional search; pixels still unfilled take the farthest known depth."""
 
 
 def complete_depth(depth: Tensor, known: Tensor, config: DepthCompletionConfig | None = None) -> Tensor:

@@ -26,6 +26,7 @@ from torch import Tensor
 from ..geometry.cameras import Cameras
 from .base import DepthKind, DepthPrediction, check_image
 from .loading import LoadedDepthNetwork, ModelLoadConfig, load_depth_network
+from .config import DepthNetworkConfig
 
 _PIL_RESAMPLE_TO_MODE = {2: "bilinear", 3: "bicubic"}  # PIL.Image.Resampling codes
 
@@ -70,17 +71,6 @@ class DepthInputSpec:
             align_corners=model_type == "zoedepth",
             reflect_pad=model_type == "zoedepth" and bool(getattr(processor, "do_pad", False)),
         )
-
-
-@dataclass(frozen=True)
-class DepthNetworkConfig:
-    """Settings of the real depth-network wrapper."""
-
-    flip_average: bool = False
-    """Also run the horizontally flipped image and average (ZoeDepth's test-time augmentation)."""
-    kind: DepthKind | None = None
-    """Override of the output kind; None = from the model (ZoeDepth and metric Depth Anything ->
-    METRIC, relative Depth Anything / DPT -> DISPARITY)."""
 
 
 def _round_to_multiple(value: float, multiple: int) -> int:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,33 +29,9 @@ from ..geometry.cameras import Cameras
 from .base import check_image
 from .filters import box_mean_zero_padded
 from .loading import ModelLoadConfig, load_sd_pipeline
+from .config import DiffusionConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DiffusionConfig:
-    """Sampling settings shared by the Stable Diffusion text-to-image and inpainting wrappers."""
-
-    num_inference_steps: int = 50
-    """Denoising steps of the scheduler."""
-    sampler: Literal["default", "lcm", "dpm-solver++"] = "default"
-    """The scheduler every Stable Diffusion pipeline of the run samples with (first view,
-    inpainting and the refiner): "default" = the model's own (PNDM / DDIM, 30-50 steps),
-    "lcm" = latent-consistency sampling (needs the LCM-LoRA, priors.lora; 4 steps, guidance 1),
-    "dpm-solver++" = DPM-Solver++ 2M (10-15 steps with guidance; no extra weights)."""
-    guidance_scale: float = 7.5
-    """Classifier-free guidance weight (1.0 disables guidance and halves the UNet work)."""
-    negative_prompt: str = ""
-    """Text the sample is steered away from (empty = unconditional)."""
-    size_multiple: int = 8
-    """Image sides the network accepts are multiples of this (SD's VAE downsamples by 8)."""
-    working_long_side: int | None = None
-    """If set, images are resized so their longer side is about this many pixels for the network
-    (e.g. 512 for SD 1.5 / 2.1-base) and results resized back; None = the input size, rounded."""
-    seam_feather_px: int = 8
-    """Inpainting: width in pixels (at output size) over which the colour offset between the
-    generated content and the known pixels around the hole fades out inside the hole."""
 
 
 # --------------------------------------------------------------------------------------------

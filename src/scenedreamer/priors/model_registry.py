@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import UserInputError
-from .depth_kind import DepthKind
+from .config import DepthKind
 
 ModelTask = Literal["text2image", "inpaint", "depth", "clip", "lora", "tiny-vae"]
 

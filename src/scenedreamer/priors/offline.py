@@ -19,25 +19,7 @@ from ..errors import UserInputError
 from ..geometry.cameras import Cameras
 from .base import DepthKind, DepthPrediction, check_image, check_mask
 from .procedural import ProceduralWorld, ProceduralWorldConfig
-
-
-@dataclass(frozen=True)
-class OracleDepthConfig:
-    """How the oracle depth is corrupted: values = scale * depth * (1 + noise_std * n) + shift."""
-
-    scale: float = 1.0
-    """Unknown-to-the-pipeline scale applied to the exact z-depth (must be > 0)."""
-    shift: float = 0.0
-    """Unknown-to-the-pipeline shift added after scaling (scene units * scale)."""
-    noise_std: float = 0.0
-    """Standard deviation of multiplicative Gaussian noise (0.02 = 2 % of the depth)."""
-    noise_seed: int = 0
-    """Seed of the noise (the same camera gets the same noise on every call)."""
-
-    @property
-    def exact(self) -> bool:
-        """True when the output is the exact metric depth (DepthKind.METRIC)."""
-        return self.scale == 1.0 and self.shift == 0.0 and self.noise_std == 0.0
+from .config import OracleDepthConfig
 
 
 def _check_camera(camera: Cameras | None, who: str, height: int | None = None,

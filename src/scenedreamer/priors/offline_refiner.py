@@ -23,7 +23,6 @@ JSON marker so the pipeline's resume logic works the same with either refiner.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -35,51 +34,13 @@ from ..errors import UserInputError
 from ..events import EventSink
 from .filters import box_mean_clipped
 from .refiner import RefinerInput, floater_mask, render_over_local
+from .config import OfflineRefinerConfig
 
 OFFLINE_MARKER_FORMAT = "scenedreamer-offline-refiner/1"
 """Format tag of the marker file the offline refiner writes in place of adapter weights."""
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 """ITU-R BT.601 luma weights: the guide image of the seam filter."""
-
-
-@dataclass(frozen=True)
-class OfflineRefinerConfig:
-    """Tunables of the offline stand-in refiner."""
-
-    opacity_low: float = 0.3
-    """Opacity at or below which the render is not trusted at all."""
-    opacity_high: float = 0.9
-    """Opacity at or above which the render is fully trusted (smooth ramp in between)."""
-    floater_depth_tolerance: float = 0.15
-    """Relative depth disagreement (render vs warp) above which a rendered pixel is a floater."""
-    keep_threshold: float = 0.995
-    """Opacity at or above which rendered pixels are kept exactly (set above 1 to disable)."""
-    seam_radius_px: int = 4
-    """Window radius of the edge-aware seam filter, in pixels."""
-    seam_edge_eps: float = 1e-3
-    """Guided-filter regulariser: smaller follows image edges more closely, larger blurs more."""
-    unknown_render_trust: float = 0.0
-    """Factor on the trust in the render at pixels the warp does not know (``~local_known``): the
-    render of space no support view saw is extrapolation (often floaters); 0 = take the local
-    frame's inpainting there (the render is then never kept there either)."""
-    consistency_weight: float = 1.0
-    """Local consistency regularisation: on pixels the warp knows (``local_known``) the output
-    moves this fraction of the way to the local frame (1 = the warped support content, which is
-    sharper than a render of a partly fitted scene; 0 = keep the composite). The stand-in has no
-    image prior to correct a blurry render, so the warp of real support pixels plays that role.
-    ``ablation.consistency`` off sets it to 0 for the run."""
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.opacity_low < self.opacity_high:
-            raise UserInputError("OfflineRefinerConfig: need 0 <= opacity_low < opacity_high "
-                                 f"(got {self.opacity_low}, {self.opacity_high})")
-        if not 0.0 <= self.unknown_render_trust <= 1.0:
-            raise UserInputError(f"OfflineRefinerConfig.unknown_render_trust: {self.unknown_render_trust} is not in [0, 1]")
-        if not 0.0 <= self.consistency_weight <= 1.0:
-            raise UserInputError(f"OfflineRefinerConfig.consistency_weight: {self.consistency_weight} is not in [0, 1]")
-        if self.seam_radius_px < 0 or self.seam_edge_eps <= 0:
-            raise UserInputError("OfflineRefinerConfig: seam_radius_px must be >= 0 and seam_edge_eps > 0")
 
 
 class OfflineRefiner:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Protocol, runtime_checkable
 
@@ -32,8 +32,9 @@ from torch import Tensor
 from ..atomic import atomic_write_bytes
 from ..errors import InternalError, UserInputError
 from ..events import EventSink, emit
-from .adapter import (NON_FEATURE_CHANNELS, AdapterConfig, RenderAdapter, adapter_input,
+from .adapter import (NON_FEATURE_CHANNELS, RenderAdapter, adapter_input,
                       check_adapter_metadata, required_multiple, residual_specs)
+from .config import RefinerConfig
 
 ADAPTER_FORMAT = "scenedreamer-render-adapter/1"
 """Format tag written into saved adapter files (safetensors metadata)."""
@@ -200,58 +201,6 @@ def paste_well_observed(refined: Tensor, view: RefinerInput, keep: Tensor, feath
 
 
 # ----------------------------------------------------------------------------- configuration
-@dataclass(frozen=True)
-class RefinerConfig:
-    """Tunables of the diffusion refiner (and the parts the offline stand-in shares)."""
-
-    strength: float = 0.5
-    """Fraction of the denoising trajectory re-run from the noised render (0 = keep, 1 = redraw)."""
-    num_inference_steps: int = 30
-    """Scheduler steps of a full trajectory; about strength x this many are run."""
-    guidance_scale: float = 7.5
-    """Classifier-free guidance scale (<= 1 disables the unconditional pass)."""
-    negative_prompt: str = ""
-    """Negative prompt for classifier-free guidance."""
-    consistency_weight: float = 0.5
-    """Local consistency regularisation in [0, 1]: after each step, known-region latents move this
-    fraction of the way to the local frame's latents noised to the same level (1 = RePaint
-    replacement, 0 disables)."""
-    consistency_steps_fraction: float = 0.8
-    """Fraction of the run steps (from the first) that get the guidance; the rest let the model
-    harmonise the seam."""
-    keep_threshold: float = 0.995
-    """Opacity at or above which rendered pixels are well observed and pasted back exactly
-    (set above 1 to let the refiner change every pixel)."""
-    seam_feather_px: int = 4
-    """Width in pixels of the linear blend from pasted render pixels into the refined image."""
-    fill_holes_with_local: bool = True
-    """Start denoising from the render composited over the local frame (else from the raw render,
-    whose holes are black)."""
-    floater_depth_tolerance: float = 0.15
-    """Relative depth disagreement (render vs warp) above which a rendered pixel is a floater."""
-    use_adapter: bool = True
-    """Ablation switch: False runs the frozen diffusion model without any adapter."""
-    feature_channels: int = 0
-    """F, the number of rendered feature channels the adapter reads (fixed per scene)."""
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
-    """The adapter's architecture and training hyper-parameters."""
-    adapter_train_steps_per_view: int = 20
-    """Adapter training steps the pipeline runs after each new view enters the database."""
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.strength <= 1.0:
-            raise UserInputError(f"RefinerConfig.strength: {self.strength} is not in [0, 1]")
-        if not 0.0 <= self.consistency_weight <= 1.0:
-            raise UserInputError(f"RefinerConfig.consistency_weight: {self.consistency_weight} is not in [0, 1]")
-        if not 0.0 <= self.consistency_steps_fraction <= 1.0:
-            raise UserInputError("RefinerConfig.consistency_steps_fraction: "
-                                 f"{self.consistency_steps_fraction} is not in [0, 1]")
-        if self.num_inference_steps < 1:
-            raise UserInputError(f"RefinerConfig.num_inference_steps: {self.num_inference_steps} < 1")
-        if self.feature_channels < 0 or self.seam_feather_px < 0:
-            raise UserInputError("RefinerConfig: feature_channels and seam_feather_px must be >= 0")
-
-
 # ----------------------------------------------------------------------------- the diffusion refiner
 class DiffusionRefiner:
     """Refiner over an injected Stable Diffusion pipeline with a trainable render adapter.

@@ -7,7 +7,7 @@ surface), and put one isotropic Gaussian per voxel. The result exports as a stan
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -18,27 +18,7 @@ from ..geometry.cameras import Cameras
 from ..geometry.projection import unproject_depth
 from .base import SceneRepresentation
 from .gaussians import GaussianConfig, GaussianScene, depth_normals, surfel_shape
-
-
-@dataclass(frozen=True)
-class BakeConfig:
-    """How a representation is sampled into Gaussians."""
-
-    min_opacity: float = 0.5
-    """Pixels whose rendered opacity is below this are dropped (sky, holes, floaters' fringes)."""
-    stride: int = 1
-    """Use every stride-th rendered pixel per axis."""
-    voxel_size: float = 0.0
-    """Edge of the dedupe voxels in scene units; 0 = automatic (see voxel_footprint_factor)."""
-    voxel_footprint_factor: float = 1.0
-    """Automatic voxel size = this x the median pixel footprint (depth / focal x stride)."""
-    scale_factor: float = 0.5
-    """Gaussian size = this x max(voxel size, the smallest pixel footprint merged into it); the
-    Gaussians are flat discs on the rendered surface (config.gaussians.init_flatness etc.)."""
-    render_batch: int = 1
-    """Cameras rendered per call (memory vs. speed)."""
-    gaussians: GaussianConfig = field(default_factory=GaussianConfig)
-    """Config of the produced scene (its feature_dim is set to the representation's)."""
+from .config import BakeConfig
 
 
 @dataclass(frozen=True)

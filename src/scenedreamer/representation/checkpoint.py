@@ -148,7 +148,7 @@ def load_checkpoint(path: str | os.PathLike, expected_kind: str | None = None,
         payload = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
         raise UserInputError(f"{path}: checkpoint payload cannot be read ({type(err).__name__})") from None
-    cls = REPRESENTATION_KINDS[kind].cls
+    cls = REPRESENTATION_KINDS[kind].load_class()
     try:
         config = config_from_dict(_config_class_of(cls), payload["config"])
         representation = cls.from_config(config, device=device)

@@ -22,40 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .rasterize.projection import quat_to_rotmat
-
-
-@dataclass(frozen=True)
-class DensifyConfig:
-    """When and how to densify and prune (steps are the fitting loop's global steps)."""
-
-    enabled: bool = True
-    """Turn adaptive density control on/off (statistics are still cheap to keep)."""
-    start_step: int = 500
-    """No densification before this step (let positions settle first)."""
-    stop_step: int = 15_000
-    """No densification from this step on."""
-    every: int = 100
-    """Densify/prune every this many steps between start_step and stop_step."""
-    grad_threshold: float = 2e-4
-    """Grow Gaussians whose mean screen-space gradient norm (in NDC-like units: pixels divided by
-    half the image size, as gsplat) exceeds this."""
-    grow_scale_relative: float = 0.01
-    """Gaussians whose largest scale is at most this fraction of the scene extent are duplicated,
-    bigger ones are split."""
-    split_scale_divisor: float = 1.6
-    """A split Gaussian's children get the parent's scales divided by this (3DGS value)."""
-    prune_opacity: float = 0.005
-    """Gaussians with opacity below this are removed."""
-    prune_scale_relative: float = 0.1
-    """After the first opacity reset, Gaussians larger than this fraction of the extent are removed."""
-    reset_opacity_every: int = 3000
-    """Every this many steps, opacities are clamped down to reset_opacity_value (0 = never)."""
-    reset_opacity_value: float = 0.01
-    """The opacity ceiling applied at a reset."""
-    max_gaussians: int = 3_000_000
-    """Growth stops at this many Gaussians (memory bound)."""
-    seed: int = 0
-    """Seed of the split sampling when the caller passes no generator."""
+from .config import DensifyConfig
 
 
 @dataclass

@@ -14,7 +14,6 @@ Gaussians on a sphere around the cameras, so a standard viewer shows the sky, no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -24,32 +23,9 @@ from ..geometry.cameras import Cameras
 from ..geometry.trajectory import cameras_between
 from ..support.records import Provenance, ViewRecord
 from .base import SceneRepresentation
-from .fitting import FitConfig, SupportViews, fit
+from .fitting import SupportViews, fit
 from .gaussians import GaussianConfig, GaussianScene
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """How exported Gaussians are fitted after the bake."""
-
-    steps: int = 300
-    """Fitting steps after the bake (0 = export the bake as is)."""
-    extra_views_per_gap: int = 1
-    """Source-representation renders added between consecutive support cameras (0 = none)."""
-    sky: bool = True
-    """Add a shell of far Gaussians for the sky pixels (valid and backdrop) of the support views."""
-    sky_stride: int = 4
-    """One sky Gaussian per sky_stride x sky_stride support pixels."""
-    sky_radius_factor: float = 4.0
-    """Sky shell radius = this x the farthest support depth that is not backdrop (scene units)."""
-    sky_scale_factor: float = 1.0
-    """Sky Gaussian std-dev = this x sky_stride x the pixel footprint at the shell."""
-    fit: FitConfig = field(default_factory=lambda: FitConfig(
-        patch_size=64, patches_per_step=4, replay_fraction=0.0, depth_weight=0.1, opacity_weight=0.0,
-        inpainted_weight=1.0, warmup_steps=10, lr_final_ratio=0.1))
-    """Fitting loop settings: large patches (SSIM context; few Gaussians per pixel after the
-    bake), weak depth term (the geometry is the bake's; colour decides), generated pixels count
-    fully (they are the scene the user got)."""
+from .config import DistillConfig
 
 
 class ViewList:

@@ -33,6 +33,7 @@ from ..geometry.cameras import Cameras
 from ..support.records import ViewRecord
 from .base import RenderOutput, SceneRepresentation
 from .losses import depth_loss, l1_colour_loss, psnr, ssim_loss, weighted_mean
+from .config import FitConfig
 
 
 class SupportViews(Protocol):
@@ -51,54 +52,6 @@ class FitDivergedError(RunFailedError):
     def __init__(self, message: str, state: "FitState") -> None:
         super().__init__(message)
         self.state = state
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    """Hyper-parameters of the fitting loop (no feature loss: the defaults need no extra inputs)."""
-
-    patch_size: int = 24
-    """Side of the square training patches, pixels (clipped to the smallest view)."""
-    patches_per_step: int = 8
-    """Patches (one per chosen view) rendered per optimisation step."""
-    replay_fraction: float = 0.5
-    """Share of patches drawn by database.sample_replay when view_ids are given (old views)."""
-    l1_weight: float = 1.0
-    """Weight of the L1 colour loss."""
-    ssim_weight: float = 0.2
-    """Weight of the (1 - SSIM) colour loss."""
-    ssim_window: int = 7
-    """SSIM Gaussian window size, pixels (must not exceed patch_size)."""
-    depth_weight: float = 0.5
-    """Weight of the relative L1 depth loss on pixels with known depth."""
-    inpainted_weight: float = 0.5
-    """Per-pixel loss weight of inpainted/generated pixels (original content has weight 1)."""
-    opacity_weight: float = 0.01
-    """Weight of the loss pushing valid pixels to full opacity (every real pixel is a surface)."""
-    distortion_weight: float = 0.001
-    """Weight of the mip-NeRF 360 distortion loss (compact weights, fewer floaters)."""
-    free_space_weight: float = 1.0
-    """Weight of the line-of-sight loss: rendering weight in front of a known surface depth."""
-    tv_weight: float = 0.0
-    """Weight of the total-variation loss on the representation's feature planes."""
-    use_depth_hint: bool = True
-    """Pass each patch's known depth to render() as its depth_hint (depth-guided sampling)."""
-    lr_scale: float = 1.0
-    """Multiplies every parameter group's base learning rate."""
-    warmup_steps: int = 10
-    """Linear learning-rate warmup at the start of each fit() call, steps."""
-    lr_final_ratio: float = 0.1
-    """Learning rate at the end of a call relative to its base (exponential decay in between)."""
-    adam_eps: float = 1e-15
-    """Adam epsilon (tiny: grid features get small, sparse gradients)."""
-    background: tuple[float, float, float] | None = None
-    """Colour composited behind the scene while fitting; None: black."""
-    check_gradients: bool = True
-    """Also refuse non-finite gradients (so a bad step never reaches the parameters)."""
-    log_every: int = 10
-    """Emit a progress event every this many steps (and at the last step)."""
-    max_cached_views: int = 64
-    """Support views kept in memory during a call (database reads are cached)."""
 
 
 @dataclass(frozen=True)

@@ -15,18 +15,18 @@ rasterized (see rasterize/); depth is the expected z-depth sum w z / opacity (0 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from ..errors import InternalError, UserInputError
+from ..errors import InternalError
 from ..geometry.cameras import Cameras
 from ..geometry.projection import unproject_depth
 from .base import RenderOutput, SceneRepresentation
-from .densify import (DensifyConfig, DensifyReport, DensifyState, accumulate_gradients, densify_step,
+from .densify import (DensifyReport, DensifyState, accumulate_gradients, densify_step,
                       duplicate, update_parameters)
-from .rasterize import RasterConfig, eval_sh, num_sh_bases, rasterize, rgb_to_sh0
+from .rasterize import eval_sh, num_sh_bases, rasterize, rgb_to_sh0
+from .config import GaussianConfig
 
 # At most this many renders' screen-space gradients wait for the next post_step (a fitting step
 # renders once or a few times; more pending renders means nobody calls post_step).
@@ -38,59 +38,6 @@ _MIN_SCALE = 1e-12
 _OPACITY_MARGIN = 1e-6
 
 PARAM_NAMES = ["means", "log_scales", "quats", "opacity_logits", "sh0", "shN", "features"]
-
-
-@dataclass(frozen=True)
-class GaussianConfig:
-    """3D Gaussian scene: appearance model, initialisation, learning rates, rendering, density."""
-
-    sh_degree: int = 0
-    """Spherical-harmonic degree of the colour (0..3). 0 = view-independent colour, our default:
-    generated views disagree a little, and view dependence would absorb that as flicker."""
-    feature_dim: int = 0
-    """Length of the per-Gaussian feature vector rendered for the refinement adapter (0 = none)."""
-    init_stride: int = 1
-    """from_views/add_from_view put one Gaussian on every init_stride-th pixel (per axis)."""
-    init_scale_factor: float = 0.5
-    """Initial std-dev = this x (pixel footprint at the point's depth) x init_stride."""
-    init_opacity: float = 0.9
-    """Opacity of new Gaussians (views are reproduced best with nearly opaque splats)."""
-    init_flatness: float = 0.1
-    """New Gaussians are flat discs on the depth map's surface: thickness = this x their size
-    (1 = isotropic). Flat splats keep depth sharp where a surface is seen at a grazing angle."""
-    init_min_cos: float = 0.2
-    """A disc's size is divided by cos(view angle), at least this, to still cover its pixel."""
-    init_max_jump_pixels: float = 20.0
-    """Neighbour points farther apart than this many pixel footprints mark a depth edge: no
-    normal there, the disc faces the camera instead."""
-    lr_means: float = 1.6e-4
-    """Adam learning rate of the centres, times the scene extent (3DGS value)."""
-    lr_log_scales: float = 5e-3
-    """Adam learning rate of the log scales."""
-    lr_quats: float = 1e-3
-    """Adam learning rate of the quaternions."""
-    lr_opacity_logits: float = 5e-2
-    """Adam learning rate of the opacity logits."""
-    lr_sh0: float = 2.5e-3
-    """Adam learning rate of the DC colour."""
-    lr_shN: float = 2.5e-3 / 20
-    """Adam learning rate of the higher SH coefficients (3DGS: DC rate / 20)."""
-    lr_features: float = 2.5e-3
-    """Adam learning rate of the feature vectors."""
-    depth_opacity_eps: float = 1e-4
-    """Below this rendered opacity the reported depth is 0 (nothing visible), as the NeRF does."""
-    raster: RasterConfig = field(default_factory=RasterConfig)
-    """How Gaussians are rasterized (backend, tiles, thresholds)."""
-    densify: DensifyConfig = field(default_factory=DensifyConfig)
-    """Adaptive density control schedule (post_step)."""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.sh_degree <= 3:
-            raise UserInputError(f"GaussianConfig.sh_degree must be 0..3, got {self.sh_degree}")
-        if self.feature_dim < 0:
-            raise UserInputError(f"GaussianConfig.feature_dim must be >= 0, got {self.feature_dim}")
-        if self.init_stride < 1:
-            raise UserInputError(f"GaussianConfig.init_stride must be >= 1, got {self.init_stride}")
 
 
 class GaussianScene(SceneRepresentation):

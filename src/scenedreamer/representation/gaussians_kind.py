@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..geometry.cameras import Cameras
+from .config import GaussianConfig
 from .kind import RepresentationKind, RepresentationSize, RunShape, densified_count, pixels_at_stride
-from .gaussians import GaussianConfig, GaussianScene
+
+if TYPE_CHECKING:       # the hooks import torch when called: the table itself stays torch-free
+    from .gaussians import GaussianScene
 
 
 def default_config() -> GaussianConfig:
@@ -20,6 +21,11 @@ def default_config() -> GaussianConfig:
 
 def create(config: GaussianConfig, views: list, device, camera_centres=None) -> GaussianScene:
     """One Gaussian per valid pixel of the views (every config.init_stride-th per axis)."""
+    import torch
+
+    from ..geometry.cameras import Cameras
+    from .gaussians import GaussianScene
+
     cams = Cameras(torch.stack([v.K for v in views]), torch.stack([v.c2w for v in views]),
                    views[0].width, views[0].height)
     return GaussianScene.from_views(torch.stack([v.rgb for v in views]), torch.stack([v.depth for v in views]),
@@ -69,6 +75,6 @@ def describe(config: GaussianConfig) -> str:
 
 
 KIND = RepresentationKind(
-    name=GaussianScene.kind, cli_name="gaussians", cls=GaussianScene, config_class=GaussianConfig,
+    name="gaussians", cli_name="gaussians", cls="scenedreamer.representation.gaussians:GaussianScene", config_class=GaussianConfig,
     default_config=default_config, describe=describe, create=create, grow=grow, size=size,
     seed_gaussians=seed_gaussians, export_method="copy of the fitted Gaussians")

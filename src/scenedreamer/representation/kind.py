@@ -84,8 +84,10 @@ class RepresentationKind:
     """the kind's name as checkpoints, scene.json and eval reports spell it ("triplane_nerf")"""
     cli_name: str
     """the name ``generate --representation`` takes ("nerf")"""
-    cls: type
-    """the SceneRepresentation subclass; ``cls.kind == name``, ``cls.from_config(config, device)``"""
+    cls: type | str
+    """the SceneRepresentation subclass (``cls.kind == name``, ``cls.from_config(config, device)``), or
+    its "package.module:Name" path, imported by ``load_class`` on first use (so the table, read by
+    ``generate --dry-run``, imports no torch)"""
     config_class: type
     """its config dataclass (config.json names it by class name under "type")"""
     default_config: Callable[[], Any]
@@ -100,9 +102,24 @@ class RepresentationKind:
     """how scene.ply is made from it, in words (scene.json "method")"""
 
     def __post_init__(self) -> None:
-        if getattr(self.cls, "kind", None) != self.name:
-            raise ValueError(f"representation kind {self.name!r}: {self.cls.__name__}.kind is "
-                             f"{getattr(self.cls, 'kind', None)!r}")
+        if not isinstance(self.cls, str):
+            self._check_class(self.cls)
+
+    def load_class(self) -> type:
+        """The representation class (imported now when ``cls`` is its path)."""
+        if not isinstance(self.cls, str):
+            return self.cls
+        from importlib import import_module
+
+        module, _, name = self.cls.partition(":")
+        cls = getattr(import_module(module), name)
+        self._check_class(cls)
+        return cls
+
+    def _check_class(self, cls: type) -> None:
+        if getattr(cls, "kind", None) != self.name:
+            raise ValueError(f"representation kind {self.name!r}: {cls.__name__}.kind is "
+                             f"{getattr(cls, 'kind', None)!r}")
 
 
 # ---- helpers shared by the kinds' hooks -------------------------------------------------------

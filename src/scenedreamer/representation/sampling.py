@@ -16,7 +16,6 @@ bin midpoints and each bin's length is its ``delta``. Three sources of edges are
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -144,33 +143,3 @@ def bin_midpoints(edges: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------------------------
 # The sampling plan of one renderer (a config dataclass; every number documented).
 # ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SamplingConfig:
-    """How many samples go where along each ray. Distances are in units of the scene radius."""
-
-    near: float = 0.02
-    """Closest sampled z-depth, in scene radii."""
-    far: float = 200.0
-    """Farthest sampled z-depth, in scene radii (with contraction the far region is cheap)."""
-    linear_range: float = 2.0
-    """Stratified samples are uniform in depth up to this many scene radii, uniform in disparity beyond."""
-    stratified_bins: int = 24
-    """Stratified bins per ray over [near, far] (empty and unseen space)."""
-    guided_edges: int = 24
-    """Extra edges per ray near the surface: in the depth-hint band, or drawn by importance."""
-    guide_relative_width: float = 0.04
-    """Half-width of the depth-hint band as a fraction of the hinted depth."""
-    guide_min_width: float = 0.01
-    """Smallest half-width of the depth-hint band, in scene radii."""
-    free_space_margin: float = 0.08
-    """Relative margin in front of a hinted depth that the free-space loss leaves alone."""
-    importance_without_hint: bool = True
-    """Rays without a depth hint place their guided edges by a coarse no-grad pass's weights."""
-    importance_blur: float = 0.01
-    """Uniform share mixed into the importance pdf so empty-looking rays still sample everywhere."""
-    eval_stratified_bins: int = 48
-    """Stratified bins per ray when rendering in eval mode (novel views have no depth hint)."""
-    eval_guided_edges: int = 48
-    """Guided/importance edges per ray in eval mode."""
-    render_chunk_rays: int = 4096
-    """Rays per chunk in render(): bounds memory for large images."""

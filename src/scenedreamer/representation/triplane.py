@@ -12,7 +12,7 @@ with depth-guided sampling (sampling.py), in chunks of rays.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -20,62 +20,12 @@ from torch import Tensor, nn
 
 from ..geometry.cameras import Cameras, camera_rays
 from .base import RenderOutput, SceneRepresentation
-from .sampling import SamplingConfig, contract
+from .sampling import contract
 from .volume_rendering import RayRender, render_rays
+from .config import TriplaneConfig
 
 # The three planes and the two world axes each one spans, in the order they are stacked.
 PLANE_AXES = ((0, 1), (0, 2), (1, 2))
-
-
-@dataclass(frozen=True)
-class TriplaneConfig:
-    """Everything needed to build (and rebuild from a checkpoint) a TriplaneNeRF."""
-
-    resolution: int = 128
-    """Side of each square feature plane, in texels."""
-    channels: int = 16
-    """Feature channels per plane."""
-    combine: str = "sum"
-    """How the three plane features are combined: "sum" (C inputs to the MLP) or "concat" (3C)."""
-    hidden_width: int = 64
-    """Width of the decoder MLP's hidden layers."""
-    hidden_layers: int = 1
-    """Number of hidden layers of the decoder MLP."""
-    feature_dim: int = 16
-    """Width of the decoded feature vector (rendered as RenderOutput.features)."""
-    plane_init_std: float = 0.1
-    """Standard deviation of the random initial plane features."""
-    density_bias: float = -1.0
-    """Added to the raw density before softplus: the initial scene is nearly empty."""
-    center: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    """World centre of the scene's inner (uncontracted) region, scene units."""
-    radius: float = 1.0
-    """Radius of the inner region, scene units; beyond it space is contracted."""
-    bounds_quantile: float = 0.3
-    """When a run sets centre and radius from its first views (``bounds_from_views``): the radius
-    is this quantile of the surface points' and cameras' distances to the centre, ..."""
-    bounds_margin: float = 1.5
-    """... times this margin. A low quantile keeps grazing ground, far backgrounds and sky in the
-    contracted region so the planes' resolution goes to content near the cameras."""
-    contraction: bool = True
-    """Contract space beyond the radius (unbounded outdoor scenes); off: the cube [-radius, radius]^3."""
-    contraction_norm: str = "inf"
-    """Norm of the contraction: "inf" (fills the planes' square) or "l2" (mip-NeRF 360)."""
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    """Ray sampling plan (stratified + depth-guided + importance)."""
-    lr_planes: float = 2e-2
-    """Adam learning rate of the feature planes."""
-    lr_mlp: float = 5e-3
-    """Adam learning rate of the decoder MLP."""
-
-    def __post_init__(self) -> None:
-        if self.combine not in ("sum", "concat"):
-            raise ValueError(f"TriplaneConfig.combine must be 'sum' or 'concat', got {self.combine!r}")
-        if self.resolution < 2 or self.channels < 1 or self.radius <= 0:
-            raise ValueError("TriplaneConfig: resolution >= 2, channels >= 1 and radius > 0 are required")
-        if not (0.0 < self.bounds_quantile <= 1.0 and self.bounds_margin > 0):
-            raise ValueError("TriplaneConfig: bounds_quantile must be in (0, 1] and bounds_margin > 0")
-        object.__setattr__(self, "center", tuple(float(c) for c in self.center))
 
 
 @dataclass(frozen=True)

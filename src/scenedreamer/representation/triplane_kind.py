@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from .kind import RepresentationKind, RepresentationSize, RunShape, bake_seed, baked_size, no_growth
-from .triplane import TriplaneConfig, TriplaneNeRF, bounds_from_views
+from .config import TriplaneConfig
+
+if TYPE_CHECKING:       # create imports torch when called: the table itself stays torch-free
+    from .triplane import TriplaneNeRF
 
 
 def create(config: TriplaneConfig, views: list, device, camera_centres=None) -> TriplaneNeRF:
@@ -13,6 +17,8 @@ def create(config: TriplaneConfig, views: list, device, camera_centres=None) -> 
     cameras and depth and ``camera_centres`` (N, 3), the whole trajectory's camera positions
     (the bounded inner region holds the cameras and the content near them; the rest is
     contracted)."""
+    from .triplane import TriplaneNeRF, bounds_from_views
+
     bounds = bounds_from_views(views, config.bounds_quantile, config.bounds_margin, camera_centres=camera_centres)
     return TriplaneNeRF.from_config(replace(config, center=bounds.center, radius=bounds.radius), device)
 
@@ -36,6 +42,6 @@ def describe(config: TriplaneConfig) -> str:
 
 
 KIND = RepresentationKind(
-    name=TriplaneNeRF.kind, cli_name="nerf", cls=TriplaneNeRF, config_class=TriplaneConfig,
+    name="triplane_nerf", cli_name="nerf", cls="scenedreamer.representation.triplane:TriplaneNeRF", config_class=TriplaneConfig,
     default_config=TriplaneConfig, describe=describe, create=create, grow=no_growth, size=size,
     seed_gaussians=bake_seed, export_method="baked from renders at the support cameras (representation/bake.py)")

@@ -16,7 +16,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .sampling import (SamplingConfig, bin_midpoints, depth_band_edges, importance_edges, merge_edges,
+from .config import SamplingConfig
+from .sampling import (bin_midpoints, depth_band_edges, importance_edges, merge_edges,
                        spacing_forward, stratified_edges)
 
 # A field maps world points (N, 3) to density (N,) per scene unit, colour (N, 3) in [0, 1] and

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+CORE_ARRAYS = ("rgb", "depth", "valid", "inpainted", "backdrop")
+"""The per-view arrays every view file holds (support/storage.py; here, without torch, because the
+disk estimate of ``generate --dry-run`` sizes them)."""
+
 
 @dataclass(frozen=True)
 class SupportConfig:

@@ -24,7 +24,6 @@ from ..geometry.cameras import Cameras
 from .records import Provenance, ViewRecord
 
 # The fixed arrays of every view, in file order; tensors in ViewRecord.extra follow as "extra.<key>".
-CORE_ARRAYS = ("rgb", "depth", "valid", "inpainted", "backdrop")
 # Databases written before the backdrop mask existed lack "backdrop": decode_record derives it.
 LEGACY_ARRAYS = ("rgb", "depth", "valid", "inpainted")
 EXTRA_PREFIX = "extra."
@@ -42,7 +41,7 @@ def camera_from_lists(K: list[list[float]], c2w: list[list[float]], width: int, 
 class EncodedView:
     """A validated record split into what goes to the view file and what goes to the SQLite row.
 
-    arrays: name -> numpy array, in file order (CORE_ARRAYS first).
+    arrays: name -> numpy array, in file order (config.CORE_ARRAYS first).
     K, c2w: nested float lists (exact float32 values) for the row; width, height in pixels.
     extra_json: the JSON-serialisable part of ViewRecord.extra.
     depth_quantiles: the view's valid-depth quantiles (SupportConfig.overlap_depth_quantiles),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from torch import Tensor
+if TYPE_CHECKING:                   # annotations only: the config must import without torch
+    from torch import Tensor
 
 BackendName = Literal["auto", "torch", "gsplat"]
 

@@ -1,0 +1,68 @@
+"""The geometry layer's tunables (depth alignment, seams, forward warping), without torch.
+
+They live here, apart from the math that uses them, so building a run's config (and
+``generate --dry-run`` / ``--help``) does not import torch; depth_align.py and warp.py import
+them back under their old names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Tunables of the robust scale-and-shift fit."""
+
+    iterations: int = 3
+    """Re-fits on the inliers after the first (all-pixel) least-squares fit."""
+    outlier_mads: float = 3.0
+    """A residual beyond this many robust standard deviations (1.4826 * MAD) is an outlier."""
+    min_pixels: int = 16
+    """Fewer usable known pixels than this is an error (nothing trustworthy to fit)."""
+    max_fit_samples: int = 65536
+    """The fit (and its residual) uses at most this many pixels: an even stride over the image
+    (every k-th pixel) when it is larger. Speed; the statistics barely change."""
+    min_depth: float = 1e-3
+    """Aligned depths are clamped to at least this (scene units)."""
+    max_depth: float = 1e4
+    """Aligned depths are clamped to at most this (scene units; disparity floor 1/max_depth)."""
+
+
+@dataclass(frozen=True)
+class SeamConfig:
+    """Tunables of the seam compensation (offset diffusion into the new region)."""
+
+    decay_px: float | None = 32.0
+    """Offsets fade to zero about this many pixels inside the new region (screened diffusion);
+    None keeps them harmonic (no fade: a hole surrounded by known depth is fully bent)."""
+    iterations_per_level: int = 40
+    """Jacobi sweeps at each level of the coarse-to-fine solve."""
+    min_level_size: int = 8
+    """Coarsest level: stop halving when the longer image side would drop below this."""
+    coarsest_iteration_factor: int = 4
+    """The coarsest level runs this many times ``iterations_per_level`` sweeps (it is tiny and
+    carries the long-range part of the solution)."""
+    min_depth: float = 1e-3
+    """Compensated depths are clamped to at least this (scene units)."""
+
+
+@dataclass(frozen=True)
+class ForwardWarpConfig:
+    """Tunables of the hard (z-buffer) forward warp."""
+
+    near: float = 1e-4
+    """Points whose z-depth in the target camera is below this (scene units) are dropped."""
+    fill_cracks: bool = True
+    """Fill 1-pixel cracks (and see-through pixels) between two opposite neighbours that came from
+    adjacent source pixels on one surface (see ``fill_cracks``)."""
+    crack_depth_rel_tol: float = 0.05
+    """Two neighbours lie on one surface when |d1 - d2| <= tol * min(d1, d2); a pixel between
+    them is see-through (background visible through a crack of the foreground) when its depth
+    exceeds the farther of the pair by more than tol * that depth."""
+    drop_depth_edges: bool = False
+    """Drop source pixels that have a 4-neighbour nearer by more than ``edge_depth_rel_tol``
+    (the far side of depth edges, where monocular depth smears "flying pixels")."""
+    edge_depth_rel_tol: float = 0.1
+    """Relative depth jump that marks a source depth edge (used with ``drop_depth_edges``)."""
+
