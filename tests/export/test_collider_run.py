@@ -83,6 +83,18 @@ def test_collider_is_a_small_glb_without_the_sky_and_spawn_json_beside_it(run, e
     assert abs(sy - ground[0]) < 0.05                      # standable: on the exact ground (5 cm)
 
 
+def test_the_viewer_reads_the_spawn_json_the_collider_export_writes(run, exported):
+    # regression: the viewer once refused the exporter's own "up": [0, 1, 0] and ignored its
+    # units_per_metre, so `view RUN --collider walk.glb` failed on every exported collider
+    from scenedreamer.viewer.server import read_spawn
+
+    written = json.loads(exported.with_name("walk.spawn.json").read_text())
+    spawn = read_spawn(exported.with_name("walk.spawn.json"))
+    assert spawn == {"position": written["position"], "metric_scale": written["units_per_metre"],
+                     "eye_height": written["eye_height"]}
+    assert spawn["eye_height"] > 0
+
+
 def test_a_capsule_rests_on_the_floor_at_the_trajectory_cameras(run, exported):
     nodes = read_glb_nodes(exported)
     physics = Physics(nodes["collider"][0], nodes["collider"][1])

@@ -252,3 +252,18 @@ def test_collider_is_served_with_its_spawn_and_bad_ones_are_one_line(tiny_run, t
         assert r.returncode == 2, r.stderr
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_read_spawn_checks_each_key_and_names_it(tmp_path):
+    from scenedreamer.errors import UserInputError
+    from scenedreamer.viewer.server import read_spawn
+
+    f = tmp_path / "s.spawn.json"
+    f.write_text(json.dumps({"up": [0, 1, 0], "units_per_metre": None, "eye_height": 2.5, "position": None,
+                             "forward": [0, 0, -1]}))
+    assert read_spawn(f) == {"eye_height": 2.5}          # nulls are absent keys; unknown keys ignored
+    for data, key in (({"up": [0, 0, 1]}, "up:"), ({"up": "z"}, "up:"), ({"units_per_metre": 0}, "units_per_metre:"),
+                      ({"eye_height": -1}, "eye_height:"), ({"position": [1, 2]}, "position:")):
+        f.write_text(json.dumps(data))
+        with pytest.raises(UserInputError, match=key):
+            read_spawn(f)

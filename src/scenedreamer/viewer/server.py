@@ -128,10 +128,17 @@ def scene_extent(ply: Path) -> float | None:
 
 
 def read_spawn(path: Path) -> dict[str, Any]:
-    """spawn.json of a collider (written by `export --format collider`): {"position": [x, y, z]
-    in the GLB's frame (+y up), "up": "y", "metric_scale": scene units per metre}, every key
-    optional. UserInputError (one line, naming the file and the key) when malformed."""
+    """spawn.json of a collider, as `export --format collider` writes it (export/collider.py
+    spawn_record): {"position": [x, y, z] feet on the ground in the GLB's frame (+y up) or null,
+    "up": [0, 1, 0] (or "y"), "units_per_metre": scene units per metre or null, "eye_height": the
+    first camera's height above that ground in scene units or null}; every key optional.
+    "metric_scale" / "scene_units_per_metre" are read as older names of units_per_metre.
+    Returns {"position", "metric_scale", "eye_height"} for the keys present (the page's names).
+    UserInputError (one line, naming the file and the key) when malformed."""
     import math
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
     try:
         if path.stat().st_size > MAX_SPAWN_BYTES:
@@ -144,20 +151,31 @@ def read_spawn(path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     pos = data.get("position")
     if pos is not None:
-        if not (isinstance(pos, list) and len(pos) == 3 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pos)):
+        if not (isinstance(pos, list) and len(pos) == 3 and all(number(v) for v in pos)):
             raise UserInputError(f"{path}: position: must be 3 finite numbers, got {pos!r}")
         out["position"] = [float(v) for v in pos]
     up = data.get("up", data.get("up_axis"))
     if up is not None:
-        if str(up).lstrip("+").lower() != "y":
+        # the collider writes a vector; hand-written files may say "y" / "+y"
+        is_y = (str(up).lstrip("+").lower() == "y" if isinstance(up, str) else
+                isinstance(up, list) and len(up) == 3 and all(number(v) for v in up)
+                and math.dist([float(v) for v in up], [0.0, 1.0, 0.0]) < 1e-6)
+        if not is_y:
             raise UserInputError(f"{path}: up: the viewer needs a +y-up collider (glTF), got {up!r}")
-    scale = data.get("metric_scale", data.get("scene_units_per_metre"))
-    if scale is not None:
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
-            raise UserInputError(f"{path}: metric_scale: must be a positive number (scene units per metre), "
+    for key in ("units_per_metre", "metric_scale", "scene_units_per_metre"):
+        scale = data.get(key)
+        if scale is None:
+            continue
+        if not (number(scale) and scale > 0):
+            raise UserInputError(f"{path}: {key}: must be a positive number (scene units per metre), "
                                  f"got {scale!r}")
         out["metric_scale"] = float(scale)
+        break
+    eye = data.get("eye_height")
+    if eye is not None:
+        if not (number(eye) and eye > 0):
+            raise UserInputError(f"{path}: eye_height: must be a positive number (scene units), got {eye!r}")
+        out["eye_height"] = float(eye)
     return out
 
 

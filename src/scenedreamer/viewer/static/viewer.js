@@ -536,7 +536,8 @@ async function loadCollider(m) {
   let start = null;
   if (spawn.position) start = new THREE.Vector3(...spawn.position);
   else if (firstCam) start = new THREE.Vector3().setFromMatrixPosition(viewerPoseFromOpenCV(firstCam.c2w));
-  walker = new Walker(gltf.scene, { metricScale: spawn.metric_scale ?? 1, start, startOnFloor: !!spawn.position });
+  walker = new Walker(gltf.scene, { metricScale: spawn.metric_scale ?? 1, start, startOnFloor: !!spawn.position,
+                                    eyeHeight: spawn.eye_height ?? null });
   hook.walk = walker;
   document.getElementById("walk").disabled = false;
 }

@@ -5,7 +5,7 @@
 // STEP_HEIGHT_M is climbed (the floor ray starts that high above the feet).
 //
 // Lengths in metres are multiplied by metricScale (scene units per metre: spawn.json's
-// metric_scale, 1 without one). Rays are cast against a uniform grid over the triangles (x, z
+// units_per_metre, 1 without one). Rays are cast against a uniform grid over the triangles (x, z
 // cells), so a 200k-triangle collider costs a few dozen triangle tests per ray, not 200k.
 
 import * as THREE from "three";
@@ -21,9 +21,11 @@ const FLOOR_NORMAL_Y = 0.7;          // a triangle this level (|normal y|, about
 const GRID_CELLS = 128;               // cells along the mesh's longer horizontal side
 
 export class Walker {
-  constructor(root, { metricScale = 1, start = null, startOnFloor = false } = {}) {
+  constructor(root, { metricScale = 1, start = null, startOnFloor = false, eyeHeight = null } = {}) {
     this.scale = metricScale;
-    this.eyeHeight = EYE_HEIGHT_M * metricScale;
+    // spawn.json's eye_height (the run's first camera above its ground, scene units) puts the eye
+    // where the scene was seen from; without one, a standing adult's eye
+    this.eyeHeight = eyeHeight > 0 ? eyeHeight : EYE_HEIGHT_M * metricScale;
     this.radius = RADIUS_M * metricScale;
     this.stepHeight = STEP_HEIGHT_M * metricScale;
     this.buildGrid(root);
