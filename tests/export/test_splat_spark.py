@@ -32,15 +32,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(-10 * np.log10(np.mean((a - b) ** 2) + 1e-12))
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("spark") / "run"
-    assert main(["generate", "a forest lake", "--resolution", "64x64", "--frames", "2", "--representation",
-                 "gaussians", "--out", str(root), "--quiet", "--set", "init.fit_steps=60",
-                 "--set", "progressive.fit_steps_per_view=15"]) == 0
-    return root
-
-
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):        # no access log on the test's output
         pass
@@ -83,7 +74,8 @@ def _render(browser, url: str, frames: list, K: list, w: int, h: int) -> tuple[i
 
 
 @pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium (make test installs it)")
-def test_spark_renders_our_spz_like_the_ply_at_the_support_cameras(run, server, tmp_path):
+def test_spark_renders_our_spz_like_the_ply_at_the_support_cameras(tiny_run, server, tmp_path):
+    run = tiny_run                                # the suite's shared tiny run (tests/conftest.py)
     from playwright.sync_api import sync_playwright
 
     from scenedreamer.export.ply import read_gaussians_ply

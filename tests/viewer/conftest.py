@@ -1,5 +1,5 @@
-"""A tiny generated run (Gaussians, 64x64, 2 cameras, few fit steps) and a running `scenedreamer
-view` on it, shared by the viewer tests (module-scoped: generation takes ~10 s on one core)."""
+"""A running `scenedreamer view` on the suite's shared tiny run (tests/conftest.py tiny_run), for
+the viewer tests."""
 
 import os
 import socket
@@ -22,17 +22,6 @@ def cli(*args, **kw) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "scenedreamer.cli", *args], capture_output=True,
                           text=True, cwd=REPO, env=env, **kw)
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("viewer") / "run"
-    r = cli("generate", "a forest lake <b>&amp;</b>", "--resolution", "64x64", "--frames", "2",
-            "--representation", "gaussians", "--out", str(out), "--quiet",
-            "--set", "init.fit_steps=60", "--set", "progressive.fit_steps_per_view=15", timeout=600)
-    assert r.returncode == 0, r.stderr
-    assert (out / "scene.ply").is_file()
-    return out
 
 
 def start_view(run, *extra):

@@ -42,14 +42,18 @@ def test_serves_page_assets_and_run_files(viewer, tiny_run):
     assert manifest["trajectory"][0]["c2w"][1][1] == pytest.approx(1.0)
 
 
-def test_paths_out_of_the_run_are_404(viewer, tiny_run, tmp_path):
-    _, port, _ = viewer
+def test_paths_out_of_the_run_are_404(tiny_run, tmp_path):
+    import shutil
+
+    from .conftest import start_view, stop_view
+
+    run = tmp_path / "run"                      # a copy: the shared tiny run is never changed
+    shutil.copytree(tiny_run, run)
     secret = tmp_path / "secret.txt"
     secret.write_text("outside the run")
-    link = tiny_run / "escape.txt"
-    os.symlink(secret, link)
-    inside_link = tiny_run / "inside_link.json"
-    os.symlink(tiny_run / "config.json", inside_link)
+    os.symlink(secret, run / "escape.txt")
+    os.symlink(run / "config.json", run / "inside_link.json")
+    _, port, proc = start_view(run)
     try:
         assert get(port, "/run/inside_link.json")[0] == 200  # a symlink that stays inside is fine
         for path in ["/../../etc/passwd", "/run/../../etc/passwd", "/run/%2e%2e/%2e%2e/etc/passwd",
@@ -60,8 +64,7 @@ def test_paths_out_of_the_run_are_404(viewer, tiny_run, tmp_path):
             assert status == 404, (path, status)
             assert b"root:" not in body and b"outside the run" not in body
     finally:
-        link.unlink()
-        inside_link.unlink()
+        stop_view(proc)
 
 
 def test_foreign_host_header_is_refused(viewer):
