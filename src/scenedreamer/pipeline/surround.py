@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserInputError
-from ..geometry.cameras import Cameras, pose_from_rotation_translation
+from ..geometry.cameras import Cameras, camera_rays, pose_from_rotation_translation
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,13 @@ class SurroundConfig:
     panorama loses a little at the seams between views (Gaussians whose opacity falls under 0.5
     at a view's border), which the map does not see"""
     min_known_fraction: float = 0.6
-    """a new view is allowed only when at least this fraction of its image's directions is already
-    covered (by the views that exist and those planned before it): half, so the known content
-    stays the larger part (module docstring), plus a margin because the map is optimistic at a
-    view's border, where the rendered opacity falls under 0.5 (measured: a view half-covered on
-    the map rendered 52% empty on the tiny test run)"""
+    """a new view is allowed only when at least this fraction of its image (``known_grid`` pixel
+    rays) already lies inside the views that exist or are planned before it: half, so the known
+    content stays the larger part (module docstring), plus a margin because frusta are
+    optimistic at a view's border, where the rendered opacity falls under 0.5 (measured: a view
+    half inside the existing frusta rendered 52% empty on the tiny test run)"""
+    known_grid: int = 12
+    """each candidate's image is sampled at known_grid x known_grid pixel rays for its known fraction"""
     candidate_step_deg: float = 10.0
     """spacing of the yaw/pitch candidate directions the planner chooses among"""
     map_height: int = 64
@@ -72,8 +74,8 @@ class SurroundConfig:
             raise ValueError(f"SurroundConfig.min_known_fraction must be in [0, 1), got {self.min_known_fraction}")
         if not 0.0 < self.candidate_step_deg <= 90.0:
             raise ValueError(f"SurroundConfig.candidate_step_deg must be in (0, 90], got {self.candidate_step_deg}")
-        if self.map_height < 4 or self.max_views < 1:
-            raise ValueError("SurroundConfig: map_height must be >= 4 and max_views >= 1")
+        if self.map_height < 4 or self.known_grid < 2 or self.max_views < 1:
+            raise ValueError("SurroundConfig: map_height must be >= 4, known_grid >= 2 and max_views >= 1")
 
 
 @dataclass(frozen=True)
@@ -178,8 +180,9 @@ def plan_surround(existing: Cameras, centre: Tensor, K: Tensor, width: int, heig
     existing: the support database's cameras (N, c2w OpenCV world, any centres); K: (3, 3)
     intrinsics (pixels) and width x height of the new cameras (the run's). Greedy, deterministic:
     each new camera is the candidate (``candidate_angles``) that adds the most uncovered map
-    pixels among those whose image is at least ``min_known_fraction`` covered already (by the
-    existing views and the cameras planned before it, so the path can be followed in order);
+    pixels among those whose image (its own pixel rays, so each pixel weighs the same: the map's
+    pixels crowd toward the poles) lies at least ``min_known_fraction`` inside the existing
+    views and the cameras planned before it (so the path can be followed in order);
     stops at ``plan_coverage`` or when no allowed candidate adds anything. Raises
     UserInputError when the plan would need more than ``max_views`` cameras.
     """
@@ -193,12 +196,15 @@ def plan_surround(existing: Cameras, centre: Tensor, K: Tensor, width: int, heig
     c2w_all = pose_from_rotation_translation(R, centre.detach().double().cpu().expand(len(R), 3))
     candidates = Cameras(K.expand(len(R), 3, 3), c2w_all, width, height)
     sees = direction_coverage(candidates, dirs)                             # (C, P)
-    size = sees.sum(1).clamp(min=1)
+    n = config.known_grid
+    _, rays = camera_rays(candidates.scaled(n, n))                          # (C, n, n, 3) world
+    rays = (rays / rays.norm(dim=-1, keepdim=True)).reshape(-1, 3)          # (C * n * n, 3)
+    inside = direction_coverage(existing.to(dtype=torch.float64), rays).any(0).reshape(len(R), n * n)
 
     chosen: list[int] = []
     known: list[float] = []
     while float(covered.double().mean()) < config.plan_coverage:
-        fraction = (sees & covered).sum(1) / size
+        fraction = inside.double().mean(1)                                  # (C,) known part of each image
         gain = (sees & ~covered).sum(1)
         gain[fraction < config.min_known_fraction] = 0
         best = int(gain.argmax())
@@ -210,6 +216,7 @@ def plan_surround(existing: Cameras, centre: Tensor, K: Tensor, width: int, heig
         chosen.append(best)
         known.append(float(fraction[best]))
         covered |= sees[best]
+        inside |= direction_coverage(candidates[best:best + 1], rays).reshape(len(R), n * n)
     index = torch.tensor(chosen, dtype=torch.long)
     cams = Cameras(K.float().expand(len(chosen), 3, 3).contiguous(), c2w_all[index].float(), width, height)
     return SurroundPlan(cams, before, float(covered.double().mean()), known)
