@@ -15,6 +15,10 @@ cameras' per-camera prompts; config.prompt stays, so the offline stand-in keeps 
 same world) and the settings under ``CHANGEABLE_PREFIXES``. Everything else (resolution,
 representation, seed, priors ...) makes the world what it is and is refused, named.
 
+``--surround`` (``ChapterInputs.surround``): the path is planned by pipeline/surround.py (turns at
+the first camera until the panorama from it is covered) and written to the chapter's
+trajectory.json, whose sha256 the chapter record pins as its input.
+
 The run's trajectory.json is the whole world's path (every chapter's cameras in step order):
 render, eval and view read it and so see the whole world. config.json stays chapter 0's.
 """
