@@ -13,21 +13,23 @@ bool per pixel direction) is exact for views at that centre. Support views elsew
 their own frustum as if they stood at the centre (their parallax is ignored: an estimate, the
 rendered panorama afterwards is the real measure). The planner then turns in place at the first
 camera centre: it picks, greedily, the yaw/pitch view (world up = -y, no roll) that covers the
-most still-uncovered panorama pixels among the views within ``max_turn`` of a view that already
-exists or is already planned, until the map reaches ``plan_coverage``. Pitch runs from -90 (the
-ground straight below) to +90 (straight up), so ground and sky are planned like the horizon.
+most still-uncovered panorama pixels among the views whose own image lies at least
+``min_known_fraction`` inside the views that exist or are planned before it, until the map
+reaches ``plan_coverage``. Pitch runs from -90 (the ground straight below) to +90 (straight
+up), so ground and sky are planned like the horizon.
 
 Why turning in place suffices: every direction of the panorama is a direction some camera at its
 centre can look along, so the map can always be completed there; stepping away from the centre
 would only add parallax the panorama does not see.
 
-Why ``max_turn`` is half the field of view: the progressive loop (pipeline/generate.py) gives a
-new view's unseen pixels depth aligned by least squares to the depth it already shows, and
-inpaints the rest from the warped neighbours. A view turned by at most half its field of view
-from one that exists keeps at least half of its image on known content (for turns along the
-image axes), so the alignment always has known depth and the inpainter never fills more than
-half a frame (the method's own initial neighbours turn by 20 degrees at a 60-degree field of
-view, a third of it).
+Why each new view must lie at least half (``min_known_fraction`` = 0.6: half plus a margin) on
+what exists: the progressive loop (pipeline/generate.py) gives a new view's unseen pixels depth
+aligned by least squares to the depth it already shows, and inpaints the rest from the warped
+neighbours; with the known part the larger part of the image, the alignment always has known
+depth and the inpainter fills less than half a frame. Along an image axis, half known is a turn
+of half the field of view (30 degrees at 60); 60 % allows at most about 23 degrees at 60, so the
+candidates, 10 degrees apart, turn by 20: the turn the method's own initial neighbours make
+(init.neighbour_yaws_deg = +-20 at a 60-degree field of view).
 """
 
 from __future__ import annotations
