@@ -20,6 +20,9 @@ def add_parser(sub) -> None:
     p.add_argument("--trajectory", default=None, metavar="PRESET|FILE",
                    help="the chapter's path: a transforms.json file in the run's world frame, or a preset "
                         "(orbit, rotate360, lookaround, forward, ...) continued from the run's last camera")
+    p.add_argument("--surround", action="store_true",
+                   help="the chapter's path is planned: turns (and looks down and up) at the run's first camera "
+                        "until the 360-degree panorama from it is covered (excludes --trajectory and --frames)")
     p.add_argument("--frames", type=int, default=None,
                    help="cameras a preset adds (default: the run's trajectory.frames)")
     p.add_argument("--prompt", default="", help="what the new cameras show (default: the run's prompt)")
@@ -48,11 +51,17 @@ def _chapter_inputs(args: argparse.Namespace):
 
     given = [name for name in ("trajectory", "frames", "resolution", "representation", "seed")
              if getattr(args, name) is not None] + (["prompt"] if args.prompt else []) + (["set"] if args.set else [])
-    if not given:
+    if not given and not args.surround:
         return None
-    if args.trajectory is None:
-        raise UserInputError("--trajectory PATH.json|PRESET: the chapter's path is required")
-    if not args.trajectory.strip():
+    if args.surround and args.trajectory is not None:
+        raise UserInputError("--surround and --trajectory exclude each other (--surround plans the path itself)")
+    if args.surround and args.frames is not None:
+        raise UserInputError("--frames: --surround chooses its own number of cameras")
+    if args.trajectory is None and not args.surround:
+        raise UserInputError("--trajectory PATH.json|PRESET (or --surround): the chapter's path is required")
+    if args.surround:
+        args.trajectory = ""
+    if not args.surround and not args.trajectory.strip():
         raise UserInputError("--trajectory is empty: name a trajectory file or a preset")
     settings: dict = {}
     for item in args.set:
@@ -67,7 +76,8 @@ def _chapter_inputs(args: argparse.Namespace):
     if args.resolution:
         width, height = parse_size(args.resolution, "--resolution", 4096)
     return ChapterInputs(trajectory=args.trajectory, frames=args.frames, prompt=args.prompt, settings=settings,
-                         width=width, height=height, representation=args.representation, seed=args.seed)
+                         width=width, height=height, representation=args.representation, seed=args.seed,
+                         surround=args.surround)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f"{' and '.join(modes)} exclude each other")
     inputs = _chapter_inputs(args)
     if (args.history or args.revert is not None) and inputs is not None:
-        raise UserInputError(f"{modes[0]}: takes no chapter options (--trajectory, --prompt, --frames, --set ...)")
+        raise UserInputError(f"{modes[0]}: takes no chapter options (--trajectory, --surround, --prompt, --frames, "
+                             "--set ...)")
     if args.history:
         print(ext.format_history(ext.history(args.run_dir)))
         return 0
@@ -90,11 +101,40 @@ def run(args: argparse.Namespace) -> int:
         return 0
     bar = None if args.quiet else ProgressBar()
     try:
-        chapter = ext.extend_run(args.run_dir, inputs, resume=args.resume, on_event=bar)
+        chapter = ext.extend_run(args.run_dir, inputs, resume=args.resume, on_event=_with_plan_line(bar))
     finally:
         if bar is not None:
             bar.close()
     written = [n for n in ("scene.ply", "video.mp4", "transforms.json") if (Path(args.run_dir) / n).exists()]
     print(f"chapter {chapter.number} (steps {chapter.first_step}-{chapter.last_step}) added to {args.run_dir} "
           f"({', '.join(written)} rewritten over the whole world)")
+    if chapter.trajectory.startswith("surround") and (Path(args.run_dir) / "scene.ply").exists():
+        print(_panorama_line(Path(args.run_dir)))
     return 0
+
+
+def _with_plan_line(bar):
+    """The progress sink, printing the --surround plan (a "surround" event, sent before the bar
+    starts) as one line on stderr unless --quiet."""
+    if bar is None:
+        return None
+
+    def sink(event) -> None:
+        if event.stage == "surround":
+            import sys
+
+            print(event.message, file=sys.stderr)
+        bar(event)
+    return sink
+
+
+def _panorama_line(root: Path) -> str:
+    """'panorama from the first camera: 97.1% covered (target 95%)', measured on a render of the
+    grown scene.ply (the real measure; pipeline/surround.py)."""
+    from ..pipeline.render_run import load_render_inputs
+    from ..pipeline.surround import SurroundConfig, panorama_empty_fraction
+
+    inputs = load_render_inputs(root, "scene_ply")
+    covered = 1.0 - panorama_empty_fraction(inputs.scene, inputs.run_cameras.centers[0].float())
+    target = SurroundConfig().target_coverage
+    return f"panorama from the first camera: {covered:.1%} covered (target {target:.0%})"

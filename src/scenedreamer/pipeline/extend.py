@@ -15,6 +15,10 @@ cameras' per-camera prompts; config.prompt stays, so the offline stand-in keeps 
 same world) and the settings under ``CHANGEABLE_PREFIXES``. Everything else (resolution,
 representation, seed, priors ...) makes the world what it is and is refused, named.
 
+``--surround`` (``ChapterInputs.surround``): the path is planned by pipeline/surround.py (turns at
+the first camera until the panorama from it is covered) and written to the chapter's
+trajectory.json, whose sha256 the chapter record pins as its input.
+
 The run's trajectory.json is the whole world's path (every chapter's cameras in step order):
 render, eval and view read it and so see the whole world. config.json stays chapter 0's.
 """
@@ -58,6 +62,8 @@ class ChapterInputs:
     settings: --set overrides, dotted key -> value, each under CHANGEABLE_PREFIXES.
     width, height, representation, seed: options that cannot change between chapters; None,
         or equal to the run's (anything else is refused, named).
+    surround: the path is planned (pipeline/surround.py: turns at the first camera until the
+        panorama from it is covered); trajectory must then be "" and frames None.
     """
 
     trajectory: str
@@ -68,6 +74,7 @@ class ChapterInputs:
     height: int | None = None
     representation: str | None = None
     seed: int | None = None
+    surround: bool = False
 
 
 # checks ----------------------------------------------------------------------------------------
@@ -177,6 +184,8 @@ def _input_sha256(inputs: ChapterInputs) -> dict:
     from .run_folder import file_sha256
 
     spec = inputs.trajectory
+    if not spec:
+        return {}
     if spec.endswith(".json") or Path(spec).exists():
         return {spec: file_sha256(spec)}
     return {}
@@ -240,7 +249,10 @@ def extend_run(root: str | Path, inputs: ChapterInputs | None, resume: bool = Fa
         raise UserInputError("--resume continues the interrupted chapter with its own inputs; give no "
                              "--trajectory, --prompt, --frames or --set with it")
     if not resume and inputs is None:
-        raise UserInputError("extend needs --trajectory PATH.json|PRESET (or --resume, --history, --revert N)")
+        raise UserInputError("extend needs --trajectory PATH.json|PRESET or --surround (or --resume, --history, "
+                             "--revert N)")
+    if inputs is not None and inputs.surround and (inputs.trajectory or inputs.frames is not None):
+        raise UserInputError("--surround plans the chapter's path itself; give no --trajectory or --frames with it")
     chapters, progress = _check_run(root, book, resume)
     base = load_run_config(root)
 
@@ -251,7 +263,10 @@ def extend_run(root: str | Path, inputs: ChapterInputs | None, resume: bool = Fa
     else:
         config = chapter_config(base, inputs)
         before = read_transforms_json(root / TRAJECTORY_NAME)
-        added = chapter_cameras(inputs, config, before)
+        if inputs.surround:
+            added = surround_cameras(root, inputs, config, before, on_event)
+        else:
+            added = chapter_cameras(inputs, config, before)
 
     run = RunFolder(root)
     run.lock()
@@ -268,8 +283,10 @@ def extend_run(root: str | Path, inputs: ChapterInputs | None, resume: bool = Fa
             folder = book.folder(number)
             folder.mkdir(parents=True, exist_ok=True)
             write_transforms_json(folder / CHAPTER_TRAJECTORY, added)    # before the record names it
+            # a planned path's input is the file it was written to (pinned like a --trajectory file)
+            pinned = _planned_sha256(root, folder) if inputs.surround else _input_sha256(inputs)
             chapter = Chapter(number=number, first_step=first, last_step=first + len(added) - 1,
-                              trajectory=_described(inputs, len(added)), input_sha256=_input_sha256(inputs),
+                              trajectory=_described(inputs, len(added)), input_sha256=pinned,
                               prompt=inputs.prompt.strip(), settings=dict(inputs.settings))
             chapters = chapters + [chapter]
             book.save(chapters)
@@ -289,8 +306,42 @@ def extend_run(root: str | Path, inputs: ChapterInputs | None, resume: bool = Fa
     return chapter
 
 
+def surround_cameras(root: Path, inputs: ChapterInputs, config: GenerateConfig, world: Trajectory,
+                     on_event: EventSink | None = None) -> Trajectory:
+    """The cameras ``extend --surround`` adds to the run ``root``: pipeline/surround.py's plan from
+    the support database's cameras, at the run's first camera centre with its intrinsics (run
+    resolution). Emits one "surround" event (the camera count and the planned coverage of the
+    panorama's directions). Refuses (UserInputError) a run whose panorama is already covered."""
+    from ..support.database import SupportDatabase
+    from .surround import plan_surround
+
+    with SupportDatabase.open(root / "support", create=False, config=config.support) as database:
+        existing = database.cameras()
+    first = world.cameras[0]
+    plan = plan_surround(existing, first.centers[0], first.K[0], config.width, config.height)
+    if len(plan.cameras) == 0:
+        raise UserInputError(f"{root}: --surround: the panorama from the first camera is already covered "
+                             f"({plan.coverage_before:.1%} of its directions); nothing to add")
+    emit(on_event, "surround", len(plan.cameras), len(plan.cameras),
+         f"--surround: {len(plan.cameras)} cameras turning at the first camera (each at least "
+         f"{min(plan.known):.0%} on what exists): panorama directions covered {plan.coverage_before:.0%} -> "
+         f"{plan.coverage_after:.0%}", coverage_before=plan.coverage_before, coverage_planned=plan.coverage_after)
+    prompt = inputs.prompt.strip() or None
+    return Trajectory(plan.cameras, [prompt] * len(plan.cameras))
+
+
+def _planned_sha256(root: Path, folder: Path) -> dict:
+    """{chapter trajectory path relative to the run: sha256} of a planned (--surround) path."""
+    from .run_folder import file_sha256
+
+    path = folder / CHAPTER_TRAJECTORY
+    return {path.relative_to(root).as_posix(): file_sha256(path)}
+
+
 def _described(inputs: ChapterInputs, cameras: int) -> str:
-    """What the chapter's path was, for --history: the file as given, or the preset."""
+    """What the chapter's path was, for --history: the file as given, the preset, or surround."""
+    if inputs.surround:
+        return f"surround, {cameras} camera{'s' if cameras != 1 else ''}"
     if inputs.trajectory in _input_sha256(inputs):
         return inputs.trajectory
     return f"preset {inputs.trajectory}, {cameras} camera{'s' if cameras != 1 else ''}"
