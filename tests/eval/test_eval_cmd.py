@@ -29,6 +29,7 @@ def runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_two_runs_give_json_table_and_plots(runs, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["eval", str(runs / "a"), str(runs / "b"), "--out", str(out), "--frames", "4",

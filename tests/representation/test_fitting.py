@@ -27,6 +27,7 @@ def small_nerf(views) -> TriplaneNeRF:
     return TriplaneNeRF(cfg, seed=0)
 
 
+@pytest.mark.slow
 def test_fit_reaches_held_out_psnr_on_analytic_scene():
     scene = default_scene()
     views = make_views(scene, orbit_cameras([0, 60, 120, 180, 240, 300], 32, 32), sky_depth=30.0)
