@@ -8,6 +8,8 @@ Target: >= 2,000,000 splats with the first frame in <= 15 s. Quiet machine only 
 
     .venv/bin/python benchmarks/bench_viewer_2m.py --splats 2000000
     .venv/bin/python benchmarks/bench_viewer_2m.py --splats 2000000 --lod 1   # Spark's level of detail
+    .venv/bin/python benchmarks/bench_viewer_2m.py --splats 2000000 --lod 0   # without it
+    (no --lod: the page's default, level of detail from viewer/server.py LOD_AUTO_SPLATS splats)
     .venv/bin/python benchmarks/bench_viewer_2m.py --run runs/grown      # an existing finished run
 
 Smoke check (any machine): --splats 20000 (prints the JSON line, verdict "smoke").
@@ -108,8 +110,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--splats", type=int, default=TARGET_SPLATS, help="synthetic world size (default 2,000,000)")
     ap.add_argument("--run", type=Path, default=None, help="time this finished run instead of a synthetic one")
-    ap.add_argument("--lod", choices=("1", "quality"), default=None,
-                    help="open the page with ?lod=1 / ?lod=quality (Spark's level of detail)")
+    ap.add_argument("--lod", choices=("0", "1", "quality"), default=None,
+                    help="open the page with ?lod=0 (off) / ?lod=1 / ?lod=quality (Spark's level of "
+                         "detail); left out: the page's default")
     ap.add_argument("--timeout", type=float, default=600.0, help="hang guard (s)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -270,3 +270,17 @@ def test_read_spawn_checks_each_key_and_names_it(tmp_path):
         f.write_text(json.dumps(data))
         with pytest.raises(UserInputError, match=key):
             read_spawn(f)
+
+
+def test_large_worlds_open_with_level_of_detail_unless_the_url_says_otherwise(tiny_run, monkeypatch):
+    """The manifest turns Spark's level of detail on from LOD_AUTO_SPLATS splats (the page's
+    default when its URL names no ?lod): at the run's own count it is on, one splat more it is off."""
+    import scenedreamer.viewer.server as srv
+
+    count = srv.ply_vertex_count(tiny_run / "scene.ply")
+    assert count and count > 0
+    assert srv.build_scene_manifest(tiny_run)["lod_default"] is (count >= srv.LOD_AUTO_SPLATS)
+    monkeypatch.setattr(srv, "LOD_AUTO_SPLATS", count)
+    assert srv.build_scene_manifest(tiny_run)["lod_default"] is True
+    monkeypatch.setattr(srv, "LOD_AUTO_SPLATS", count + 1)
+    assert srv.build_scene_manifest(tiny_run)["lod_default"] is False

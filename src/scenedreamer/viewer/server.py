@@ -46,6 +46,10 @@ EXTENT_PERCENTILES = (5.0, 95.0)
 """The extent is the diagonal of the box between these per-axis percentiles of the splat centres:
 far-away stragglers and the backdrop's few distant splats do not inflate it."""
 MAX_SPAWN_BYTES = 64 * 1024
+LOD_AUTO_SPLATS = 1_000_000
+"""From this many splats the page opens scene.ply with Spark's level of detail unless the URL
+says ``?lod=0``: on the project's 2-core box in headless Chromium 500k splats reach their first
+frame in 8.5 s without it, 2 M in 56.5 s without and 13.1 s with it (BENCHMARKS.md, issue 23)."""
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 CHUNK_BYTES = 1 << 20
 """Files are sent in chunks of this size (memory per request stays bounded by it)."""
@@ -241,7 +245,9 @@ def build_scene_manifest(run: Path, collider: Path | None = None) -> dict[str, A
         "trajectory": _camera_list(run / "trajectory.json"),
         "support": _camera_list(run / "transforms.json"),
         "scene_extent": scene_extent(run / SCENE_PLY),
-        "num_splats": ply_vertex_count(run / SCENE_PLY),
+        "num_splats": (splats := ply_vertex_count(run / SCENE_PLY)),
+        # the page's level of detail when its URL names none (LOD_AUTO_SPLATS)
+        "lod_default": splats is not None and splats >= LOD_AUTO_SPLATS,
         # walk mode: the collider (glTF +y up, the page's own upright frame) and its spawn.json
         "collider_url": COLLIDER_URL if collider is not None else None,
         "spawn": (read_spawn(sp) if collider is not None and (sp := spawn_beside(collider)) else None),

@@ -588,7 +588,9 @@ async function main() {
   const t0 = performance.now();
   // ?lod=1 (or ?lod=quality): Spark builds its level-of-detail tree while loading and draws a
   // bounded number of splats per frame (for worlds of millions of splats; bench_viewer_2m --lod)
-  const lod = new URLSearchParams(window.location.search).get("lod");
+  // without ?lod the server's choice: on from LOD_AUTO_SPLATS splats (viewer/server.py); ?lod=0 turns it off
+  const lodParam = new URLSearchParams(window.location.search).get("lod");
+  const lod = lodParam === null ? (m.lod_default ? "1" : null) : (lodParam === "0" ? null : lodParam);
   const splats = new SplatMesh(lod ? { url: m.ply_url, lod: lod === "quality" ? "quality" : true } : { url: m.ply_url });
   world.add(splats);
   await splats.initialized;
