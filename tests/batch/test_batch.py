@@ -20,14 +20,18 @@ from scenedreamer.errors import UserInputError
 HERE = Path(__file__).resolve().parent
 TINY = ["--resolution", "32x32", "--frames", "2", "--representation", "gaussians", "--set", "init.fit_steps=3",
         "--set", "progressive.fit_steps_per_view=2", "--set", "export.video_frames_per_view=1", "--set", "export.distill.steps=10", "--quiet"]
+HANG_GUARD_S = 1200
+"""a batch command that has not ended after this long has hung (tiny scenes end in seconds quiet)"""
 PROMPTS = "# three tiny scenes\na forest lake\n\na small kitchen\na city street\n"
 
 
 def batch(*args, env_extra=None, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
            **(env_extra or {})}
+    # the timeout only stops a hung batch: it is no speed check. 300 s was too short on a busy
+    # machine (the Ray retry test took over 300 s beside two CPU hogs and the other test worker)
     return subprocess.run([sys.executable, "-m", "scenedreamer.cli", "batch", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=300, **kwargs)
+                          capture_output=True, text=True, timeout=HANG_GUARD_S, **kwargs)
 
 
 def manifest_rows(folder: Path) -> list[tuple]:
