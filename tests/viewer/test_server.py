@@ -272,7 +272,7 @@ def test_read_spawn_checks_each_key_and_names_it(tmp_path):
             read_spawn(f)
 
 
-def test_large_worlds_open_with_level_of_detail_unless_the_url_says_otherwise(tiny_run, monkeypatch):
+def test_the_manifest_turns_level_of_detail_on_for_large_worlds(tiny_run, monkeypatch):
     """The manifest turns Spark's level of detail on from LOD_AUTO_SPLATS splats (the page's
     default when its URL names no ?lod): at the run's own count it is on, one splat more it is off."""
     import scenedreamer.viewer.server as srv

@@ -48,8 +48,9 @@ far-away stragglers and the backdrop's few distant splats do not inflate it."""
 MAX_SPAWN_BYTES = 64 * 1024
 LOD_AUTO_SPLATS = 1_000_000
 """From this many splats the page opens scene.ply with Spark's level of detail unless the URL
-says ``?lod=0``: on the project's 2-core box in headless Chromium 500k splats reach their first
-frame in 8.5 s without it, 2 M in 56.5 s without and 13.1 s with it (BENCHMARKS.md, issue 23)."""
+says ``?lod=0``: in headless Chromium on a 2-core box 2 M splats reach their first frame in
+56.5 s without it and 13.1 s with it; 500k took 8.5 s without it on an earlier, faster box
+(BENCHMARKS.md, issues 9 and 23)."""
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 CHUNK_BYTES = 1 << 20
 """Files are sent in chunks of this size (memory per request stays bounded by it)."""
