@@ -61,6 +61,7 @@ def measure(run: Path) -> dict:
     spawn_err = None if spawn["position"] is None else abs(spawn["position"][1] - float(ground[0]))
     return {"run": str(run), "export_s": round(seconds, 2), "triangles": int(len(faces)),
             "cameras": int(len(x)), "floor_err_max_m": None if None in floor_err else round(max(floor_err), 4),
+            "floor_err_m": [None if e is None else round(float(e), 4) for e in floor_err],
             "floor_within_5cm": float(np.mean([e is not None and e <= 0.05 for e in floor_err])),
             "rested": float(np.mean(rested)), "spawn_err_m": spawn_err,
             "targets": {"export_s": 10.0, "triangles": 200_000, "floor_err_max_m": 0.05, "rested": 0.9}}

@@ -1,14 +1,16 @@
 """The collider's parts on analytic scenes (export/collider.py): clustering against its slow
-twin, the ground heightfield against an exact ground with holes, a canopy and a rock, the
-triangle budget, spawn.json's frame, and a capsule in pybullet on the result."""
+twin, the ground heightfield against an exact ground with holes, a canopy, a rock and a
+misaligned view's ground, the robust fill against its slow twin, the triangle budget,
+spawn.json's frame, and a capsule in pybullet on the result."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from scenedreamer.export.collider import (ColliderConfig, build_collider, cluster_vertices,
-                                          cluster_vertices_reference, ground_field, spawn_record)
+from scenedreamer.export.collider import (ROBUST_WINDOW_SIGMAS, ColliderConfig, _robust_local_planes,
+                                          build_collider, cluster_vertices, cluster_vertices_reference,
+                                          ground_field, spawn_record)
 from scenedreamer.export.points import points_to_y_up
 from scenedreamer.export.view_mesh import ColouredMesh
 from export.collider_physics import Physics
@@ -135,3 +137,85 @@ def test_coarsening_the_clustered_mesh_groups_like_clustering_the_original():
     nested = cluster_vertices(cluster_vertices(scene, 0.08), 0.16)
     assert np.array_equal(direct.faces, nested.faces)
     assert np.abs(direct.vertices - nested.vertices).max() < 0.16
+
+
+def _seen_ground(ground, seen) -> ColouredMesh:
+    """The vertices of ``_grid(ground)`` on faces ``seen`` keeps (the heightfield reads vertices)."""
+    mesh = _grid(-10, 10, -10, 10, 0.1, ground, seen)
+    used = np.unique(mesh.faces)
+    remap = np.full(len(mesh.vertices), -1)
+    remap[used] = np.arange(len(used))
+    return ColouredMesh(mesh.vertices[used], remap[mesh.faces], mesh.colours[used])
+
+
+@pytest.mark.parametrize("shift", [0.2, -0.2])
+def test_a_misaligned_view_of_the_nearest_ground_does_not_move_the_floor_under_the_camera(shift):
+    # the `make run` scene's case (a lookaround, all cameras at one point): the ground is seen
+    # from 2.6 m on, within +-60 degrees of straight ahead; a later view's lowest rows (yaw -50 to
+    # -20 degrees, the nearest metre of ground) came out 20 cm off. That patch is the nearest ground,
+    # so a least-squares plane carried 6 cm of it under the camera; the robust fill drops it
+    def yaw(x, z):
+        return np.degrees(np.arctan2(x, z))
+
+    def seen(x, z):
+        return (np.hypot(x, z) > 2.6) & (np.abs(yaw(x, z)) < 60)
+
+    def off(x, z):
+        return seen(x, z) & (yaw(x, z) >= -50) & (yaw(x, z) < -20) & (np.hypot(x, z) < 3.6)
+
+    def plane(x, z):                                            # run's world, +y down
+        return 1.5 + 0.04 * np.asarray(x) + 0.02 * np.asarray(z)
+
+    scene = ColouredMesh.concat([_seen_ground(plane, lambda x, z: seen(x, z) & ~off(x, z)),
+                                 _seen_ground(lambda x, z: plane(x, z) - shift, off)])
+    field = ground_field(scene, np.zeros((1, 3)))
+    assert not field.observed[field.height.shape[0] // 2, field.height.shape[1] // 2]    # under the camera: unseen
+    assert abs(float(field.at(np.array([0.0]), np.array([0.0]))[0]) - plane(0.0, 0.0)) < 0.02
+
+
+def _robust_plane_reference(height, known, i, j, config):
+    """Slow twin of ``_robust_local_planes`` at node (i, j): the same robust plane, one window,
+    a Python loop of np.linalg.lstsq fits; None where a fit is ill-posed."""
+    ki, kj = np.nonzero(known)
+    base, widest = config.fill_radius / config.ground_cell, config.max_fill_radius / config.ground_cell
+    sigma = min(max(np.hypot(ki - i, kj - j).min() / np.sqrt(2.0), base), widest)
+    reach = int(np.ceil(ROBUST_WINDOW_SIGMAS * sigma))
+    near = (np.abs(ki - i) <= reach) & (np.abs(kj - j) <= reach)
+    di, dj, h = (ki[near] - i).astype(float), (kj[near] - j).astype(float), height[ki[near], kj[near]]
+    window = np.arange(-reach, reach + 1.0)
+    norm = np.exp(-(window[:, None] ** 2 + window[None, :] ** 2) / (2 * sigma ** 2)).sum()
+    prior = np.exp(-(di ** 2 + dj ** 2) / (2 * sigma ** 2)) / norm
+    G = np.stack([np.ones_like(di), di, dj], 1)
+    weight, value = prior.copy(), None
+    for step in range(config.robust_iterations):
+        normal = G.T @ (weight[:, None] * G)
+        if not (weight.sum() > 1e-3 and abs(np.linalg.det(normal)) > 1e-6 * weight.sum() ** 3 * sigma ** 4):
+            return None
+        root = np.sqrt(weight)
+        coef = np.linalg.lstsq(G * root[:, None], h * root, rcond=None)[0]
+        done = step > 0 and abs(coef[0] - value) < config.robust_tolerance
+        value = coef[0]
+        if done:
+            break
+        residual = h - G @ coef
+        order = np.argsort(np.abs(residual))
+        median = np.abs(residual[order])[np.searchsorted(np.cumsum(prior[order]), 0.5 * prior.sum())]
+        t = max(config.outlier_mads * median, config.outlier_floor)
+        weight = prior * np.clip(1 - (residual / t) ** 2, 0, None) ** 2
+    return value
+
+
+def test_the_robust_fill_matches_its_slow_twin():
+    rng = np.random.default_rng(1)
+    i, j = np.mgrid[0:24, 0:24]
+    height = 1.5 + 0.02 * i - 0.03 * j + 0.005 * (i - 12) ** 2 / 12 + rng.normal(0, 0.01, i.shape)
+    height += np.where(rng.random(i.shape) < 0.15, rng.normal(0, 0.3, i.shape), 0.0)   # outliers
+    known = (rng.random(i.shape) < 0.35) & ~((np.abs(i - 8) < 5) & (np.abs(j - 14) < 6))     # and a hole
+    config = ColliderConfig(fill_radius=1.0, max_fill_radius=2.0, robust_tolerance=1e-9, robust_iterations=200)
+    start = np.full(height.shape, -7.0)                        # what an ill-posed fit keeps
+    fast = _robust_local_planes(height, known, ~known, start, config)
+    slow = [_robust_plane_reference(height, known, a, b, config) for a, b in zip(*np.nonzero(~known))]
+    posed = np.array([v is not None for v in slow])
+    assert posed.mean() > 0.9
+    assert np.allclose(fast[posed], [v for v in slow if v is not None], atol=1e-6)
+    assert np.all(fast[~posed] == -7.0)

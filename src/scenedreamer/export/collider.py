@@ -11,7 +11,16 @@ footprint plus a margin. A node's height is the median of the lowest layer of me
 within half a cell of it (the ground is the lowest surface below the cameras; a canopy or ceiling
 above it is not ground). Nodes that saw nothing, or stand out above the plane fitted to the ground around them (a rock,
 furniture, a canopy with no ground seen under it), continue the plane fitted to the observed nodes around
-them (``ColliderConfig.fill_radius``). No observed
+them. That fill is a robust local fit (``_robust_local_planes``): each filled node's plane is
+fitted to the observed nodes in its own Gaussian window (sigma ``ColliderConfig.fill_radius``,
+wider where the nearest observed node is farther, up to ``ColliderConfig.max_fill_radius``) by
+iteratively reweighted least squares with Tukey's bisquare weights scaled by that window's median
+residual (``ColliderConfig.outlier_mads``), so a group of observed nodes that disagrees with the
+ground around it stops steering the plane. It is robust because the floor under a camera (never
+seen: right under it) is extrapolated from the nearest ground the views saw, and that is where
+they disagree most: a generated view's lowest rows 10-20 cm off the first view's ground, the foot
+of a wall or the side of a low object landing in a node; a least-squares plane carries such a
+node's error into the floor under the camera (7 cm under the `make run` scene's cameras). No observed
 node at all = no ground found (``GroundField.found`` False, the caller warns).
 
 The slow, obviously-correct twin of the clustering is ``cluster_vertices_reference`` (a Python
@@ -25,6 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .view_mesh import ColouredMesh
+
+ROBUST_WINDOW_SIGMAS = 3.0
+"""the robust fill's Gaussian windows end this many sigmas out (weight 1 % of the centre's)"""
 
 
 @dataclass(frozen=True)
@@ -59,17 +71,38 @@ class ColliderConfig:
     fill_radius: float = 2.0
     """unseen ground continues the plane fitted to the seen ground this far around (Gaussian
     sigma, scene units): the ground right under a camera is outside its view"""
+    max_fill_radius: float = 4.0
+    """where the nearest seen ground is farther than sqrt(2) fill_radius from a filled node, its
+    window widens (sigma = that distance / sqrt(2), so the nearest seen ground keeps weight e^-1),
+    up to this sigma: a fit far from the seen ground otherwise rests on its window's tail alone"""
+    outlier_mads: float = 6.0
+    """robust fill: an observed node's weight in a filled node's plane is Tukey's bisquare
+    (1 - (r/t)^2)^2 of its residual r from that plane, t = this many (Gaussian-weighted) median
+    absolute residuals of the window (LOWESS's 6), 0 beyond"""
+    outlier_floor: float = 0.05
+    """the bisquare's t is never below this (scene units): where the seen ground agrees to the
+    millimetre a node is cut only 5 cm off the plane (the floor accuracy promised), not at noise"""
+    robust_iterations: int = 30
+    """at most this many reweighted fits per filled node (most settle within 5-15)"""
+    robust_tolerance: float = 1e-3
+    """a filled node's robust fit has settled once its height moves less than this (scene units)"""
     max_ground_depth: float = 20.0
     """only surfaces at most this far below the lowest camera count as ground"""
 
     def __post_init__(self) -> None:
-        for name in ("cluster_cell", "ground_cell", "ground_margin", "ground_layer", "max_step", "fill_radius", "max_ground_depth", "object_step"):
+        for name in ("cluster_cell", "ground_cell", "ground_margin", "ground_layer", "max_step", "fill_radius",
+                     "max_ground_depth", "object_step", "outlier_mads", "outlier_floor", "robust_tolerance"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ColliderConfig.{name} must be > 0, got {getattr(self, name)}")
         if not 0.5 <= self.object_quantile <= 1.0:
             raise ValueError(f"ColliderConfig.object_quantile must be in [0.5, 1], got {self.object_quantile}")
         if self.envelope_passes < 1:
             raise ValueError(f"ColliderConfig.envelope_passes must be >= 1, got {self.envelope_passes}")
+        if self.max_fill_radius < self.fill_radius:
+            raise ValueError(f"ColliderConfig.max_fill_radius ({self.max_fill_radius}) must be >= fill_radius "
+                             f"({self.fill_radius})")
+        if self.robust_iterations < 1:
+            raise ValueError(f"ColliderConfig.robust_iterations must be >= 1, got {self.robust_iterations}")
         if self.max_triangles < 2:
             raise ValueError(f"ColliderConfig.max_triangles must be >= 2, got {self.max_triangles}")
 
@@ -219,7 +252,9 @@ def ground_field(mesh: ColouredMesh, camera_centres: np.ndarray, config: Collide
             fit = _local_planes(height, ground, config.fill_radius / cell)
             ground = candidates & ~(height < fit - config.max_step)       # +y down: above = smaller y
         observed = ground
-        height = np.where(ground, height, _local_planes(height, ground, config.fill_radius / cell))
+        fill = _local_planes(height, ground, config.fill_radius / cell)
+        fill[~ground] = _robust_local_planes(height, ground, ~ground, fill, config)
+        height = np.where(ground, height, fill)
     else:
         height[:] = lowest_camera                              # no ground: a placeholder, never written
     return GroundField((float(lo[0]), float(lo[1])), cell, height, observed)
@@ -275,6 +310,79 @@ def _local_planes(height: np.ndarray, known: np.ndarray, sigma: float) -> np.nda
     coef = np.linalg.solve(A[ok], b[ok][..., None])[..., 0]
     filled[ok] = coef[:, 0] + coef[:, 1] * i[ok] + coef[:, 2] * j[ok]
     return filled
+
+
+def _robust_local_planes(height: np.ndarray, known: np.ndarray, targets: np.ndarray, start: np.ndarray,
+                         config: ColliderConfig) -> np.ndarray:
+    """(T,) height at the T ``targets`` nodes (row-major order) of the plane fitted robustly to the
+    ``known`` nodes of ``height`` (Nz, Nx) around each (see the module docstring): Gaussian
+    weights of sigma max(``config.fill_radius``, d / sqrt 2), d the distance to the nearest known
+    node, at most ``config.max_fill_radius``, out to ``ROBUST_WINDOW_SIGMAS``; times bisquare
+    weights (``_irls_planes``). A target whose robust fit is ill-posed (too little ground kept,
+    or only a line of it) keeps ``start`` (Nz, Nx) (the least-squares fill)."""
+    from scipy import ndimage
+
+    ti, tj = np.nonzero(targets)
+    out = start[ti, tj].astype(np.float64)
+    if not len(ti) or not known.any():
+        return out
+    base, widest = config.fill_radius / config.ground_cell, config.max_fill_radius / config.ground_cell   # nodes
+    sigma = np.clip(ndimage.distance_transform_edt(~known)[ti, tj] / np.sqrt(2.0), base, widest)
+    reach = np.ceil(ROBUST_WINDOW_SIGMAS * sigma).astype(np.int64)          # window half-width, nodes
+    pad = int(reach.max())
+    padded_h, padded_k = np.pad(np.where(known, height, 0.0), pad), np.pad(known, pad)
+    for r in np.unique(reach):                                     # one window size at a time
+        di, dj = (a.reshape(-1) for a in np.mgrid[-r:r + 1, -r:r + 1])
+        same = np.flatnonzero(reach == r)
+        for batch in np.array_split(same, -(-len(same) * len(di) // 2 ** 20)):      # ~1M window entries each
+            rows, cols = ti[batch, None] + pad + di, tj[batch, None] + pad + dj      # (M, K)
+            seen = padded_k[rows, cols]
+            # only the known entries of each window weigh anything: keep those, padded to the fullest
+            order = np.argsort(~seen, axis=1, kind="stable")[:, :max(int(seen.sum(1).max()), 1)]
+            wi, wj = di[order].astype(np.float64), dj[order].astype(np.float64)
+            s2 = 2.0 * sigma[batch, None] ** 2
+            norm = np.exp(-(di * di + dj * dj)[None] / s2).sum(1, keepdims=True)   # a whole window weighs 1
+            prior = np.where(np.take_along_axis(seen, order, 1), np.exp(-(wi * wi + wj * wj) / s2) / norm, 0.0)
+            out[batch] = _irls_planes(np.take_along_axis(padded_h[rows, cols], order, 1), wi, wj, prior,
+                                      out[batch], sigma[batch], config)
+    return out
+
+
+def _irls_planes(h: np.ndarray, di: np.ndarray, dj: np.ndarray, prior: np.ndarray, start: np.ndarray,
+                 sigma: np.ndarray, config: ColliderConfig) -> np.ndarray:
+    """(M,) intercepts (the height at offset 0) of M robust planes h ~ c0 + c1 di + c2 dj, each
+    fitted to W points: heights ``h`` (M, W) at node offsets ``di``, ``dj`` (M, W) with Gaussian
+    weights ``prior`` (M, W) (0 = no point) of sigma ``sigma`` (M,) nodes. Iteratively reweighted
+    least squares: each pass weighs a point by prior times Tukey's bisquare of its residual from
+    the last plane, t = ``config.outlier_mads`` prior-weighted median |residual| (at least
+    ``config.outlier_floor``), until the intercept moves less than ``config.robust_tolerance``.
+    ``start`` (M,) where a fit is ill-posed (``_local_planes``' test)."""
+    value = start.astype(np.float64).copy()
+    weight = prior.copy()
+    active = np.arange(len(h))
+    for step in range(config.robust_iterations):
+        w, a, b, hh, p = weight[active], di[active], dj[active], h[active], prior[active]
+        m1, mi, mj = w.sum(1), (w * a).sum(1), (w * b).sum(1)
+        mii, mij, mjj = (w * a * a).sum(1), (w * a * b).sum(1), (w * b * b).sum(1)
+        A = np.stack([np.stack([m1, mi, mj], -1), np.stack([mi, mii, mij], -1), np.stack([mj, mij, mjj], -1)], -2)
+        rhs = np.stack([(w * hh).sum(1), (w * a * hh).sum(1), (w * b * hh).sum(1)], -1)
+        ok = (m1 > 1e-3) & (np.abs(np.linalg.det(A)) > 1e-6 * np.maximum(m1, 1e-12) ** 3 * sigma[active] ** 4)
+        coef = np.zeros((len(active), 3))
+        coef[ok] = np.linalg.solve(A[ok], rhs[ok][..., None])[..., 0]
+        new = np.where(ok, coef[:, 0], start[active])
+        # the first pass is plain least squares (all bisquare weights 1): nothing to compare yet
+        settled = ~ok | ((np.abs(new - value[active]) < config.robust_tolerance) & (step > 0))
+        value[active] = new
+        residual = hh - (coef[:, :1] + coef[:, 1:2] * a + coef[:, 2:] * b)
+        order = np.argsort(np.where(p > 0, np.abs(residual), np.inf), axis=1)
+        cum = np.cumsum(np.take_along_axis(p, order, 1), axis=1)
+        median = np.take_along_axis(order, np.argmax(cum >= 0.5 * cum[:, -1:], axis=1)[:, None], 1)
+        t = np.maximum(config.outlier_mads * np.abs(np.take_along_axis(residual, median, 1)), config.outlier_floor)
+        weight[active] = p * np.clip(1.0 - (residual / t) ** 2, 0.0, None) ** 2
+        active = active[~settled]
+        if not len(active):
+            break
+    return value
 
 
 @dataclass(frozen=True)
