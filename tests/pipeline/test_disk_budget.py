@@ -129,3 +129,137 @@ def test_dry_run_prints_the_estimate_and_warns_about_disk_and_ram(tmp_path, monk
     assert warnings[0].startswith("warning: the run needs up to ") and f"{tmp_path} has 900 bytes free" in warnings[0]
     assert warnings[1].startswith("warning: the run may need up to ") and "900 bytes is available" in warnings[1]
     assert not (tmp_path / "run").exists()
+
+
+# ---- memory: stages, and the tri-plane NeRF's activations (issue 21 item 2) ---------------------
+
+def _nerf(**fit) -> GenerateConfig:
+    config = preset_config("offline", "nerf")
+    return replace(config, fit=replace(config.fit, **fit))
+
+
+def _stage(estimate, name):
+    return next(st for st in estimate.stages if st.name == name)
+
+
+def test_nerf_fit_workspace_grows_with_rays_per_step_and_samples_per_ray_as_the_code_says():
+    from scenedreamer.representation import triplane_kind as tk
+
+    config = _nerf()
+    rep = config.representation
+    chunk = rep.sampling.render_chunk_rays
+    rays = config.fit.patches_per_step * config.fit.patch_size ** 2         # 8 patches of 24 px
+    samples = rep.sampling.stratified_bins + rep.sampling.guided_edges
+    saved, backward = tk.fit_saved_floats(rep), tk.fit_backward_floats(rep)
+    # autograd keeps every sample of the step; the backward buffers are one chunk's
+    assert tk.fit_workspace_bytes(rep, rays) == 4 * samples * (rays * saved + min(rays, chunk) * backward)
+    fit = _stage(estimate_run(config, 12), "fit")
+    assert fit.workspace == tk.fit_workspace_bytes(rep, rays)
+    # more rays a step: the estimate's fit workspace grows with them (twice the patches, twice
+    # the saved activations; the backward buffers stay one chunk's)
+    more = _stage(estimate_run(_nerf(patches_per_step=16), 12), "fit")
+    assert more.workspace - fit.workspace == 4 * samples * rays * saved
+    # a patch larger than the view is clipped to it, as fitting.sample_patches clips it
+    assert _stage(estimate_run(replace(_nerf(patch_size=1000), width=64, height=32), 12), "fit").workspace \
+        == tk.fit_workspace_bytes(rep, config.fit.patches_per_step * 32 * 32)
+    # twice the samples a ray: twice the workspace
+    doubled = replace(rep, sampling=replace(rep.sampling, stratified_bins=2 * rep.sampling.stratified_bins,
+                                            guided_edges=2 * rep.sampling.guided_edges))
+    assert tk.fit_workspace_bytes(doubled, rays) == 2 * tk.fit_workspace_bytes(rep, rays)
+    assert _stage(estimate_run(replace(config, representation=doubled), 12), "fit").workspace == 2 * fit.workspace
+    # wider layers keep more per sample
+    wider = replace(rep, hidden_width=2 * rep.hidden_width)
+    assert tk.fit_workspace_bytes(wider, rays) > tk.fit_workspace_bytes(rep, rays)
+    # a no-grad render holds one chunk at the eval sample counts
+    assert _stage(estimate_run(config, 12), "render").workspace == tk.render_workspace_bytes(rep) \
+        == 4 * chunk * (rep.sampling.eval_stratified_bins + rep.sampling.eval_guided_edges) * tk.render_floats(rep)
+
+
+def _saved_floats_per_sample(rep_config, patches=2, patch=8, size=16) -> float:
+    """float32 values one fitting step saves for backward per ray sample, counted by autograd's
+    own hooks (distinct storages, the parameters left out)."""
+    import torch
+
+    from scenedreamer.representation.config import FitConfig
+    from scenedreamer.representation.fitting import sample_patches, step_losses
+    from scenedreamer.representation.triplane import TriplaneNeRF
+    from scenedreamer.representation.triplane_kind import training_samples_per_ray
+    from scenedreamer.support.records import Provenance, ViewRecord
+
+    g = torch.Generator().manual_seed(0)
+    K = torch.tensor([[0.8 * size, 0, size / 2], [0, 0.8 * size, size / 2], [0, 0, 1.0]])
+    views = [ViewRecord(rgb=torch.rand(size, size, 3, generator=g), depth=1 + torch.rand(size, size, generator=g),
+                        valid=torch.ones(size, size, dtype=torch.bool), inpainted=torch.zeros(size, size, dtype=torch.bool),
+                        K=K, c2w=torch.eye(4), provenance=Provenance.REFINED, step=0, prompt="")
+             for _ in range(patches)]
+    rep = TriplaneNeRF(rep_config)
+    rep.train()
+    rep.sample_generator = g
+    params = {p.untyped_storage().data_ptr() for p in rep.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    batch = sample_patches(views, patch, g)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step_losses(rep, batch, FitConfig(patch_size=patch, patches_per_step=patches, ssim_window=3))
+    return sum(saved.values()) / 4 / (patches * patch * patch * training_samples_per_ray(rep_config.sampling))
+
+
+@pytest.mark.parametrize("change", [{}, {"hidden_width": 32}, {"hidden_layers": 2}, {"combine": "concat"},
+                                    {"feature_dim": 8}])
+def test_nerf_saved_activation_count_matches_what_autograd_saves(change):
+    from scenedreamer.representation.config import TriplaneConfig
+    from scenedreamer.representation.triplane_kind import fit_saved_floats
+
+    rep = TriplaneConfig(**{"resolution": 16, "channels": 4, "hidden_width": 16, "feature_dim": 4, **change})
+    counted = _saved_floats_per_sample(rep)
+    assert counted <= fit_saved_floats(rep) <= counted + 2          # an upper bound, and a tight one
+
+
+def test_run_peak_is_the_largest_stage_not_their_sum():
+    config = preset_config("offline", "nerf")
+    estimate = estimate_run(config, 12)
+    assert [st.name for st in estimate.stages] == ["fit", "render", "distill"]
+    distill = _stage(estimate, "distill")
+    n_views = estimate.views
+    assert distill.views == n_views + (n_views - 1) * config.export.distill.extra_views_per_gap
+    assert distill.workspace is None                     # a Gaussian fit: the rasteriser factor
+    sizes = [plan.stage_bytes(st) for st in estimate.stages]
+    assert plan.peak_rss_bytes(estimate) == plan.PROCESS_BASE_BYTES + max(sizes) < \
+        plan.PROCESS_BASE_BYTES + sum(sizes)
+    # no scene.ply: no bake and no distillation; without a video nothing renders the NeRF either
+    no_ply = estimate_run(replace(config, export=replace(config.export, ply=False)), 12)
+    assert [st.name for st in no_ply.stages] == ["fit", "render"]
+    nothing = estimate_run(replace(config, export=replace(config.export, ply=False, video=False)), 12)
+    assert [st.name for st in nothing.stages] == ["fit"]
+
+
+def test_gaussian_memory_is_one_fitting_stage_as_before():
+    config = preset_config("offline", "gaussians")
+    estimate = estimate_run(config, 12)
+    (stage,) = estimate.stages
+    cached = min(estimate.views, config.fit.max_cached_views) * config.width * config.height \
+        * disk_budget.MEMORY_VIEW_BYTES_PER_PIXEL
+    assert stage.name == "fit" and stage.workspace is None
+    assert estimate.memory == stage.state == disk_budget.TRAINING_COPIES * estimate.parameters + cached
+    assert plan.peak_rss_bytes(estimate) == int(plan.PROCESS_BASE_BYTES + plan.TRAINING_WORKSPACE_FACTOR * estimate.memory)
+
+
+def test_dry_run_of_a_nerf_shows_its_activations_and_stages(tmp_path, capsys):
+    from scenedreamer.pipeline.disk_budget import size_text
+
+    assert main(["generate", "a forest lake", "--representation", "nerf", "--dry-run",
+                 "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    estimate = estimate_run(preset_config("offline", "nerf"), 12)
+    ram = next(line for line in out.splitlines() if "in RAM up to" in line)
+    assert f"in RAM up to {size_text(plan.peak_rss_bytes(estimate))} peak" in ram and "activations" in ram
+    stages = next(line for line in out.splitlines() if "by stage" in line)
+    assert f"fitting ~{size_text(plan.stage_bytes(_stage(estimate, 'fit')))} " \
+           f"(activations {size_text(_stage(estimate, 'fit').workspace)}" in stages
+    assert "rendering" in stages and f"distilling {estimate.gaussians} Gaussians" in stages

@@ -77,10 +77,36 @@ def test_expected_time_follows_the_work_the_pixels_and_the_threads():
     from scenedreamer.pipeline.plan import SECONDS_PER_UNIT, expected_seconds, work_units
 
     config = preset_config("offline")
-    base = expected_seconds(config, 12, 2)
-    # the reference: the make-run scene on 2 threads is its units at the measured rate
+    base = expected_seconds(config, 12, 2, slowdown=1.0)
+    # the reference: the make-run scene on 2 threads of the reference box is its units at the measured rate
     assert base == pytest.approx(work_units(config, 12).total(12) * SECONDS_PER_UNIT)
     import dataclasses
-    assert expected_seconds(dataclasses.replace(config, width=512, height=512), 12, 2) == pytest.approx(4 * base)
-    assert expected_seconds(config, 12, 1) == pytest.approx(2 * base)
-    assert expected_seconds(config, 24, 2) > base
+    assert expected_seconds(dataclasses.replace(config, width=512, height=512), 12, 2, 1.0) == pytest.approx(4 * base)
+    assert expected_seconds(config, 12, 1, 1.0) == pytest.approx(2 * base)
+    assert expected_seconds(config, 24, 2, 1.0) > base
+    # a machine whose cores take 3x as long as the reference's expects 3x the time
+    assert expected_seconds(config, 12, 2, slowdown=3.0) == pytest.approx(3 * base)
+
+
+def test_the_dry_run_states_the_calibrated_time(monkeypatch, capsys):
+    from scenedreamer import machine_speed
+    from scenedreamer.cli import main
+    from scenedreamer.pipeline.config import preset_config
+    from scenedreamer.pipeline.plan import expected_seconds
+
+    from scenedreamer.threads import current_threads
+
+    def dry_run_line(slowdown: float) -> str:
+        # the automatic thread count (the test session's OMP_NUM_THREADS): --threads would reset
+        # this test worker's own torch threads
+        monkeypatch.setattr(machine_speed, "slowdown_against_reference", lambda: slowdown)
+        assert main(["generate", "a forest lake", "--preset", "offline", "--dry-run"]) == 0
+        line = next(x for x in capsys.readouterr().out.splitlines() if "expected time" in x)
+        assert f"at {1 / slowdown:.2f}x the speed of the reference box" in line
+        return line
+
+    slow = dry_run_line(4.0)
+    threads = current_threads()
+    seconds = expected_seconds(preset_config("offline"), 12, threads, slowdown=4.0)
+    assert f"~{seconds / 60:.0f} min on {threads} CPU thread" in slow
+    assert f"~{seconds / 4 / 60:.0f} min on {threads} CPU thread" in dry_run_line(1.0)

@@ -21,6 +21,11 @@ listed as not counted:
 - video.mp4: yuv420p's raw 1.5 bytes per pixel and frame;
 - the nerfstudio dataset: raw sizes of its 8-bit RGB, 16-bit depth and 8-bit mask PNGs, its
   float32 .npy depths and points3D.ply (15 bytes a point, at most support.export_points).
+
+Memory is estimated per stage of the run (the representation kind's MemoryStages: fitting, and
+for a kind that bakes, its no-grad renders and the scene.ply distillation); the stages run one
+after another, so the run's peak is the largest stage, not their sum (pipeline/plan.py
+``peak_rss_bytes`` adds the process itself).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from ..atomic import check_writable_destination
 from ..errors import UserInputError
 from ..export.ply_layout import gaussian_ply_property_names
 from ..geometry.trajectory_presets import path_frame_count
-from ..representation.kind import RunShape, pixels_at_stride
+from ..representation.kind import MemoryStage, RunShape, pixels_at_stride
 from ..representation.registry import kind_of_config
 from ..support.config import CORE_ARRAYS
 from .config import GenerateConfig
@@ -75,6 +80,27 @@ step checkpoint 195 KB, scene.pt 66 KB)."""
 
 
 @dataclass(frozen=True)
+class StageMemory:
+    """Memory of one stage of a run besides the process itself (bytes)."""
+
+    name: str
+    """the stage ("fit", "render", "distill")"""
+    state: int
+    """trained parameters x TRAINING_COPIES, plus the views it holds and the networks' weights
+    in main memory"""
+    workspace: int | None
+    """activations counted from the code; None: a Gaussian rasteriser's, estimated from the
+    state (plan.TRAINING_WORKSPACE_FACTOR)"""
+    views: int = 0
+    """support views (and renders) it holds"""
+
+    @property
+    def counted(self) -> int:
+        """state plus the counted workspace (bytes; no factor)."""
+        return self.state + (self.workspace or 0)
+
+
+@dataclass(frozen=True)
 class DiskEstimate:
     """Upper bounds (bytes) of what a run writes, by part, and what they were computed from."""
 
@@ -99,8 +125,11 @@ class DiskEstimate:
     other: int
     """config, trajectory, events, progress and markers"""
     memory: int
-    """memory while fitting: the representation with gradients and Adam state, the cached
-    support views and, when the networks run on the CPU, their weights"""
+    """memory of the largest stage (by ``StageMemory.counted``): the representation with gradients
+    and Adam state, the views it holds, its counted activations and, when the networks run on
+    the CPU, their weights"""
+    stages: tuple[StageMemory, ...] = ()
+    """the memory of every stage of the run, in the order they run"""
 
     @property
     def total(self) -> int:
@@ -130,8 +159,12 @@ def estimate_run(config: GenerateConfig, cameras: int, weight_bytes_on_cpu: int 
     exp = config.export
     fit_steps = config.init.fit_steps + config.progressive.fit_steps_per_view * (cameras - 1)
     sky = views * pixels_at_stride(w, h, exp.distill.sky_stride) if exp.distill.sky else 0
+    patch = min(config.fit.patch_size, w, h)                                # fitting.sample_patches
+    cached_views = min(views, config.fit.max_cached_views)
     shape = RunShape(width=w, height=h, views=views, fit_steps=fit_steps, bake=exp.bake,
-                     distill_steps=exp.distill.steps, sky_gaussians=sky)
+                     distill_steps=exp.distill.steps, sky_gaussians=sky,
+                     rays_per_step=config.fit.patches_per_step * patch * patch, cached_views=cached_views,
+                     distill_extra_views=(views - 1) * exp.distill.extra_views_per_gap if exp.ply else 0)
     size = kind_of_config(config.representation).size(config.representation, shape)
     param_bytes, gaussians = size.parameter_bytes, size.exported_gaussians
     checkpoints = (KEEP_CHECKPOINTS + 1) * CHECKPOINT_COPIES * param_bytes + param_bytes
@@ -153,12 +186,18 @@ def estimate_run(config: GenerateConfig, cameras: int, weight_bytes_on_cpu: int 
         nerfstudio += min(config.support.export_points, views * w * h) * 15 + PNG_FIXED_BYTES
     other = RUN_FILES_FIXED_BYTES + views * RUN_FILES_BYTES_PER_VIEW
 
-    cached = min(views, config.fit.max_cached_views) * w * h * MEMORY_VIEW_BYTES_PER_PIXEL
-    memory = TRAINING_COPIES * param_bytes + cached + weight_bytes_on_cpu
+    fitting = MemoryStage("fit", param_bytes, cached_views)
+    # pipeline/outputs.py: the distillation (and the bake's renders) only for scene.ply; renders
+    # of the representation itself for the video too
+    skipped = set() if exp.ply else {"distill"} | (set() if exp.video else {"render"})
+    kind_stages = tuple(st for st in size.stages or (fitting,) if st.name not in skipped) or (fitting,)
+    stages = tuple(StageMemory(st.name, TRAINING_COPIES * st.trained_bytes + st.views * w * h * MEMORY_VIEW_BYTES_PER_PIXEL
+                               + weight_bytes_on_cpu, st.workspace_bytes, st.views) for st in kind_stages)
+    memory = max(st.counted for st in stages)
     return DiskEstimate(views=views, view_bytes=view_bytes, parameters=param_bytes, support=support,
                         checkpoints=checkpoints,
                         gaussians=gaussians, ply=ply, video=video, nerfstudio=nerfstudio, other=other,
-                        memory=memory)
+                        memory=memory, stages=stages)
 
 
 def nearest_existing(path: str | os.PathLike) -> Path:

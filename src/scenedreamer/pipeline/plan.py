@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..representation.registry import kind_of_config
 from .config import GenerateConfig
-from .disk_budget import available_memory_bytes, estimate_run, free_disk_bytes, size_text
+from .disk_budget import (DiskEstimate, StageMemory, available_memory_bytes, estimate_run, free_disk_bytes,
+                          size_text)
 from .prior_kinds import check_roles, describe_prior, is_stand_in, real_models, role_names
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -178,7 +179,9 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
     weight_bytes = networks.weights
     unknown = [n for n, c in counts.items() if c is None]
     on_cpu = _networks_on_cpu(config)
-    estimate = estimate_run(config, cameras, weight_bytes_on_cpu=networks.peak if on_cpu else 0)
+    network_bytes = networks.peak if on_cpu else 0
+    estimate = estimate_run(config, cameras, weight_bytes_on_cpu=network_bytes)
+    peak = peak_rss_bytes(estimate, network_bytes)
     where, free = free_disk_bytes(out)
     available = available_memory_bytes()
     lines += [
@@ -187,12 +190,18 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
         f"    network weights ~{weight_bytes / 1e9:.1f} GB ({len(counts)} network(s), each counted once, "
         f"in {config.priors.dtype}{', CPU offload' if config.priors.cpu_offload else ''})"
         + (f"; size unknown for {', '.join(unknown)}" if unknown else ""),
-        f"    in RAM up to {size_text(peak_rss_bytes(estimate.memory, networks.peak if on_cpu else 0))} peak (the process "
+        f"    in RAM up to {size_text(peak)} peak (the process "
         f"~{size_text(PROCESS_BASE_BYTES)} + training state, cached support views"
+        + (", activations" if any(st.workspace for st in estimate.stages) else "")
         + (f", network weights + {size_text(max(networks.load_spike, networks.activations))} while "
            f"{'loading' if networks.load_spike > networks.activations else 'running'} them"
            f" + {size_text(networks.runtime)} runtime" if on_cpu and networks.weights else "") + ")"
         + (f"; {size_text(available)} available" if available is not None else ""),
+    ]
+    if len(estimate.stages) > 1:
+        lines.append("    by stage, on top of the process (the peak is the largest): " + ", ".join(
+            _stage_text(st, network_bytes, estimate.gaussians) for st in estimate.stages))
+    lines += [
         "  expected disk (upper bounds):",
         f"    support database {size_text(estimate.support)} ({estimate.views} views of {size_text(estimate.view_bytes)})",
         f"    checkpoints {size_text(estimate.checkpoints)}",
@@ -209,11 +218,20 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
         lines.append(f"warning: the run needs up to {size_text(estimate.total)} of disk but {where} has "
                      f"{size_text(free)} free: generate refuses to start a new run; free space, lower "
                      "--resolution or --frames, or choose another --out")
-    if available is not None and peak_rss_bytes(estimate.memory, networks.peak if on_cpu else 0) > available:
-        lines.append(f"warning: the run may need up to {size_text(peak_rss_bytes(estimate.memory, networks.peak if on_cpu else 0))} of RAM but "
+    if available is not None and peak > available:
+        lines.append(f"warning: the run may need up to {size_text(peak)} of RAM but "
                      f"{size_text(available)} is available: it may swap or be killed; lower --resolution "
                      "or --frames")
     return "\n".join(lines)
+
+
+def _stage_text(stage: StageMemory, network_bytes: int, gaussians: int) -> str:
+    """One stage for the plan: "fitting ~253 MB (activations 223 MB, 14 views)"."""
+    what = {"fit": "fitting", "render": "rendering", "distill": f"distilling {gaussians} Gaussians"}.get(
+        stage.name, stage.name)
+    parts = ([f"activations {size_text(stage.workspace)}"] if stage.workspace else []) + (
+        [f"{stage.views} views"] if stage.views else [])
+    return f"{what} ~{size_text(stage_bytes(stage, network_bytes))}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def _networks_on_cpu(config: GenerateConfig) -> bool:
@@ -368,19 +386,28 @@ def missing_models_message(config: GenerateConfig, missing: list[str]) -> str:
             f"{', '.join(missing)}; get {'them' if len(missing) > 1 else 'it'} with `{fetch}`")
 
 
-SECONDS_PER_UNIT = 72.0 / 407.0
-"""Wall seconds of one work unit (~ one fitting step at 256x256) on 2 quiet CPU cores: the
-make-run scene (offline default, 407 units by ``work_units``) took 72 s quiet (issue 21)."""
+SECONDS_PER_UNIT = 1387.6 / 2033.9
+"""Wall seconds of one work unit (~ one fitting step at 256x256) on the reference box, 2 quiet
+CPU cores (the 2-core AMD EPYC of BENCHMARKS.md "Issues 20-25", whose calibration workload takes
+machine_speed.REFERENCE_CPU_SECONDS): the three offline runs of benchmarks/bench_eta.py together,
+the make-run scene (406.9 units by ``work_units``) 238.3 s, 24 views (690.1) 443.3 s and the
+NeRF (936.9) 706.0 s; one rate puts each within 16 % of its measured time (issue 21)."""
 REFERENCE_PIXELS = 256 * 256
 REFERENCE_THREADS = 2
 
 
-def expected_seconds(config: GenerateConfig, cameras: int, threads: int) -> float:
-    """Rough wall time of a CPU run: its work units at the make-run rate, scaled by the pixels
-    of a view and by the threads (against the 2 of the reference)."""
+def expected_seconds(config: GenerateConfig, cameras: int, threads: int, slowdown: float | None = None) -> float:
+    """Rough wall time (seconds) of a CPU run on this machine: its work units at the reference
+    box's rate, scaled by the pixels of a view, by the threads (against the 2 of the reference)
+    and by ``slowdown``, how many times longer this machine's cores take than the reference's
+    (None: measured by machine_speed's short calibration, once per process)."""
+    if slowdown is None:
+        from ..machine_speed import slowdown_against_reference
+
+        slowdown = slowdown_against_reference()
     units = work_units(config, cameras).total(cameras)
     scale = (config.width * config.height) / REFERENCE_PIXELS * REFERENCE_THREADS / max(1, threads)
-    return units * SECONDS_PER_UNIT * scale
+    return units * SECONDS_PER_UNIT * scale * slowdown
 
 
 def _weights_and_time_lines(config: GenerateConfig, cameras: int) -> list[str]:
@@ -398,11 +425,15 @@ def _weights_and_time_lines(config: GenerateConfig, cameras: int) -> list[str]:
     device = planned_device(config.priors.device)
     lines.append(f"  runs on        {device}, {config.priors.dtype}")
     threads = current_threads()
-    seconds = expected_seconds(config, cameras, threads)
+    from ..machine_speed import slowdown_against_reference
+
+    slowdown = slowdown_against_reference()
+    seconds = expected_seconds(config, cameras, threads, slowdown)
     when = f"~{seconds / 60:.0f} min" if seconds >= 90 else f"~{seconds:.0f} s"
     lines.append(f"  expected time  {when} on {threads} CPU thread{'s' if threads > 1 else ''}"
                  + (" (a GPU is faster; the figure is the CPU's)" if device.startswith("cuda") else "")
-                 + " (rough: the make-run rate, 72 s for the offline default on 2 quiet cores)")
+                 + f" (rough: a short calibration puts this machine's cores at {1 / slowdown:.2f}x the speed"
+                 " of the reference box, where `make run` took ~4 min)")
     return lines
 
 
@@ -416,8 +447,18 @@ TRAINING_WORKSPACE_FACTOR = 2.3
 intermediate buffers come on top of the state itself (fitted with PROCESS_BASE_BYTES)."""
 
 
-def peak_rss_bytes(memory_bytes: int, network_bytes: int = 0) -> int:
-    """Expected peak resident memory of a run estimated at ``memory_bytes`` (training state plus
-    ``network_bytes`` of networks held on the CPU, which get no workspace factor)."""
-    training = max(0, memory_bytes - network_bytes)
-    return int(PROCESS_BASE_BYTES + TRAINING_WORKSPACE_FACTOR * training + network_bytes)
+def stage_bytes(stage: StageMemory, network_bytes: int = 0) -> int:
+    """Expected memory of one stage of a run besides the process: its training state (of which
+    ``network_bytes`` are networks held on the CPU, which get no workspace factor) plus its
+    workspace, counted (a NeRF's activations) or TRAINING_WORKSPACE_FACTOR times the state (a
+    Gaussian rasteriser's)."""
+    own = max(0, stage.state - network_bytes)
+    if stage.workspace is None:
+        return int(TRAINING_WORKSPACE_FACTOR * own + network_bytes)
+    return int(own + stage.workspace + network_bytes)
+
+
+def peak_rss_bytes(estimate: DiskEstimate, network_bytes: int = 0) -> int:
+    """Expected peak resident memory of a run: the process and its largest stage (they run one
+    after another)."""
+    return int(PROCESS_BASE_BYTES + max(stage_bytes(st, network_bytes) for st in estimate.stages))

@@ -7,7 +7,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .config import GaussianConfig
-from .kind import RepresentationKind, RepresentationSize, RunShape, densified_count, pixels_at_stride
+from .kind import (RepresentationKind, RepresentationSize, RunShape, densified_count, floats_per_gaussian,
+                   pixels_at_stride)
 
 if TYPE_CHECKING:       # the hooks import torch when called: the table itself stays torch-free
     from .gaussians import GaussianScene
@@ -49,15 +50,15 @@ def grow(representation: GaussianScene, view, fit_state, fit_config):
     return replace(fit_state, optimizer_state=optimizer.state_dict())
 
 
-def floats_per_gaussian(sh_degree: int, feature_dim: int) -> int:
-    """Trainable floats of one Gaussian: mean 3, log-scales 3, quaternion 4, opacity 1, SH
-    colour 3 (d+1)^2, features."""
-    return 3 + 3 + 4 + 1 + 3 * (sh_degree + 1) ** 2 + feature_dim
-
-
 def size(config: GaussianConfig, shape: RunShape) -> RepresentationSize:
     """One Gaussian per init_stride-th pixel of every view, densified over the run's fitting;
-    scene.ply holds them (plus the sky) densified again by the distillation."""
+    scene.ply holds them (plus the sky) densified again by the distillation.
+
+    Memory: one stage (RepresentationSize.stages left empty), the fitting's state times the
+    rasteriser's workspace factor. The distillation polishes a copy of these Gaussians (plus the
+    sky), about as many; pipeline/plan.py's PROCESS_BASE_BYTES and TRAINING_WORKSPACE_FACTOR were
+    fitted to measured peaks of whole Gaussian runs, distillation included, and counting it as a
+    stage of its own on top of them put the 24-view estimate 25 % over its measured peak."""
     fitted = densified_count(shape.views * pixels_at_stride(shape.width, shape.height, config.init_stride),
                              config.densify, shape.fit_steps)
     exported = densified_count(fitted + shape.sky_gaussians, config.densify, shape.distill_steps)

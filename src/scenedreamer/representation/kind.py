@@ -10,7 +10,8 @@ representation itself), never the whole run config, so a kind knows nothing abov
 - grow(representation, view, fit_state, fit_config) -> FitState | None: make room for a new
   view's new content before fitting (e.g. Gaussians add one per new pixel);
 - size(config, shape) -> RepresentationSize: upper bounds of its parameters and of the Gaussians
-  it exports, for the disk and memory estimate (``pipeline/disk_budget.py``);
+  it exports, and the memory of each stage of a run that holds it (MemoryStage), for the disk
+  and memory estimate (``pipeline/disk_budget.py``);
 - seed_gaussians(representation, support, bake, on_event) -> (GaussianScene, source): the
   Gaussians scene.ply starts from (a copy, or baked from renders at the support cameras) and
   the representation whose renders between support cameras the distillation adds (None: none);
@@ -54,6 +55,34 @@ class RunShape:
     """fitting steps of the scene.ply distillation"""
     sky_gaussians: int
     """Gaussians of the sky shell the distillation adds (0: none)"""
+    rays_per_step: int = 0
+    """pixels (camera rays) one fitting step renders: fit.patches_per_step square patches of
+    fit.patch_size, clipped to the view (fitting.sample_patches)"""
+    cached_views: int = 0
+    """support views the fitting loop holds in memory (its LRU cache, fit.max_cached_views)"""
+    distill_extra_views: int = 0
+    """renders of the representation the distillation adds between the support cameras (when
+    the kind bakes; distill.extra_views_per_gap per gap)"""
+
+
+@dataclass(frozen=True)
+class MemoryStage:
+    """What one stage of a run holds in memory besides the process itself. Stages run one after
+    another, so a run's peak is its largest stage, not their sum (``pipeline/disk_budget.py``)."""
+
+    name: str
+    """the stage: "fit", "render" (no-grad renders of the representation, for scene.ply or the
+    video) or "distill" (scene.ply's distillation; the estimate drops it when no scene.ply is
+    written)"""
+    trained_bytes: int
+    """float32 bytes of the parameters held with their gradients and Adam moments (4 copies)"""
+    views: int
+    """support views (and renders) held in memory"""
+    workspace_bytes: int | None = None
+    """activations of one step counted from the code (autograd's saved tensors and the backward
+    buffers, or a no-grad render's chunk); None: the Gaussian rasteriser's, whose size follows
+    the scene's tile overlaps and is taken as a measured multiple of the state
+    (plan.TRAINING_WORKSPACE_FACTOR)"""
 
 
 @dataclass(frozen=True)
@@ -68,6 +97,9 @@ class RepresentationSize:
     """SH degree of those Gaussians"""
     ply_feature_dim: int
     """feature length of those Gaussians"""
+    stages: tuple[MemoryStage, ...] = ()
+    """the memory of each stage of a run (empty: one fitting stage of ``parameter_bytes`` with the
+    fitting loop's cached views and the rasteriser's workspace factor)"""
 
 
 class SupportCameras(Protocol):
@@ -163,9 +195,32 @@ def densified_count(initial: int, densify: DensifyConfig, steps: int) -> int:
     return max(initial, min(densify.max_gaussians, initial * 2 ** min(events, 64)))
 
 
-def baked_size(feature_dim: int, parameter_bytes: int, shape: RunShape) -> RepresentationSize:
+def floats_per_gaussian(sh_degree: int, feature_dim: int) -> int:
+    """Trainable floats of one Gaussian: mean 3, log-scales 3, quaternion 4, opacity 1, SH
+    colour 3 (d+1)^2, features."""
+    return 3 + 3 + 4 + 1 + 3 * (sh_degree + 1) ** 2 + feature_dim
+
+
+def baked_size(feature_dim: int, parameter_bytes: int, shape: RunShape, fit_workspace_bytes: int | None = None,
+               render_workspace_bytes: int = 0) -> RepresentationSize:
     """size of a representation baked into Gaussians for scene.ply (bake_seed): one Gaussian per
-    bake.stride-th pixel of every support view plus the sky, grown by the distillation."""
+    bake.stride-th pixel of every support view plus the sky, grown by the distillation.
+
+    Its run has three memory stages: fitting it (``fit_workspace_bytes``: its activations per
+    step, None: the rasteriser factor's), rendering it without gradients for the bake and the
+    distillation's extra views (``render_workspace_bytes``: one chunk's activations), and the
+    distillation, a Gaussian fit of the baked Gaussians to the support views and those renders
+    while the representation and its optimiser state stay in memory. Its Gaussians are bounded
+    by the bake's pixels (the voxel merge keeps far fewer: 59567 of 286720 in the offline NeRF
+    run), and its rasteriser workspace taken as the Gaussian fit's measured factor; against an
+    RSS trace of that run (12 cameras, 256x256) the stages estimate 720 / 651 / 886 MB where the
+    fits peaked at 680-780 MB (one view's at 881 MB), the bake at 723 MB, the distillation at
+    837 MB."""
     baked = shape.views * pixels_at_stride(shape.width, shape.height, shape.bake.stride) + shape.sky_gaussians
     gaussians = densified_count(baked, shape.bake.gaussians.densify, shape.distill_steps)
-    return RepresentationSize(parameter_bytes, gaussians, shape.bake.gaussians.sh_degree, feature_dim)
+    sh = shape.bake.gaussians.sh_degree
+    distilled = 4 * gaussians * floats_per_gaussian(sh, feature_dim)
+    stages = (MemoryStage("fit", parameter_bytes, shape.cached_views, fit_workspace_bytes),
+              MemoryStage("render", parameter_bytes, 0, render_workspace_bytes),
+              MemoryStage("distill", parameter_bytes + distilled, shape.views + shape.distill_extra_views))
+    return RepresentationSize(parameter_bytes, gaussians, sh, feature_dim, stages)
