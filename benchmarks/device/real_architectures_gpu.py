@@ -64,12 +64,13 @@ def _sync(device: str) -> None:
 class Stages:
     """Times and peak GPU memory of consecutive stages on one device."""
 
-    def __init__(self, device: str):
-        self.device, self.rows = device, {}
+    def __init__(self, device: str, collect: bool = True):
+        self.device, self.rows, self.collect = device, {}, collect
 
     def run(self, name: str, fn):
         """Run ``fn()`` as stage ``name``; returns its result and records seconds and memory."""
-        gc.collect()
+        if self.collect:                # tiny: skipped (~0.4 s a call once diffusers is imported)
+            gc.collect()
         if _cuda(self.device):
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -125,9 +126,11 @@ def test_view(size: int, device: str) -> tuple[RefinerInput, torch.Tensor]:
     return view, image.to(device)
 
 
-def measure_setting(folders: dict[str, str], device: str, dtype: str, size: int, steps: int, setting: dict) -> dict:
-    """Every stage once with one memory setting; networks freed at the end."""
-    stages = Stages(device)
+def measure_setting(folders: dict[str, str], device: str, dtype: str, size: int, steps: int, setting: dict,
+                    collect: bool = True) -> dict:
+    """Every stage once with one memory setting; networks freed at the end.
+    collect: a garbage collection before each stage (off in the --tiny smoke test)."""
+    stages = Stages(device, collect)
     load = ModelLoadConfig(device=device, dtype=dtype, offline=True, **setting)
     diffusion = DiffusionConfig(num_inference_steps=steps)
     camera = Cameras(intrinsics_from_fov(60.0, size, size), torch.eye(4), size, size)
@@ -230,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in settings:
             print(f"{name}:", flush=True)
             results["settings"][name] = measure_setting(folders, args.device, args.dtype, args.size, args.steps,
-                                                        SETTINGS[name])
+                                                        SETTINGS[name], collect=not args.tiny)
     out = args.out or (None if args.tiny else str(ROOT / "benchmarks" / "results" / "real_architectures_gpu.json"))
     if out:
         atomic_write_json(out, results)

@@ -16,6 +16,7 @@ from scenedreamer.geometry.trajectory_io import read_transforms_json
 from scenedreamer.priors.offline import build_offline_priors
 from export.collider_physics import REST_SPEED, Physics, exact_ground_y_up
 from export.zbuffer import read_glb_nodes
+from shared_runs import shared_run_copy
 
 PROMPT = "a forest lake at sunset"
 # the `make run` scene's prompt and trajectory (lookaround) at 96x64, 4 frames (~15 s on a CPU)
@@ -27,10 +28,10 @@ OLD_RUN = Path(__file__).resolve().parents[1] / "fixtures" / "old_run_v1"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("collider_run") / "run"
-    assert main(["generate", PROMPT, "--out", str(root), *ARGS]) == 0
-    return root
+def run(tmp_path_factory, worker_id):
+    # built once per session, shared with tests/export/test_mesh_run.py (same PROMPT, ARGS)
+    return shared_run_copy(tmp_path_factory, worker_id, PROMPT, ARGS,
+                           tmp_path_factory.mktemp("collider_run") / "run")
 
 
 @pytest.fixture(scope="module")

@@ -54,16 +54,17 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from scenedreamer.cli import main  # noqa: E402
+from shared_runs import shared_run_copy  # noqa: E402
 from tiny_models import tiny_run_args  # noqa: E402
 
 TINY = tiny_run_args("48x32", 3)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export") / "run"
-    assert main(["generate", "a forest lake", "--out", str(root), *TINY]) == 0
-    return root
+def run(tmp_path_factory, worker_id):
+    # built once per session, shared with the other modules that ask for the same tiny run
+    return shared_run_copy(tmp_path_factory, worker_id, "a forest lake", TINY,
+                           tmp_path_factory.mktemp("export") / "run")
 
 
 @pytest.mark.parametrize("mesher", ["views", "tsdf"])

@@ -11,6 +11,7 @@ from scenedreamer.cli import main
 from scenedreamer.priors.offline import build_offline_priors
 from scenedreamer.support.database import SupportDatabase
 from export.zbuffer import glb_at_view, mesh_scores, read_glb_nodes
+from shared_runs import shared_run_copy
 
 PROMPT = "a forest lake at sunset"
 # 96x64, 4 frames: ~10 s on a CPU; big enough that trees, lake and ground all show
@@ -21,10 +22,9 @@ ARGS = ["--resolution", "96x64", "--frames", "4", "--representation", "gaussians
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mesh_run") / "run"
-    assert main(["generate", PROMPT, "--out", str(root), *ARGS]) == 0
-    return root
+def run(tmp_path_factory, worker_id):
+    # built once per session, shared with tests/export/test_collider_run.py (same PROMPT, ARGS)
+    return shared_run_copy(tmp_path_factory, worker_id, PROMPT, ARGS, tmp_path_factory.mktemp("mesh_run") / "run")
 
 
 def _views(run):

@@ -51,12 +51,14 @@ def test_xmp_insertion_refuses_other_files():
         jpeg_with_xmp(b"\x89PNG", "<x/>")
 
 
-def test_render_panorama_writes_the_xmp(tmp_path):
+def test_render_panorama_writes_the_xmp(tmp_path, tmp_path_factory, worker_id):
     from scenedreamer.cli import main
+    from shared_runs import shared_run_copy
     from tiny_models import tiny_run_args
 
-    run = tmp_path / "run"
-    assert main(["generate", "a forest lake", "--out", str(run), *tiny_run_args("48x32", 2)]) == 0
+    # any finished run will do: the session's shared tiny run (3 cameras; this test made its own
+    # 2-camera run before), copied
+    run = shared_run_copy(tmp_path_factory, worker_id, "a forest lake", tiny_run_args("48x32", 3), tmp_path / "run")
     out = tmp_path / "pano.png"
     assert main(["render", str(run), "--panorama", "--resolution", "64x32", "--out", str(out), "--quiet"]) == 0
     with Image.open(out) as image:

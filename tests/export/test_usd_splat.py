@@ -10,6 +10,7 @@ import torch
 from scenedreamer.cli import main
 from scenedreamer.export.usd_splat import read_usd_splat, write_usd_splat
 from splat_scenes import random_scene, rotation_angle
+from shared_runs import shared_run_copy
 from tiny_models import tiny_run_args
 
 pxr = pytest.importorskip("pxr", reason="usd-core is in the test extra (pip install -e '.[test]')")
@@ -49,10 +50,10 @@ def test_round_trip(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("splats") / "run"
-    assert main(["generate", "a forest lake", "--out", str(root), *tiny_run_args("48x32", 3)]) == 0
-    return root
+def run(tmp_path_factory, worker_id):
+    # built once per session, shared with the other modules that ask for the same tiny run
+    return shared_run_copy(tmp_path_factory, worker_id, "a forest lake", tiny_run_args("48x32", 3),
+                           tmp_path_factory.mktemp("splats") / "run")
 
 
 def test_cli_writes_the_three_splat_formats_of_a_run(run, tmp_path, capsys):

@@ -10,6 +10,7 @@ import torch
 
 from scenedreamer.cli import main
 from scenedreamer.pipeline import coverage
+from shared_runs import shared_run_copy
 from tiny_models import tiny_run_args
 
 
@@ -28,10 +29,10 @@ def test_the_warning_names_a_path_that_covers_it():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("coverage") / "run"
-    assert main(["generate", "a forest lake", "--out", str(root), *tiny_run_args("48x32", 3)]) == 0
-    return root
+def run(tmp_path_factory, worker_id):
+    # built once per session, shared with the other modules that ask for the same tiny run
+    return shared_run_copy(tmp_path_factory, worker_id, "a forest lake", tiny_run_args("48x32", 3),
+                           tmp_path_factory.mktemp("coverage") / "run")
 
 
 @pytest.mark.slow       # the module's tiny run takes ~10-80 s on a busy 2-core machine

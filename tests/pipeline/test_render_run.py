@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from scenedreamer.cli import main
+from shared_runs import shared_run_copy
 from tiny_models import tiny_run_args
 from scenedreamer.pipeline import render_run as rr
 
@@ -28,10 +29,10 @@ TINY = tiny_run_args("48x32", 3)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("render") / "run"
-    assert main(["generate", "a forest lake", "--out", str(root), *TINY]) == 0
-    return root
+def run(tmp_path_factory, worker_id):
+    # built once per session, shared with the other modules that ask for the same tiny run
+    return shared_run_copy(tmp_path_factory, worker_id, "a forest lake", TINY,
+                           tmp_path_factory.mktemp("render") / "run")
 
 
 def test_video_has_the_requested_size_and_frame_count(run, tmp_path):

@@ -156,9 +156,12 @@ def test_fast_preset_end_to_end_with_tiny_models_writes_licenses_json(fast_model
             assert digest == _sha256(Path(name) / rel)
 
 
-def test_offline_run_records_its_stand_ins(tmp_path):
-    out = tmp_path / "run"
-    assert main(["generate", "a forest", "--out", str(out), *tiny_run_args()]) == 0
+def test_offline_run_records_its_stand_ins(tmp_path, tmp_path_factory, worker_id):
+    from shared_runs import shared_run_copy
+
+    # any offline run will do: the session's shared tiny run (the same arguments; this test made
+    # its own "a forest" run before), copied
+    out = shared_run_copy(tmp_path_factory, worker_id, "a forest lake", tiny_run_args(), tmp_path / "run")
     records = json.loads((out / "licenses.json").read_text())["models"]
     assert records and all(r["license"] == STAND_IN_LICENSE and not r["files"] for r in records)
     assert {role for r in records for role in r["roles"]} == {"text_to_image", "inpainter", "depth",

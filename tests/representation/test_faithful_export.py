@@ -54,7 +54,11 @@ def _fixture():
 @pytest.mark.slow
 def test_distilled_scene_ply_is_faithful_and_reads_back(tmp_path):
     rep, cams, views, baked = _fixture()
-    config = DistillConfig(steps=150)
+    # 120 steps (was 150: 20 % less of the suite's longest test). Measured (seed 0, torch CPU,
+    # 2026-12-06): 150 steps support mean 28.20 / worst 27.08 / between worst 27.96 dB; 120 steps
+    # 27.11 / 26.23 / 26.89 dB (>= 3 dB over every bound below); 100 steps 26.35 / 25.58 / 26.10;
+    # bake alone 10.56 dB mean.
+    config = DistillConfig(steps=120)
     with torch.no_grad():
         bake_only = [psnr(baked.render(cams[i]).rgb[0], views[i].rgb) for i in range(len(views))]
     scene = distill_to_gaussians(baked, ViewList(views), rep, config, torch.Generator().manual_seed(0))
@@ -77,7 +81,8 @@ def test_distilled_scene_ply_is_faithful_and_reads_back(tmp_path):
         truth = make_views(default_scene(), mid_cams)
         between = [psnr(eval_scene.render(mid_cams[i]).rgb[0], truth[i].rgb) for i in range(len(mid_cams))]
     # Targets of issue 9 (mean >= 27, worst >= 24 at support views; >= 25 between), scaled to a
-    # 48x32 scene fitted 150 steps: 3 dB below each (tiny images have relatively more edge pixels).
+    # 48x32 scene fitted 150 steps (now 120, still above the unscaled targets): 3 dB below each
+    # (tiny images have relatively more edge pixels).
     assert np.mean(support) >= 24.0, support
     assert min(support) >= 21.0, support
     assert min(between) >= 22.0, between
