@@ -239,7 +239,8 @@ def _worldscore_settings() -> dict:
 
     from .worldscore import WorldScoreConfig
 
-    return {**asdict(WorldScoreConfig()), "sfm": "pycolmap incremental mapping, PINHOLE intrinsics fixed",
+    return {**asdict(WorldScoreConfig()), "sfm": "pycolmap incremental mapping, PINHOLE intrinsics fixed, sequential matching "
+                                                  "with quadratic overlap (match_overlap; 0: exhaustive)",
             "flow": "OpenCV DIS (medium), forward-backward"}
 
 

@@ -56,6 +56,13 @@ class WorldScoreConfig:
     """Fewer registered frames than this: camera control and 3D consistency are unavailable."""
     seed: int = 0
     """pycolmap's random seed (reproducible reconstructions)."""
+    match_overlap: int = 10
+    """Each frame is matched with the next ``match_overlap`` frames and with those 2^k ahead for
+    k < ``match_overlap`` (COLMAP's sequential matcher with quadratic overlap): a path's frames
+    are ordered, so its neighbours hold the matches, and the power-of-two jumps (16, 32 ahead at
+    the default) keep long-range links for paths that return. 0, or a path of at most
+    ``match_overlap`` + 1 frames, matches every pair (exhaustive, the slow twin): 1770 pairs for
+    60 frames against ~620."""
 
 
 def score_0_100(raw: float, worst: float, best: float = 0.0) -> float:
@@ -178,7 +185,7 @@ def reconstruct(frames: list[np.ndarray], K: np.ndarray, config: WorldScoreConfi
         extraction.num_threads = 1
         pycolmap.extract_features(tmp / "db.db", tmp / "images", camera_mode=pycolmap.CameraMode.SINGLE,
                                   reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
-        pycolmap.match_exhaustive(tmp / "db.db", device=pycolmap.Device.cpu)
+        _match(pycolmap, tmp / "db.db", len(frames), config.match_overlap)
         options = pycolmap.IncrementalPipelineOptions()
         options.ba_refine_focal_length = False
         options.ba_refine_principal_point = False
@@ -203,6 +210,19 @@ def reconstruct(frames: list[np.ndarray], K: np.ndarray, config: WorldScoreConfi
     order = np.argsort(registered)
     return Reconstruction([registered[i] for i in order], np.stack([poses[i] for i in order]),
                           float(model.compute_mean_reprojection_error()), model.num_points3D())
+
+
+def _match(pycolmap, database: Path, frames: int, overlap: int) -> None:
+    """Match the frames' features into ``database``: sequential with quadratic overlap when
+    ``overlap`` leaves pairs out, else every pair."""
+    if overlap <= 0 or overlap >= frames - 1:
+        pycolmap.match_exhaustive(database, device=pycolmap.Device.cpu)
+        return
+    pairing = pycolmap.SequentialPairingOptions()
+    pairing.overlap = overlap
+    pairing.quadratic_overlap = True
+    pairing.loop_detection = False  # needs a vocabulary tree (a download)
+    pycolmap.match_sequential(database, pairing_options=pairing, device=pycolmap.Device.cpu)
 
 
 @dataclass
