@@ -43,17 +43,57 @@ def test_fp16_on_cpu_is_refused_by_the_api_and_the_cli(capsys, tmp_path):
     assert not out.exists()                        # refused before the folder is created
 
 
-def test_config_json_records_the_resolved_dtype(tmp_path):
+def test_config_json_records_the_resolved_dtype(tmp_path, monkeypatch):
+    """A run of stand-ins loads no network: "auto" is fp32 (the representation's dtype, as the dry
+    run shows) whatever the CPU, so its config.json does not depend on the machine: made where
+    the CPU has fast bf16, it resumes where it has not, and back (a run of the previous release
+    made on a CPU without bf16 failed to resume on one with it: "priors.dtype: 'fp32' -> 'bf16'")."""
+    from scenedreamer.priors import loading
     from tiny_models import tiny_run_args
 
     out = tmp_path / "run"
-    assert main(["generate", "a forest", "--device", "cpu", "--dtype", "auto", "--out", str(out), "--quiet",
-                 *tiny_run_args("32x32", 2), "--set", "export.video=false"]) == 0
-    saved = json.loads((out / "config.json").read_text())["priors"]["dtype"]
-    assert saved == resolve_dtype("auto", torch.device("cpu")) and saved != "auto"
-    # resuming with the same "auto" matches the recorded, resolved dtype
-    assert main(["generate", "a forest", "--device", "cpu", "--out", str(out), "--quiet", "--resume",
-                 *tiny_run_args("32x32", 2), "--set", "export.video=false"]) == 0
+    args = ["generate", "a forest", "--device", "cpu", "--out", str(out), "--quiet", *tiny_run_args("32x32", 2),
+            "--set", "export.video=false"]
+    monkeypatch.setattr(loading, "cpu_has_fast_bf16", lambda *a: True)
+    assert main([*args, "--dtype", "auto"]) == 0
+    assert json.loads((out / "config.json").read_text())["priors"]["dtype"] == "fp32"
+    monkeypatch.setattr(loading, "cpu_has_fast_bf16", lambda *a: False)
+    assert main([*args, "--resume"]) == 0
+
+
+def test_a_resume_keeps_the_dtype_the_run_was_made_with(tmp_path, capsys):
+    """"auto" on a resume is the run's own dtype (config.json), not this machine's choice; an
+    explicit --dtype is compared as given."""
+    from tiny_models import tiny_run_args
+
+    out = tmp_path / "run"
+    args = ["generate", "a forest", "--device", "cpu", "--out", str(out), "--quiet", *tiny_run_args("32x32", 2),
+            "--set", "export.video=false"]
+    # made in bf16 (kept as asked, though no network runs in it)
+    assert main([*args, "--dtype", "bf16", "--set", "progressive.fit_steps_per_view=0"]) == 0
+    assert json.loads((out / "config.json").read_text())["priors"]["dtype"] == "bf16"
+    assert main([*args, "--set", "progressive.fit_steps_per_view=0", "--resume", "--dtype", "fp32"]) == 2
+    assert "priors.dtype: 'bf16' -> 'fp32'" in capsys.readouterr().err
+    assert main([*args, "--set", "progressive.fit_steps_per_view=0", "--resume"]) == 0
+
+
+def test_with_saved_dtype_reads_the_runs_config(tmp_path):
+    import dataclasses
+
+    from scenedreamer.config_io import save_config
+    from scenedreamer.pipeline.config import preset_config
+    from scenedreamer.pipeline.run_folder import RunFolder
+
+    config = preset_config("offline")
+    auto = dataclasses.replace(config, priors=dataclasses.replace(config.priors, dtype="auto"))
+    folder = RunFolder(tmp_path)
+    assert folder.with_saved_dtype(auto) is auto                     # no config.json: unchanged
+    save_config(folder.config_path, dataclasses.replace(config, priors=dataclasses.replace(config.priors, dtype="bf16")))
+    assert folder.with_saved_dtype(auto).priors.dtype == "bf16"
+    fp32 = dataclasses.replace(config, priors=dataclasses.replace(config.priors, dtype="fp32"))
+    assert folder.with_saved_dtype(fp32).priors.dtype == "fp32"     # an explicit dtype is kept
+    folder.config_path.write_text("{ not json")
+    assert folder.with_saved_dtype(auto) is auto                     # prepare() reports the bad file
 
 
 def test_dry_run_counts_each_network_once_in_the_dtype_that_runs(tmp_path):

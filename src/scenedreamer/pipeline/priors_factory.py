@@ -89,9 +89,14 @@ def resolve_device(name: str) -> torch.device:
 def with_resolved_dtype(config: GenerateConfig) -> GenerateConfig:
     """``config`` with ``priors.dtype`` resolved for its device ("auto" -> fp16 / bf16 / fp32,
     see priors.loading.resolve_dtype): the dtype that will run, which the run's config.json and
-    log then state. UserInputError for fp16 on the CPU, before anything is loaded or written."""
+    log then state. A run of stand-ins only loads no network, so "auto" is fp32, the
+    representation's dtype (as the dry run shows it), whatever the CPU: its config.json must not
+    depend on the machine it was made on, or it would not resume on another. UserInputError for
+    fp16 on the CPU, before anything is loaded or written."""
     from ..priors.loading import resolve_dtype
 
+    if config.priors.dtype == "auto" and not real_models(config):
+        return replace(config, priors=replace(config.priors, dtype="fp32"))
     dtype = resolve_dtype(config.priors.dtype, resolve_device(config.priors.device))
     return replace(config, priors=replace(config.priors, dtype=dtype))
 

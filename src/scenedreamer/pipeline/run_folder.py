@@ -35,7 +35,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..atomic import atomic_write_json, is_temp_file, temp_name_pattern
@@ -145,6 +145,20 @@ class RunFolder:
             raise UserInputError(f"{self.root}: not a run folder written by scenedreamer (no {MARKER_NAME}); "
                                  "refusing to " + ("resume" if resume else "write into") +
                                  " it: choose an empty or new folder")
+
+    def with_saved_dtype(self, config: GenerateConfig) -> GenerateConfig:
+        """For a resume: ``config`` with a ``priors.dtype`` left to "auto" replaced by the dtype
+        the run was made with (its config.json). "auto" resolves per machine (bf16 on a CPU that
+        has it), and a run resumed on another machine keeps computing in its own dtype; an
+        explicit dtype is compared as given. Unchanged when config.json cannot be read (``prepare``
+        says why)."""
+        if config.priors.dtype != "auto" or not self.config_path.is_file():
+            return config
+        try:
+            saved = load_config(GenerateConfig, self.config_path)
+        except UserInputError:
+            return config
+        return replace(config, priors=replace(config.priors, dtype=saved.priors.dtype))
 
     # lifecycle -------------------------------------------------------------
     def prepare(self, config: GenerateConfig, resume: bool, overwrite: bool, notes: dict | None = None) -> Progress:
