@@ -26,6 +26,7 @@ from ..events import EventSink, emit
 from ..geometry.cameras import Cameras
 from ..geometry.trajectory import Trajectory
 from ..geometry.trajectory_io import write_transforms_json
+from ..memory import release_free_memory
 from ..priors.refiner import RefinerInput
 from ..representation.base import SceneRepresentation
 from ..representation.checkpoint import load_checkpoint, save_checkpoint
@@ -125,6 +126,7 @@ def initialise_scene_context(config: GenerateConfig, trajectory: Trajectory, dat
         database.add(_record(local.rgb, depth, valid, new, camera, Provenance.WARP_INPAINT, 0, prompt0, backdrop))
 
     views = [database.get(v) for v in database.ids()]
+    release_free_memory()       # the networks' activations, before the fitting adds its own (memory.py)
     representation = create_representation(config, views, priors.device, trajectory.cameras.centers)
     fit_state = fit(representation, database, config.fit, steps=config.init.fit_steps,
                     generator=step_generator(config.seed, 0, "fit"), on_event=on_event)
@@ -190,6 +192,7 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
     database.add(record)
 
     # update: grow the representation where it is new, fit with replay of old views
+    release_free_memory()       # the refiner's and depth network's activations (memory.py)
     state.fit_state = grow_representation(state.representation, record, state.fit_state, config.fit)
     replay_ids = None if config.ablation.replay else _latest_ids(database, step)
     state.fit_state = fit(state.representation, database, config.fit, steps=prog.fit_steps_per_view,
@@ -199,6 +202,7 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
     # train the adapter on the database (render at a database camera -> adapter -> denoise to it)
     if priors.refiner.adapter is not None and config.refiner.adapter_train_steps_per_view > 0:
         _train_adapter(config, step, database, state, priors, on_event)
+        release_free_memory()   # the adapter's backward pass through the UNet
 
 
 def _train_adapter(config: GenerateConfig, step: int, database: SupportDatabase, state: RunState,
