@@ -262,3 +262,50 @@ def test_a_long_prompt_is_cut_with_one_warning_naming_the_refiner(pipeline, recw
     refiner.refine(make_view(), prompt, gen(1))
     cut = [w for w in recwarn.list if "prompt is" in str(w.message)]
     assert len(cut) == 1 and str(cut[0].message).startswith(refiner.label)
+
+
+def test_training_crop_takes_the_same_place_in_the_input_and_the_latents():
+    from scenedreamer.priors.refiner import training_crop
+
+    multiple, scale, side = 16, 4, 32
+    rows, cols = torch.arange(96)[:, None], torch.arange(128)[None, :]
+    x = (rows * 1000 + cols).float().expand(2, 3, 96, 128)          # each pixel names its place
+    z0 = ((rows[::scale] // scale) * 1000 + cols[:, ::scale] // scale).float().expand(2, 4, 24, 32)
+    origins = set()
+    for seed in range(12):
+        xc, zc = training_crop(x, z0, side, multiple, scale, gen(seed))
+        assert xc.shape[-2:] == (side, side) and zc.shape[-2:] == (side // scale, side // scale)
+        top, left = int(xc[0, 0, 0, 0]) // 1000, int(xc[0, 0, 0, 0]) % 1000
+        assert top % multiple == 0 and left % multiple == 0          # on the adapter's stride
+        assert torch.equal(xc, x[..., top:top + side, left:left + side])
+        assert torch.equal(zc, z0[..., top // scale:(top + side) // scale, left // scale:(left + side) // scale])
+        origins.add((top, left))
+    assert len(origins) > 3                                          # random places, not one
+    # a side no longer than the crop stays whole
+    xc, zc = training_crop(x[..., :32, :], z0[..., :8, :], side, multiple, scale, gen(0))
+    assert xc.shape[-2] == 32 and zc.shape[-2] == 8
+
+
+def test_adapter_trains_on_crops_at_a_smaller_unet_size(pipeline):
+    refiner = DiffusionRefiner(pipeline, make_config(adapter=AdapterConfig(base_channels=8, train_crop=16)),
+                               device="cpu", dtype=torch.float32)
+    seen = []
+    hook = refiner.unet.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
+    try:
+        pairs = [(make_view(seed=s), torch.rand(H, W, 3, generator=gen(s))) for s in range(2)]
+        metrics = refiner.train_adapter(pairs, steps=2, generator=gen(3))
+    finally:
+        hook.remove()
+    latent = 16 // refiner.vae_scale_factor
+    assert seen == [(latent, latent)] * 2 and torch.isfinite(torch.tensor(metrics["loss"]))
+    with pytest.raises(UserInputError, match="refiner.adapter.train_crop: 24 is not a multiple of 16"):
+        DiffusionRefiner(pipeline, make_config(adapter=AdapterConfig(base_channels=8, train_crop=24)),
+                         device="cpu", dtype=torch.float32)
+
+
+def test_the_fast_presets_train_the_adapter_on_crops():
+    from scenedreamer.pipeline.config import FAST_ADAPTER_CROP, preset_config
+
+    assert preset_config("sd15-fast").refiner.adapter.train_crop == FAST_ADAPTER_CROP == 256
+    assert preset_config("sd2-fast").refiner.adapter.train_crop == 256
+    assert preset_config("sd15").refiner.adapter.train_crop == 0      # the plain presets: whole views

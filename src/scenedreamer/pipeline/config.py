@@ -331,6 +331,11 @@ its model card's setting); DPM-Solver++ 2M reaches the quality of 50 DDIM steps 
 FAST_ADAPTER_STEPS = 4
 """Adapter training steps per view of the fast presets (the full method keeps the adapter: each
 step is a UNet forward and backward, the costliest thing after sampling; 20 in the plain presets)."""
+FAST_ADAPTER_CROP = 256
+"""Pixels of the square crop a fast preset's adapter trains on (AdapterConfig.train_crop): at
+512x512 the whole view made the 44 training steps of a 12-camera sd15-fast run 257 s of its
+1098 s on a 2-core CPU (~7.5 s each, BENCHMARKS.md); the adapter is convolutional, so a crop
+teaches it the same mapping at a quarter of the UNet's pixels."""
 
 
 def _sd_fast(name: str, model: str, inpaint: str, sampler: str, lora: str,
@@ -348,7 +353,8 @@ def _sd_fast(name: str, model: str, inpaint: str, sampler: str, lora: str,
                                        guidance_scale=guidance))
     # the refiner runs strength x its steps: 2 x the sampler's steps at the default strength 0.5
     refiner = replace(base.refiner, num_inference_steps=2 * steps, guidance_scale=guidance,
-                      adapter_train_steps_per_view=FAST_ADAPTER_STEPS)
+                      adapter_train_steps_per_view=FAST_ADAPTER_STEPS,
+                      adapter=replace(base.refiner.adapter, train_crop=FAST_ADAPTER_CROP))
     return replace(base, priors=priors, refiner=refiner, representation=gaussians.representation,
                    init=gaussians.init, progressive=gaussians.progressive, export=gaussians.export)
 

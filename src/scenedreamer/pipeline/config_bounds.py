@@ -95,7 +95,7 @@ register_bounds(RefinerConfig, strength=FRACTION, num_inference_steps=Bound(low=
 register_bounds(AdapterConfig, base_channels=Bound(low=1, high=4096), res_blocks_per_scale=COUNT,
                 residual_scale=free("a signed multiplier of the injected residual (T2I-Adapter's conditioning scale)"),
                 lr=NON_NEGATIVE, weight_decay=NON_NEGATIVE, max_grad_norm=NON_NEGATIVE, init_seed=SEED,
-                train_batch_size=POSITIVE_COUNT, train_timestep_fraction=Bound(low=0.0, high=1.0, low_open=True),
+                train_batch_size=POSITIVE_COUNT, train_crop=COUNT, train_timestep_fraction=Bound(low=0.0, high=1.0, low_open=True),
                 depth_near_quantile=FRACTION)
 register_bounds(OfflineRefinerConfig, opacity_low=FRACTION, opacity_high=FRACTION, floater_depth_tolerance=POSITIVE,
                 keep_threshold=NON_NEGATIVE,        # above 1 = never keep exactly (documented)

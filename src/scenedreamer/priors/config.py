@@ -46,6 +46,12 @@ class AdapterConfig:
     adapter whatever ran before in the process)."""
     train_batch_size: int = 1
     """Database views per training step (views in one step must share a size)."""
+    train_crop: int = 0
+    """Side in pixels of the random square crop each training step takes of its views, 0 = the
+    whole view. Crops start at multiples of the adapter's required multiple (64 px for SD, its
+    deepest residual's stride) and their side must be one, so the adapter sees the crop exactly
+    as it sees that part of the whole view. A 256 px crop of a 512 px view runs the UNet's
+    forward and backward at a quarter of the pixels (the fast presets use it)."""
     train_timestep_fraction: float = 1.0
     """Training timesteps are drawn uniformly from [0, fraction * num_train_timesteps)."""
     depth_near_quantile: float = 0.02

@@ -132,6 +132,31 @@ class Refiner(Protocol):
         ...
 
 
+# ----------------------------------------------------------------------------- training helpers
+def training_crop(x: Tensor, z0: Tensor, side: int, multiple: int, vae_scale: int,
+                  generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """One random square crop of an adapter training batch, the same place in both tensors.
+
+    x: (B, C, H, W) adapter input in image pixels; z0: (B, 4, H / vae_scale, W / vae_scale) the
+    views' latents. ``side`` and every crop origin are multiples of ``multiple`` (image pixels),
+    itself a multiple of ``vae_scale``, so the crop of z0 is exactly the latents under the crop
+    of x and the adapter's strided residuals line up with the UNet's. A side of the views that is
+    not longer than ``side`` is kept whole. Returns (x crop, z0 crop)."""
+    height, width = x.shape[-2:]
+    crops = []
+    for extent in (height, width):
+        if extent <= side:
+            crops.append((0, extent))
+            continue
+        origin = multiple * int(torch.randint((extent - side) // multiple + 1, (1,), generator=generator,
+                                              device=generator.device))
+        crops.append((origin, side))
+    (top, h), (left, w) = crops
+    x = x[..., top:top + h, left:left + w]
+    z0 = z0[..., top // vae_scale:(top + h) // vae_scale, left // vae_scale:(left + w) // vae_scale]
+    return x, z0
+
+
 # ----------------------------------------------------------------------------- compositing helpers
 def floater_mask(view: RefinerInput, relative_tolerance: float) -> Tensor:
     """(H, W) bool: rendered pixels whose depth disagrees with the warp's by more than the tolerance.
@@ -237,6 +262,10 @@ class DiffusionRefiner:
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.specs = residual_specs(self.unet, self.vae_scale_factor)
         self.multiple = required_multiple(self.specs, self.vae_scale_factor)
+        crop = config.adapter.train_crop
+        if crop % self.multiple:
+            raise UserInputError(f"refiner.adapter.train_crop: {crop} is not a multiple of {self.multiple} px, "
+                                 f"the stride of this UNet's deepest adapter residual (try {crop - crop % self.multiple or self.multiple})")
         self.adapter: RenderAdapter | None = None
         if config.use_adapter:
             with torch.random.fork_rng(devices=[]):      # seeded init, global RNG left untouched
@@ -332,6 +361,8 @@ class DiffusionRefiner:
                                  device=generator.device).tolist()
             x = torch.cat([inputs[i] for i in pick])                          # (B, 5+F, H, W)
             z0 = torch.cat([targets[i] for i in pick])                        # (B, 4, h, w)
+            if acfg.train_crop:
+                x, z0 = training_crop(x, z0, acfg.train_crop, self.multiple, self.vae_scale_factor, generator)
             t = torch.randint(max_t, (len(pick),), generator=generator, device=generator.device).to(self.device)
             noise = _randn(z0.shape, generator, self.device, self.dtype)
             z_t = noise_scheduler.add_noise(z0, noise, t)
