@@ -237,9 +237,7 @@ def run_child(args: argparse.Namespace) -> int:
     from scenedreamer.cli import build_parser
     from scenedreamer.cli.generate import build_config
     from scenedreamer.events import ProgressEvent
-    from scenedreamer.pipeline.disk_budget import estimate_run
-    from scenedreamer.pipeline.plan import describe_plan, loaded_networks, network_memory, network_parameters
-    from scenedreamer.pipeline.scene_cameras import load_trajectory
+    from scenedreamer.pipeline.plan import describe_plan, loaded_networks, network_parameters, planned_peak_rss_bytes
     from scenedreamer.pipeline.priors_factory import with_resolved_dtype
     from scenedreamer.pipeline.run import run_generation
     from scenedreamer.priors.loading import DTYPES
@@ -258,9 +256,9 @@ def run_child(args: argparse.Namespace) -> int:
     ram_line = next(line.strip() for line in plan_text.splitlines() if "in RAM up to" in line)
     counts = {name: network_parameters(name, resolved) for name in loaded_networks(resolved)}
     estimate = sum(c or 0 for c in counts.values()) * DTYPES[resolved.priors.dtype].itemsize
-    # the dry run's whole RAM figure (networks while loading / running + fitting state), as printed
-    cameras = len(load_trajectory(resolved).cameras)
-    ram_estimate = estimate_run(resolved, cameras, weight_bytes_on_cpu=network_memory(resolved, counts).peak).memory
+    # the dry run's whole RAM figure, as printed ("in RAM up to"): the process, networks while
+    # loading / running, the representation's largest stage
+    ram_estimate = planned_peak_rss_bytes(config)
 
     # per-network forward times (global hooks: the pipeline is built inside run_generation)
     calls: dict[str, list[dict]] = {}

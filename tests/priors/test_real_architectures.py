@@ -229,3 +229,9 @@ def test_the_architecture_benchmark_runs_end_to_end_on_tiny_models(tmp_path):
     assert run["adapter_parameters"] > 0 and run["adapter_train_step_s"]
     assert {"unet_text2image", "unet_inpaint_9ch"} <= set(run["seconds_per_denoising_step"])
     assert run["peak_rss_gib"] > 0 and run["dry_run_ram_gib"] > 0 and "in RAM up to" in run["dry_run_ram_line"]
+    # the figure compared with the peak is the one the dry run prints (it once left out the process)
+    import re
+
+    value, unit = re.search(r"in RAM up to ([\d.]+) (\w+) peak", run["dry_run_ram_line"]).groups()
+    printed = float(value) * {"KB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
+    assert abs(run["dry_run_ram_gib"] * 2**30 - printed) <= 0.05 * printed

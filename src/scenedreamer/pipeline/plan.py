@@ -179,9 +179,7 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
     weight_bytes = networks.weights
     unknown = [n for n, c in counts.items() if c is None]
     on_cpu = _networks_on_cpu(config)
-    network_bytes = networks.peak if on_cpu else 0
-    estimate = estimate_run(config, cameras, weight_bytes_on_cpu=network_bytes)
-    peak = peak_rss_bytes(estimate, network_bytes)
+    network_bytes, estimate, peak = _planned_memory(config, cameras, counts)
     where, free = free_disk_bytes(out)
     available = available_memory_bytes()
     lines += [
@@ -223,6 +221,23 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
                      f"{size_text(available)} is available: it may swap or be killed; lower --resolution "
                      "or --frames")
     return "\n".join(lines)
+
+
+def _planned_memory(config: GenerateConfig, cameras: int, counts: dict[str, int | None]):
+    """(network bytes held in RAM, the run's DiskEstimate, the peak RSS in bytes) of a config
+    already passed through ``planned_config``; counts: parameters per loaded network."""
+    networks = network_memory(config, counts)
+    network_bytes = networks.peak if _networks_on_cpu(config) else 0
+    estimate = estimate_run(config, cameras, weight_bytes_on_cpu=network_bytes)
+    return network_bytes, estimate, peak_rss_bytes(estimate, network_bytes)
+
+
+def planned_peak_rss_bytes(config: GenerateConfig) -> int:
+    """The peak resident memory (bytes) that `generate --dry-run` prints as "in RAM up to" for
+    ``config`` (what the benchmarks compare with a measured peak)."""
+    config = planned_config(config)
+    counts = {name: network_parameters(name, config) for name in loaded_networks(config)}
+    return _planned_memory(config, trajectory_camera_count(config), counts)[2]
 
 
 def _stage_text(stage: StageMemory, network_bytes: int, gaussians: int) -> str:

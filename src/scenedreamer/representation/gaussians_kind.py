@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .config import GaussianConfig
-from .kind import (RepresentationKind, RepresentationSize, RunShape, densified_count, floats_per_gaussian,
+from .kind import (MemoryStage, RepresentationKind, RepresentationSize, RunShape, densified_count, floats_per_gaussian,
                    pixels_at_stride)
 
 if TYPE_CHECKING:       # the hooks import torch when called: the table itself stays torch-free
@@ -54,16 +54,25 @@ def size(config: GaussianConfig, shape: RunShape) -> RepresentationSize:
     """One Gaussian per init_stride-th pixel of every view, densified over the run's fitting;
     scene.ply holds them (plus the sky) densified again by the distillation.
 
-    Memory: one stage (RepresentationSize.stages left empty), the fitting's state times the
-    rasteriser's workspace factor. The distillation polishes a copy of these Gaussians (plus the
-    sky), about as many; pipeline/plan.py's PROCESS_BASE_BYTES and TRAINING_WORKSPACE_FACTOR were
-    fitted to measured peaks of whole Gaussian runs, distillation included, and counting it as a
-    stage of its own on top of them put the 24-view estimate 25 % over its measured peak."""
+    Memory: one stage, the fitting: its state (parameters, gradients, Adam moments, cached views)
+    plus FIT_WORKSPACE_BYTES. The distillation polishes a copy of these Gaussians (plus the sky),
+    about as many, and stays under the fitting's peak in the measured runs."""
     fitted = densified_count(shape.views * pixels_at_stride(shape.width, shape.height, config.init_stride),
                              config.densify, shape.fit_steps)
     exported = densified_count(fitted + shape.sky_gaussians, config.densify, shape.distill_steps)
-    return RepresentationSize(4 * fitted * floats_per_gaussian(config.sh_degree, config.feature_dim),
-                              exported, config.sh_degree, config.feature_dim)
+    parameter_bytes = 4 * fitted * floats_per_gaussian(config.sh_degree, config.feature_dim)
+    stages = (MemoryStage("fit", parameter_bytes, shape.cached_views, FIT_WORKSPACE_BYTES),)
+    return RepresentationSize(parameter_bytes, exported, config.sh_degree, config.feature_dim, stages)
+
+
+FIT_WORKSPACE_BYTES = 265 * 10**6
+"""Memory a Gaussian fitting stage holds besides its state, whatever the scene's size: the
+rasteriser's per-step buffers for its small patches (fit.patch_size), torch's per-thread scratch
+and the allocator's slack. Fitted to four measured peaks of the offline preset (2 threads, RSS by
+benchmarks/bench_eta.py) on two 2-core boxes: the make-run scene 740 / 817-831 MB and 24 views
+854 / 935 MB; the peaks grow by ~0.75 byte per byte of the state estimate, so the state is
+counted once (it was 2.3 x the state with no fixed part: 25 % low on the faster box's make-run
+scene, 14 % high on the other box's 24 views)."""
 
 
 def seed_gaussians(representation: GaussianScene, support, bake, on_event=None):
