@@ -231,3 +231,22 @@ def test_lean_loading_falls_back_for_renamed_tensors(models, tmp_path):
     save_file(state, path)
     assert load_component_lean(tmp_path / "unet", UNet2DConditionModel, torch.float32) is None
     assert load_component_lean(root / "sd" / "unet", UNet2DConditionModel, torch.float32) is not None
+
+
+def test_the_plan_counts_a_tiny_autoencoders_smaller_activations():
+    """With TAESD doing every encode and decode, a UNet call, not the VAE's decode, sets the
+    networks' activations (plan.TINY_VAE_ACTIVATION_BYTES_AT_512, measured); the plain presets
+    keep the VAE's."""
+    import dataclasses
+
+    from scenedreamer.pipeline.config import preset_config
+    from scenedreamer.pipeline.plan import (ACTIVATION_BYTES_AT_512, TINY_VAE_ACTIVATION_BYTES_AT_512, loaded_networks,
+                                            network_memory)
+
+    fast = dataclasses.replace(preset_config("sd15-fast"), priors=dataclasses.replace(
+        preset_config("sd15-fast").priors, dtype="bf16", device="cpu"))
+    plain = dataclasses.replace(fast, priors=dataclasses.replace(fast.priors, tiny_vae=""))
+    for config, expected in ((fast, TINY_VAE_ACTIVATION_BYTES_AT_512), (plain, ACTIVATION_BYTES_AT_512)):
+        counts = {name: 1_000_000 for name in loaded_networks(config)}
+        assert network_memory(config, counts).activations == expected            # at 512x512
+    assert TINY_VAE_ACTIVATION_BYTES_AT_512 < ACTIVATION_BYTES_AT_512 / 1.5
