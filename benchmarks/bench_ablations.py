@@ -100,6 +100,8 @@ def table(results: dict) -> str:
                 cells.append(fmt(metric, sum(values) / len(values)))
             elif all(e.get("reason") == NO_REVISIT for e in entries):
                 cells.append(NO_REVISIT)
+            elif values:        # e.g. SfM registered the frames of only some prompts: say how many
+                cells.append(f"{fmt(metric, sum(values) / len(values))} ({len(values)} of {len(PROMPTS)})")
             else:
                 cells.append("n/a")
         secs = [results["prompts"][p]["runs"][variant]["generate_s"] for p in PROMPTS]
@@ -148,7 +150,15 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
     parser.add_argument("--paths-run", type=Path, default=Path("runs/demo"),
                         help="the run of the second table (own path, orbit, loop): the `make run` scene")
+    parser.add_argument("--table-only", action="store_true",
+                        help="rewrite the ablation table from benchmarks/results/ablations.json (no runs)")
     args = parser.parse_args()
+    if args.table_only:
+        text = table(json.loads((RESULTS / "ablations.json").read_text()))
+        print(text)
+        if args.write:
+            BENCHMARKS_MD.write_text(_write_between(BENCHMARKS_MD.read_text(), START, END, text))
+        return
     common = ["--resolution", args.resolution, "--frames", str(args.frames), *shlex.split(args.extra)]
     results: dict = {"command": " ".join(sys.argv[1:]), "generate_args": common,
                      "eval_args": ["--frames", str(args.eval_frames), "--resolution", args.eval_resolution],
