@@ -28,7 +28,7 @@ import time
 REFERENCE_CPU_SECONDS = 0.0195
 """CPU seconds of one ``calibration_workload`` on the reference box (the quiet 2-core AMD EPYC
 of BENCHMARKS.md "Issues 20-25", where pipeline/plan.py SECONDS_PER_UNIT was measured):
-the fastest of CALIBRATION_REPEATS, measured with ``python -m benchmarks.bench_eta --calibrate``."""
+the fastest of CALIBRATION_REPEATS, its median over fresh processes printed by ``python -m benchmarks.bench_dry_run_time``."""
 CALIBRATION_REPEATS = 5
 """timed repeats of the workload; the fastest counts"""
 WORKLOAD_SHAPE = (64, 4096)

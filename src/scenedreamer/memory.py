@@ -46,13 +46,3 @@ def release_free_memory() -> bool:
     trim(0)
     return True
 
-
-def resident_bytes() -> int:
-    """This process's resident set size now, in bytes (Linux /proc/self/statm; 0 elsewhere)."""
-    import os
-
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0

@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from scenedreamer.memory import resident_bytes
-
 # In a fresh process: raise glibc's mmap threshold by freeing a 24 MB mapped block (as a UNet's
 # activations do), fill 256 MB of 1 MB tensors (now from the heap), pin the heap's top with one
 # more tensor, free the 256: the freed pages stay resident until release_free_memory.
 CHILD = """
-import torch
-from scenedreamer.memory import release_free_memory, resident_bytes
+import os, torch
+from scenedreamer.memory import release_free_memory
+def resident_bytes():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 big = torch.ones(24 << 20, dtype=torch.uint8); del big
 chunks = [torch.ones(1 << 20, dtype=torch.uint8) for _ in range(256)]
 pin = torch.ones(1 << 20, dtype=torch.uint8)
@@ -24,11 +24,6 @@ before = resident_bytes()
 released = release_free_memory()
 print(before, resident_bytes(), released)
 """
-
-
-def test_resident_bytes_reads_this_process():
-    # a live CPython with torch imported is well over 10 MB and under a terabyte
-    assert 10 << 20 < resident_bytes() < 1 << 40
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim: Linux only")

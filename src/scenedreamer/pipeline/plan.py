@@ -185,7 +185,7 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
     weight_bytes = networks.weights
     unknown = [n for n, c in counts.items() if c is None]
     on_cpu = _networks_on_cpu(config)
-    network_bytes, estimate, peak = _planned_memory(config, cameras, counts)
+    network_bytes, estimate, peak = _planned_memory(config, cameras, networks)
     where, free = free_disk_bytes(out)
     available = available_memory_bytes()
     lines += [
@@ -229,10 +229,9 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
     return "\n".join(lines)
 
 
-def _planned_memory(config: GenerateConfig, cameras: int, counts: dict[str, int | None]):
+def _planned_memory(config: GenerateConfig, cameras: int, networks: NetworkMemory):
     """(network bytes held in RAM, the run's DiskEstimate, the peak RSS in bytes) of a config
-    already passed through ``planned_config``; counts: parameters per loaded network."""
-    networks = network_memory(config, counts)
+    already passed through ``planned_config`` whose networks need ``networks``."""
     network_bytes = networks.peak if _networks_on_cpu(config) else 0
     estimate = estimate_run(config, cameras, weight_bytes_on_cpu=network_bytes)
     return network_bytes, estimate, peak_rss_bytes(estimate, network_bytes)
@@ -243,7 +242,7 @@ def planned_peak_rss_bytes(config: GenerateConfig) -> int:
     ``config`` (what the benchmarks compare with a measured peak)."""
     config = planned_config(config)
     counts = {name: network_parameters(name, config) for name in loaded_networks(config)}
-    return _planned_memory(config, trajectory_camera_count(config), counts)[2]
+    return _planned_memory(config, trajectory_camera_count(config), network_memory(config, counts))[2]
 
 
 def _stage_text(stage: StageMemory, network_bytes: int, gaussians: int) -> str:
