@@ -67,3 +67,21 @@ def test_replay_weights_sum_to_one_and_empty_database(tmp_path: Path) -> None:
     with SupportDatabase.open(tmp_path / "empty") as db:
         with pytest.raises(ValueError, match="empty"):
             db.sample_replay(3, torch.Generator())
+
+
+def test_a_subset_samples_like_a_database_of_only_its_views(tmp_path):
+    """SupportDatabase.subset (a long world's active views): replay over its ids with the
+    database's recency weights, the same draws as sample_replay_positions over them."""
+    from scenedreamer.support.replay import sample_replay_positions
+
+    with SupportDatabase.open(tmp_path / "db") as db:
+        ids = [db.add(make_record(i, height=4, width=4, step=i)) for i in range(6)]
+        subset = db.subset([ids[4], ids[1], ids[2]])
+        assert subset.ids() == [ids[1], ids[2], ids[4]] and len(subset) == 3
+        assert subset.get(ids[2]).step == db.get(ids[2]).step
+        drawn = subset.sample_replay(50, torch.Generator().manual_seed(3))
+        positions = sample_replay_positions(3, 50, torch.Generator().manual_seed(3), db.config.replay_recent,
+                                            db.config.replay_recent_weight)
+        assert drawn == [subset.ids()[p] for p in positions]
+        with pytest.raises(ValueError, match="99"):
+            db.subset([99])

@@ -369,7 +369,7 @@ def _grow(config: GenerateConfig, run, world: Trajectory, chapter: Chapter, on_e
     from ..errors import RunFailedError, is_disk_full
     from ..support.database import DB_FILE, SupportDatabase
     from .event_log import JsonlEventLog, fan_out
-    from .generate import _commit, _restore, generate_next_view
+    from .generate import _commit, _restore, generate_next_view, whole_world
     from .outputs import export_outputs
     from .plan import work_units
     from .priors_factory import build_priors
@@ -389,12 +389,12 @@ def _grow(config: GenerateConfig, run, world: Trajectory, chapter: Chapter, on_e
                  f"chapter {chapter.number}: " + "; ".join(f"{r}: {label}" for r, label in priors.describe().items()),
                  threads=torch.get_num_threads(), work_init=work.init, work_view=work.view, work_export=work.export)
             if progress.last_step + 1 == chapter.first_step:
-                _warn_if_the_path_starts_in_nothing(state.representation, world, chapter)
+                _warn_if_the_path_starts_in_nothing(state, world, chapter)
             for step in range(progress.last_step + 1, chapter.last_step + 1):
                 generate_next_view(config, step, world, database, state, priors, sink)
                 _commit(run, step, database, state, priors)
                 emit(sink, "view", step + 1, total, f"view {step} added (chapter {chapter.number})")
-            export_outputs(config, run, world, database, state.representation, priors, sink)
+            export_outputs(config, run, world, database, whole_world(state), priors, sink)
         finally:
             database.close()
     except sqlite3.Error as err:
@@ -406,13 +406,16 @@ def _grow(config: GenerateConfig, run, world: Trajectory, chapter: Chapter, on_e
         events.close()
 
 
-def _warn_if_the_path_starts_in_nothing(representation, world: Trajectory, chapter: Chapter) -> None:
+def _warn_if_the_path_starts_in_nothing(state, world: Trajectory, chapter: Chapter) -> None:
     """Log a warning when the chapter's first camera sees mostly nothing of the world: its view
-    is then generated whole, with depth that nothing anchors to the world (docs/usage/extend.md)."""
+    is then generated whole, with depth that nothing anchors to the world (docs/usage/extend.md).
+    ``state``: generate.RunState (of a long world, only what the camera can see is read back)."""
+    from .active_set import camera_region
     from .coverage import WARN_EMPTY_FRACTION, predicted_empty_fraction
+    from .generate import whole_world
 
     first = world.cameras[chapter.first_step:chapter.first_step + 1]
-    empty = predicted_empty_fraction(representation, first)
+    empty = predicted_empty_fraction(whole_world(state, camera_region(first)), first)
     if empty >= WARN_EMPTY_FRACTION:
         log.warning("chapter %d starts where the world shows nothing yet (%.0f%% of its first camera's view is "
                     "empty): that view is generated whole and its depth is not aligned to the world; start the "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,15 +32,17 @@ from ..priors.refiner import RefinerInput
 from ..representation.base import SceneRepresentation
 from ..representation.checkpoint import load_checkpoint, save_checkpoint
 from ..representation.fitting import FitState, fit
+from ..representation.registry import kind_of
 from ..support.database import SupportDatabase
 from ..support.records import Provenance, ViewRecord
+from . import active_set
 from .config import GenerateConfig
 from .local_frame import depth_and_backdrop_for_new_view, drop_occluding_points, make_local_frame
 from .outputs import export_outputs
 from .plan import work_units
 from .priors_factory import Priors
 from .representation_factory import create_representation, grow_representation
-from .run_folder import Progress, RunFolder
+from .run_folder import KEEP_CHECKPOINTS, Progress, RunFolder
 from .scene_cameras import initial_neighbour_cameras, load_trajectory
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,19 @@ class RunState:
     """What a run carries from step to step (all of it restorable from a step checkpoint)."""
 
     representation: SceneRepresentation
+    """the in-memory part of the world: all of it, or a long world's active set"""
     fit_state: FitState | None
+    frozen: Any = None
+    """the kind's frozen store (RepresentationKind.frozen_store): the rest of a long world, on
+    disk; None for a kind that is always fitted whole"""
+
+
+def whole_world(state: RunState, planes: torch.Tensor | None = None) -> SceneRepresentation:
+    """The whole world as one representation (the active set plus every frozen part; only the
+    frozen parts reaching into the region ``planes`` when given: active_region.py)."""
+    if state.frozen is None or not state.frozen.chunks:
+        return state.representation
+    return state.frozen.whole(state.representation, planes)
 
 
 def generate_scene(config: GenerateConfig, run: RunFolder, priors: Priors, progress: Progress,
@@ -82,6 +97,7 @@ def generate_scene(config: GenerateConfig, run: RunFolder, priors: Priors, progr
 
         if progress.last_step < 0:
             state = initialise_scene_context(config, trajectory, database, priors, on_event)
+            state.frozen = kind_of(state.representation).new_frozen_store(run.checkpoints_dir)
             _commit(run, 0, database, state, priors)
             emit(on_event, "view", 1, total_steps, "scene context initialised")
 
@@ -90,7 +106,7 @@ def generate_scene(config: GenerateConfig, run: RunFolder, priors: Priors, progr
             _commit(run, step, database, state, priors)
             emit(on_event, "view", step + 1, total_steps, f"view {step} added")
 
-        export_outputs(config, run, trajectory, database, state.representation, priors, on_event)
+        export_outputs(config, run, trajectory, database, whole_world(state), priors, on_event)
     finally:
         database.close()
     return run.root
@@ -142,6 +158,10 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
     prompt = trajectory.prompts[step] or config.prompt
     camera = trajectory.cameras[step].to(priors.device)
     prog = config.progressive
+    # a long world works on the part near the camera (active_set.py): the rest is frozen on disk
+    active_ids = None
+    if state.frozen is not None and active_set.applies(prog, len(database)):
+        active_ids = active_set.activate(state, database, camera, prog, step)
 
     # render the current scene: far-from-seen parts have floaters, blur and holes
     with torch.no_grad():
@@ -189,25 +209,27 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
     earlier = [database.get(v) for v in neighbour_ids]
     valid = ~drop_occluding_points(depth, new, camera, earlier, prog.occlusion_margin)
     record = _record(image, depth, valid, new, camera, provenance, step, prompt, backdrop)
-    database.add(record)
+    view_id = database.add(record)
+    views = database if active_ids is None else database.subset(active_ids + [view_id])
 
     # update: grow the representation where it is new, fit with replay of old views
     release_free_memory()       # the refiner's and depth network's activations (memory.py)
     state.fit_state = grow_representation(state.representation, record, state.fit_state, config.fit)
     replay_ids = None if config.ablation.replay else _latest_ids(database, step)
-    state.fit_state = fit(state.representation, database, config.fit, steps=prog.fit_steps_per_view,
+    state.fit_state = fit(state.representation, views, config.fit, steps=prog.fit_steps_per_view,
                           generator=step_generator(config.seed, step, "fit"), state=state.fit_state,
                           on_event=on_event, view_ids=replay_ids)
 
     # train the adapter on the database (render at a database camera -> adapter -> denoise to it)
     if priors.refiner.adapter is not None and config.refiner.adapter_train_steps_per_view > 0:
-        _train_adapter(config, step, database, state, priors, on_event)
+        _train_adapter(config, step, views, state, priors, on_event)
         release_free_memory()   # the adapter's backward pass through the UNet
 
 
-def _train_adapter(config: GenerateConfig, step: int, database: SupportDatabase, state: RunState,
+def _train_adapter(config: GenerateConfig, step: int, database, state: RunState,
                    priors: Priors, on_event: EventSink | None) -> None:
-    """Test-time training of the adapter: pairs (render at a database camera, database image)."""
+    """Test-time training of the adapter: pairs (render at a database camera, database image).
+    ``database``: the support database, or the step's active views (SupportDatabase.subset)."""
     gen = step_generator(config.seed, step, "adapter")
     ids = database.sample_replay(config.progressive.adapter_views, gen)
 
@@ -249,9 +271,13 @@ def _commit(run: RunFolder, step: int, database: SupportDatabase, state: RunStat
     refiner_state = priors.refiner_training_state()
     if refiner_state is not None:
         extra["refiner"] = refiner_state
+    if state.frozen is not None and not state.frozen.is_empty():
+        extra["frozen"] = state.frozen.to_extra()
     save_checkpoint(run.checkpoint_path(step), state.representation, optimizer_state=fit_state.optimizer_state,
                     extra=extra)
     run.commit_step(step)
+    if state.frozen is not None:
+        state.frozen.collect_garbage(step, KEEP_CHECKPOINTS)
 
 
 def _restore(run: RunFolder, progress: Progress, priors: Priors, device: torch.device) -> RunState | None:
@@ -261,4 +287,5 @@ def _restore(run: RunFolder, progress: Progress, priors: Priors, device: torch.d
     ckpt = load_checkpoint(run.checkpoints_dir / progress.checkpoint, device=device)
     if "refiner" in ckpt.extra:
         priors.load_refiner_training_state(ckpt.extra["refiner"])
-    return RunState(ckpt.representation, FitState.from_checkpoint(ckpt))
+    frozen = kind_of(ckpt.representation).new_frozen_store(run.checkpoints_dir, ckpt.extra.get("frozen"))
+    return RunState(ckpt.representation, FitState.from_checkpoint(ckpt), frozen)

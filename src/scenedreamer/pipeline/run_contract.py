@@ -49,7 +49,7 @@ RUN_FILES = (MARKER_NAME, CONFIG_NAME, TRAJECTORY_NAME, "events.jsonl", PROGRESS
 RUN_FOLDERS: dict[str, re.Pattern[str]] = {
     "support": re.compile(r"^(support\.sqlite(-wal|-shm|-journal)?|lock)$"),
     "support/views": re.compile(r"^\d{8}\.npys$"),
-    "checkpoints": re.compile(r"^step_\d{4}\.pt$"),
+    "checkpoints": re.compile(r"^(step_\d{4}|frozen_\d{5})\.pt$"),
     "images": re.compile(r"^frame_\d{5}\.png$"),
     "depths": re.compile(r"^frame_\d{5}\.(png|npy)$"),
     "masks": re.compile(r"^frame_\d{5}\.png$"),

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,15 +87,30 @@ def save_checkpoint(path: str | os.PathLike, representation: SceneRepresentation
     optimizer_state: an optimizer state_dict to resume fitting (e.g. FitState.optimizer_state).
     extra: plain data (numbers, strings, lists, dicts, tensors) stored alongside.
     """
-    payload = {"config": config_to_dict(representation.config),
-               "state_dict": {k: v.detach().cpu() for k, v in representation.state_dict().items()},
-               "optimizer_state": optimizer_state, "extra": dict(extra or {})}
+    payload = _interned({"config": config_to_dict(representation.config),
+                         "state_dict": {k: v.detach().cpu() for k, v in representation.state_dict().items()},
+                         "optimizer_state": optimizer_state, "extra": dict(extra or {})})
     buf = io.BytesIO()
     torch.save(payload, buf)
     body = buf.getvalue()
     header = {"version": FORMAT_VERSION, "kind": representation.kind, "payload_bytes": len(body),
               "payload_sha256": hashlib.sha256(body).hexdigest()}
     atomic_write_bytes(path, MAGIC + json.dumps(header).encode("utf-8") + b"\n" + body)
+
+
+def _interned(obj: Any) -> Any:
+    """``obj`` with every string (dict keys included) interned, containers rebuilt. Pickle writes
+    a string it has seen before as a back-reference only when it is the same object: without this
+    the bytes of a checkpoint depended on where its strings came from (an optimizer state read
+    back from a checkpoint holds copies of the names a fresh one shares), so a resumed run wrote
+    other bytes for the same content."""
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, dict):
+        return {_interned(k): _interned(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_interned(v) for v in obj)
+    return obj
 
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:

@@ -87,4 +87,5 @@ def describe(config: GaussianConfig) -> str:
 KIND = RepresentationKind(
     name="gaussians", cli_name="gaussians", cls="scenedreamer.representation.gaussians:GaussianScene", config_class=GaussianConfig,
     default_config=default_config, describe=describe, create=create, grow=grow, size=size,
-    seed_gaussians=seed_gaussians, export_method="copy of the fitted Gaussians")
+    seed_gaussians=seed_gaussians, export_method="copy of the fitted Gaussians",
+    frozen_store="scenedreamer.representation.frozen_gaussians:FrozenGaussians")

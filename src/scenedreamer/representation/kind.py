@@ -132,6 +132,21 @@ class RepresentationKind:
                              "tuple[GaussianScene, SceneRepresentation | None]"]
     export_method: str
     """how scene.ply is made from it, in words (scene.json "method")"""
+    frozen_store: str | None = None
+    """"package.module:Name" of the store that keeps the part of a long world no active camera
+    sees out of memory (``Name(folder)``, ``Name.from_extra(folder, data)``; see
+    representation/frozen_gaussians.py), or None when the kind's size does not grow with the world
+    (a NeRF's planes): it is then fitted whole at every step (pipeline/active_set.py)"""
+
+    def new_frozen_store(self, folder, saved: dict | None = None):
+        """The kind's frozen store over ``folder`` (with the index ``saved`` in a checkpoint), or
+        None for a kind without one."""
+        if self.frozen_store is None:
+            return None
+        from importlib import import_module
+
+        module, _, name = self.frozen_store.partition(":")
+        return getattr(import_module(module), name).from_extra(folder, saved)
 
     def __post_init__(self) -> None:
         if not isinstance(self.cls, str):

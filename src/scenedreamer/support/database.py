@@ -482,11 +482,22 @@ class SupportDatabase:
         """n view ids drawn with replacement: the ``recent`` newest views share probability
         ``recent_weight``, the older ones the rest (defaults: SupportConfig.replay_recent,
         replay_recent_weight). Same generator state, same ids."""
+        return self._sample_among(self.ids(), n, generator, recent, recent_weight)
+
+    def _sample_among(self, ids: list[int], n: int, generator: torch.Generator, recent: int | None,
+                      recent_weight: float | None) -> list[int]:
         recent = self.config.replay_recent if recent is None else recent
         recent_weight = self.config.replay_recent_weight if recent_weight is None else recent_weight
-        ids = self.ids()
         positions = sample_replay_positions(len(ids), n, generator, recent, recent_weight)
         return [ids[p] for p in positions]
+
+    def subset(self, ids: list[int]) -> "ViewSubset":
+        """These views alone, read like the database (get, ids, len, sample_replay over them with
+        the same recency weights): a long world's active views (pipeline/active_set.py)."""
+        unknown = [i for i in ids if i not in self]
+        if unknown:
+            raise ValueError(f"subset: view ids {unknown} are not in the support database")
+        return ViewSubset(self, ids)
 
     # --- export ---------------------------------------------------------------------------------
     def export_nerfstudio(self, folder: str | os.PathLike, on_event: EventSink | None = None) -> Path:
@@ -494,3 +505,26 @@ class SupportDatabase:
         (and masks/ with SupportConfig.export_masks). Returns the transforms.json path.
         See nerfstudio_export.py for the format."""
         return export_nerfstudio(self.ids(), self.get, str(self.folder), Path(folder), self.config, on_event)
+
+
+class ViewSubset:
+    """Some views of a SupportDatabase (``SupportDatabase.subset``): what fitting and adapter
+    training read of it, limited to these ids (in insertion order, so "recent" means the same)."""
+
+    def __init__(self, database: SupportDatabase, ids: list[int]):
+        self.database = database
+        self._ids = sorted(set(ids))
+
+    def get(self, view_id: int) -> ViewRecord:
+        return self.database.get(view_id)
+
+    def ids(self) -> list[int]:
+        return list(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def sample_replay(self, n: int, generator: torch.Generator, recent: int | None = None,
+                      recent_weight: float | None = None) -> list[int]:
+        """As SupportDatabase.sample_replay, over these views only."""
+        return self.database._sample_among(self._ids, n, generator, recent, recent_weight)
