@@ -146,10 +146,16 @@ def test_a_damaged_chunk_is_named_and_old_retired_chunks_are_collected(tmp_path)
     path.unlink()
     with pytest.raises(UserInputError, match="frozen_00005.pt.*cannot be read"):
         store.whole(scene)
-    # retired at step 6: the checkpoints of steps 5 and 6 may still name it, not those of 7 and 8
-    store.retired["frozen_00005.pt"] = 6
+    # retired at step 6: named by checkpoint 5, which is on disk until checkpoint 7 is committed
+    store.chunks, store.retired["frozen_00005.pt"] = [], 6
     path.write_bytes(b"x")
-    store.collect_garbage(committed_step=6, kept_checkpoints=2)
-    assert path.exists()
-    store.collect_garbage(committed_step=7, kept_checkpoints=2)
+    store.collect_garbage(step=7, kept_checkpoints=2)
+    assert path.exists() and "frozen_00005.pt" in store.retired
+    store.collect_garbage(step=8, kept_checkpoints=2)
     assert not path.exists() and store.retired == {}
+    # a chunk file of an earlier step that the index does not know (a kill left it) goes too;
+    # a later step's file (an uncommitted step's, rewritten when it runs again) stays
+    for step in (6, 9):
+        (tmp_path / f"frozen_0000{step}.pt").write_bytes(b"x")
+    store.collect_garbage(step=8, kept_checkpoints=2)
+    assert not (tmp_path / "frozen_00006.pt").exists() and (tmp_path / "frozen_00009.pt").exists()

@@ -137,6 +137,10 @@ class ChapterBook:
         wanted = {p.relative_to(source) for p in source.rglob("*") if p.is_file()}
         for rel in sorted(wanted):
             dest = self.root / rel
+            if dest.is_file() and os.path.samefile(source / rel, dest):
+                # already this chapter's file (a hard link kept since the snapshot); renaming a
+                # second link onto it would be a no-op that leaves the temporary name behind
+                continue
             dest.parent.mkdir(parents=True, exist_ok=True)
             temp = dest.with_name(f".{dest.name}.revert-tmp")
             temp.unlink(missing_ok=True)

@@ -272,12 +272,11 @@ def _commit(run: RunFolder, step: int, database: SupportDatabase, state: RunStat
     if refiner_state is not None:
         extra["refiner"] = refiner_state
     if state.frozen is not None and not state.frozen.is_empty():
+        state.frozen.collect_garbage(step, KEEP_CHECKPOINTS)
         extra["frozen"] = state.frozen.to_extra()
     save_checkpoint(run.checkpoint_path(step), state.representation, optimizer_state=fit_state.optimizer_state,
                     extra=extra)
     run.commit_step(step)
-    if state.frozen is not None:
-        state.frozen.collect_garbage(step, KEEP_CHECKPOINTS)
 
 
 def _restore(run: RunFolder, progress: Progress, priors: Priors, device: torch.device) -> RunState | None:

@@ -16,7 +16,7 @@ and the index (``to_extra``: which chunks exist, their sha256, bounding boxes an
 rows are still frozen) travels inside every step checkpoint, so a checkpoint and the immutable
 chunk files are the whole world at that step: resume and revert need nothing else. A chunk
 whose rows have all been thawed is retired; its file is removed once no kept checkpoint can
-name it (``collect_garbage``). Chapter snapshots hard-link chunk files like step checkpoints.
+name it (``collect_garbage``, before each step checkpoint). Chapter snapshots hard-link chunk files like step checkpoints.
 """
 
 from __future__ import annotations
@@ -161,13 +161,22 @@ class FrozenGaussians:
         world.densify_state.reset(world.num_gaussians)
         return world
 
-    def collect_garbage(self, committed_step: int, kept_checkpoints: int) -> None:
-        """Remove the files of chunks retired so long ago that none of the ``kept_checkpoints``
-        newest step checkpoints (the newest is ``committed_step``) names them."""
+    def collect_garbage(self, step: int, kept_checkpoints: int) -> None:
+        """Before the checkpoint of ``step`` is written: forget the chunks retired so long ago
+        that no checkpoint on disk names them, before or after this one is committed (the
+        ``kept_checkpoints`` newest are kept; a chunk retired at step r is named by checkpoints
+        before r only), and
+        remove every chunk file of an earlier step that the index no longer knows (those, and
+        any a kill left behind between this call and the next). Called the same way by a run
+        and its resumed twin, so both write the same index."""
         for name, retired_at in list(self.retired.items()):
-            if retired_at <= committed_step - kept_checkpoints + 1:
-                (self.folder / name).unlink(missing_ok=True)
+            if retired_at <= step - kept_checkpoints:
                 del self.retired[name]
+        known = {c.name for c in self.chunks} | set(self.retired)
+        for path in self.folder.glob("frozen_*.pt"):
+            digits = path.stem.removeprefix("frozen_")
+            if digits.isdigit() and int(digits) < step and path.name not in known:
+                path.unlink(missing_ok=True)
 
     def _load(self, chunk: FrozenChunk) -> dict[str, Tensor]:
         path = self.folder / chunk.name
