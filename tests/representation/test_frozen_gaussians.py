@@ -159,3 +159,35 @@ def test_a_damaged_chunk_is_named_and_old_retired_chunks_are_collected(tmp_path)
         (tmp_path / f"frozen_0000{step}.pt").write_bytes(b"x")
     store.collect_garbage(step=8, kept_checkpoints=2)
     assert not (tmp_path / "frozen_00006.pt").exists() and (tmp_path / "frozen_00009.pt").exists()
+
+
+def test_a_chunk_file_is_read_only_when_rows_of_it_are_thawed(tmp_path):
+    """A chunk's box may reach into a region none of its rows reach (two clusters far apart): the
+    rows' centres and reach are kept in memory, so such a step reads no chunk file; a store
+    reopened from its index (no such memory yet) reads the file once and decides the same."""
+    scene, state = _scene()
+    store = FrozenGaussians(tmp_path)
+    two_clusters = scene.means.detach()[:, 2].abs() > 3.0
+    state = store.freeze(scene, state, two_clusters, step=1)
+    # a thin view along +x through z = 0, between the clusters: inside the chunk's box, past every row
+    thin = Cameras(intrinsics_from_fov(2.0, 40, 30)[None], look_at(torch.tensor([-100.0, 0, 0]),
+                                                                   torch.tensor([0.0, 0, 0]))[None], 40, 30)
+    between = frustum_planes(thin, torch.tensor([200.0]), 0.0)
+    chunk = store.chunks[0]
+    assert box_in_region(between, chunk.low, chunk.high)
+    index = store.to_extra()
+    saved = (tmp_path / chunk.name).read_bytes()
+    (tmp_path / chunk.name).unlink()
+    state = store.thaw(scene, state, between, step=2)
+    assert store.count == int(two_clusters.sum()) and store.whole(scene, between).num_gaussians == scene.num_gaussians
+    with pytest.raises(UserInputError, match="cannot be read"):
+        FrozenGaussians.from_extra(tmp_path, index).thaw(scene, state, between, step=2)
+    # with the file back, the reopened store and the first one thaw the same rows in a region that reaches some
+    (tmp_path / chunk.name).write_bytes(saved)
+    reopened = FrozenGaussians.from_extra(tmp_path, index)
+    first = frustum_planes(_cameras()[:1], torch.tensor([6.0]), 0.0)
+    twin_scene, twin_state = _scene()      # receives the reopened store's thawed rows
+    state = store.thaw(scene, state, first, step=3)
+    twin_state = reopened.thaw(twin_scene, twin_state, first, step=3)
+    assert 0 < store.count < int(two_clusters.sum())
+    assert torch.equal(store.chunks[0].alive, reopened.chunks[0].alive)

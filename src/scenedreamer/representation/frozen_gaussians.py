@@ -72,6 +72,11 @@ class FrozenGaussians:
     chunks: list[FrozenChunk] = field(default_factory=list)
     retired: dict[str, int] = field(default_factory=dict)
     """chunk name -> the step at which its last frozen row was thawed (its file is still on disk)"""
+    _balls: dict[str, Tensor] = field(default_factory=dict, repr=False)
+    """chunk name -> (count, 4) float32: each row's centre and reach (``SIGMAS`` x its largest
+    scale), computed from the chunk's saved rows: the compact form a region is tested against,
+    so a step reads a chunk file only when some row of it is thawed. A cache (16 bytes a row, not
+    saved): filled when a chunk is written or first read, the same values either way."""
 
     # ---------------------------------------------------------------- index
     @property
@@ -110,8 +115,9 @@ class FrozenGaussians:
         torch.save({k: v.detach().cpu().contiguous() for k, v in taken.items()}, payload)
         data = payload.getvalue()
         atomic_write_bytes(self.folder / name, data)
-        reach = SIGMAS * taken["log_scales"].exp().amax()
-        means = taken["means"].float().cpu()
+        balls = _balls_of(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+        self._balls[name] = balls
+        means, reach = balls[:, :3], balls[:, 3].amax()
         self.chunks.append(FrozenChunk(name, hashlib.sha256(data).hexdigest(), means.amin(0) - reach,
                                        means.amax(0) + reach, torch.ones(means.shape[0], dtype=torch.bool)))
         return _remove_rows(scene, optimizer_state, rows)
@@ -126,16 +132,16 @@ class FrozenGaussians:
             if not box_in_region(planes, chunk.low, chunk.high):
                 still.append(chunk)
                 continue
-            rows = self._load(chunk)
-            reach = SIGMAS * rows["log_scales"].exp().amax(-1)
-            wanted = chunk.alive & points_in_region(planes, rows["means"].float(), reach)
+            wanted = chunk.alive & self._reaching(chunk, planes)
             if bool(wanted.any()):
+                rows = self._load(chunk)
                 optimizer_state = _append_rows(scene, optimizer_state, {k: v[wanted] for k, v in rows.items()})
                 chunk.alive = chunk.alive & ~wanted
             if bool(chunk.alive.any()):
                 still.append(chunk)
             else:
                 self.retired[chunk.name] = step
+                self._balls.pop(chunk.name, None)
         self.chunks = still
         return optimizer_state
 
@@ -147,11 +153,10 @@ class FrozenGaussians:
         for chunk in self.chunks:
             if planes is not None and not box_in_region(planes, chunk.low, chunk.high):
                 continue
+            wanted = chunk.alive if planes is None else chunk.alive & self._reaching(chunk, planes)
+            if not bool(wanted.any()):
+                continue
             rows = self._load(chunk)
-            wanted = chunk.alive
-            if planes is not None:
-                wanted = wanted & points_in_region(planes, rows["means"].float(),
-                                                   SIGMAS * rows["log_scales"].exp().amax(-1))
             for name in PARAM_NAMES:
                 parts[name].append(rows[name][wanted].to(parts[name][0]))
         world = GaussianScene(scene.config, device=scene.means.device, num=0, dtype=scene.means.dtype)
@@ -178,6 +183,13 @@ class FrozenGaussians:
             if digits.isdigit() and int(digits) < step and path.name not in known:
                 path.unlink(missing_ok=True)
 
+    def _reaching(self, chunk: FrozenChunk, planes: Tensor) -> Tensor:
+        """(count,) bool: the chunk's rows whose ball reaches into the region ``planes``."""
+        balls = self._balls.get(chunk.name)
+        if balls is None:
+            balls = self._balls[chunk.name] = _balls_of(self._load(chunk))
+        return points_in_region(planes, balls[:, :3], balls[:, 3])
+
     def _load(self, chunk: FrozenChunk) -> dict[str, Tensor]:
         path = self.folder / chunk.name
         try:
@@ -190,6 +202,12 @@ class FrozenGaussians:
 
 
 # ---- rows of a scene and its Adam state ------------------------------------------------------
+def _balls_of(rows: dict[str, Tensor]) -> Tensor:
+    """(count, 4) float32: the centres of saved ``rows`` and their reach (``SIGMAS`` x largest scale)."""
+    reach = SIGMAS * rows["log_scales"].float().exp().amax(-1, keepdim=True)
+    return torch.cat([rows["means"].float(), reach], -1)
+
+
 def _state_of(optimizer_state: dict | None, index: int) -> dict | None:
     if optimizer_state is None:
         return None
