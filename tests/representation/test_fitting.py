@@ -194,7 +194,7 @@ class ConstantColour(SceneRepresentation):
     def __init__(self):
         super().__init__()
         self.colour = torch.nn.Parameter(torch.zeros(3))
-        self.post_steps = []
+        self.post_steps, self.steps_left = [], []
 
     def render(self, cameras, background=None, depth_hint=None):
         from scenedreamer.representation.base import RenderOutput
@@ -206,8 +206,9 @@ class ConstantColour(SceneRepresentation):
     def param_groups(self):
         return [{"params": [self.colour], "lr": 0.1, "name": "colour"}]
 
-    def post_step(self, step, optimizer):
+    def post_step(self, step, optimizer, steps_left=None):
         self.post_steps.append(step)
+        self.steps_left.append(steps_left)
 
 
 def test_fit_serves_representations_without_nerf_hooks():
@@ -217,6 +218,7 @@ def test_fit_serves_representations_without_nerf_hooks():
                 torch.Generator().manual_seed(0))
     mean = torch.stack([v.rgb for v in views]).mean(dim=(0, 1, 2))
     assert rep.post_steps == list(range(30)) and state.step == 30
+    assert rep.steps_left == list(range(29, -1, -1))     # what the call still takes after each step
     assert rep.sample_generator is None          # handed over for the fit only
     assert (torch.sigmoid(rep.colour) - mean).abs().max() < 0.15
 
@@ -249,3 +251,36 @@ def test_fit_on_the_real_support_database(tmp_path):
         assert torch.equal(a, b), name
     untouched = tiny_setup()[1]
     assert not torch.equal(rep.field.planes, untouched.field.planes)
+
+
+def test_an_opacity_reset_comes_only_in_a_fit_call_long_enough_to_recover():
+    """Regression (issue 23's 300-view world): the progressive loop fits each view for tens of
+    steps; a call that crossed a multiple of reset_opacity_every clamped every opacity to 0.01
+    with no steps left to recover, so the next camera rendered a nearly transparent scene and
+    the run's last export was one (mean opacity 0.045). Twin: the same fit with no reset at all."""
+    from scenedreamer.representation.config import DensifyConfig, GaussianConfig
+    from scenedreamer.representation.gaussians import GaussianScene
+
+    views = make_views(default_scene(), orbit_cameras([0, 120, 240], 16, 16))
+    db = InMemoryDatabase(views)
+    gen = torch.Generator().manual_seed(0)
+    means = torch.rand(200, 3, generator=gen) * 2 - 1 + torch.tensor([0.0, 0.5, 4.0])
+    rgb = torch.rand(200, 3, generator=gen)
+
+    def fitted(reset_every: int, recovery: int, steps: int) -> GaussianScene:
+        densify = DensifyConfig(start_step=0, stop_step=10**6, every=10**6, reset_opacity_every=reset_every,
+                                reset_recovery_steps=recovery)
+        scene = GaussianScene.from_points(means, rgb, torch.full((200,), 0.05), GaussianConfig(densify=densify))
+        state = fit(scene, db, FAST, 2, torch.Generator().manual_seed(1))           # global steps 0-1
+        fit(scene, db, FAST, steps, torch.Generator().manual_seed(2), state=state)  # crosses step 4
+        return scene
+
+    never = fitted(0, 0, 4)
+    short = fitted(4, 6, 4)                  # step 4 comes with 1 step left: no reset
+    for (name, a), b in zip(never.named_parameters(), short.parameters()):
+        assert torch.equal(a, b), name
+    reset = fitted(4, 1, 4)                  # the same call allowed to reset
+    assert float(reset.opacities.detach().max()) < 0.5 * float(never.opacities.detach().max())
+    # a call long enough to recover still resets, as 3DGS's schedule does
+    long = fitted(4, 6, 10)                  # step 4 with 7 steps left
+    assert float(long.opacities.detach().max()) < float(fitted(0, 0, 10).opacities.detach().max())

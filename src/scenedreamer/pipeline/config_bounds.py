@@ -133,6 +133,7 @@ register_bounds(RasterConfig, tile_size=Bound(low=1, high=256), near_plane=POSIT
 register_bounds(DensifyConfig, start_step=COUNT, stop_step=COUNT, every=POSITIVE_COUNT, grad_threshold=NON_NEGATIVE,
                 grow_scale_relative=NON_NEGATIVE, split_scale_divisor=POSITIVE, prune_opacity=FRACTION,
                 prune_scale_relative=POSITIVE, reset_opacity_every=COUNT, reset_opacity_value=FRACTION,
+                reset_recovery_steps=COUNT,
                 max_gaussians=POSITIVE_COUNT, seed=SEED)
 register_bounds(DistillConfig, steps=COUNT, extra_views_per_gap=COUNT, sky_stride=POSITIVE_COUNT,
                 sky_radius_factor=Bound(low=1.0, low_open=True),     # the shell lies beyond the farthest known depth

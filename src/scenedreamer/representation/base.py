@@ -79,6 +79,7 @@ class SceneRepresentation(torch.nn.Module, ABC):
         """Optimizer parameter groups (each a dict with "params", "lr" and "name")."""
         return [{"params": list(self.parameters()), "lr": 1e-2, "name": "all"}]
 
-    def post_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:
+    def post_step(self, step: int, optimizer: torch.optim.Optimizer, steps_left: int | None = None) -> None:
         """Called by the fitting loop after each optimizer step (Gaussians densify/prune here,
-        updating the optimizer state in place). Default: nothing."""
+        updating the optimizer state in place); ``steps_left``: the steps the fit call still
+        takes after this one (None: not known). Default: nothing."""

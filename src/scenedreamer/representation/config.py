@@ -42,6 +42,12 @@ class DensifyConfig:
     """Every this many steps, opacities are clamped down to reset_opacity_value (0 = never)."""
     reset_opacity_value: float = 0.01
     """The opacity ceiling applied at a reset."""
+    reset_recovery_steps: int = 1000
+    """A reset is applied only when the fit call that reaches it has at least this many steps
+    left: opacities take hundreds of steps to climb back from reset_opacity_value (3DGS leaves
+    3000 after each reset). The progressive loop's per-view fits (tens of steps) therefore never
+    reset: one that did left the scene nearly transparent at the next camera, whose view was
+    then made from warps alone, and a run ending soon after one exported a transparent scene."""
     max_gaussians: int = 3_000_000
     """Growth stops at this many Gaussians (memory bound)."""
     seed: int = 0

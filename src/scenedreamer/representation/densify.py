@@ -158,11 +158,12 @@ def reset_opacity(module: nn.Module, optimizer, value: float) -> None:
 
 def densify_step(module: nn.Module, names: list[str], optimizer: torch.optim.Optimizer | None,
                  state: DensifyState, config: DensifyConfig, step: int, scene_extent: float,
-                 generator: torch.Generator | None = None) -> DensifyReport:
+                 generator: torch.Generator | None = None, steps_left: int | None = None) -> DensifyReport:
     """Apply the schedule at ``step`` (call after the optimizer step). Returns what changed.
 
     Order as in 3DGS: grow (duplicate, then split) from the accumulated gradients, prune, reset
-    the statistics; opacity reset on its own schedule.
+    the statistics; opacity reset on its own schedule, when the fit call has ``steps_left``
+    >= ``config.reset_recovery_steps`` steps after this one to recover (None: not known, reset).
     """
     if not config.enabled or step < config.start_step or step >= config.stop_step:
         return DensifyReport()
@@ -190,7 +191,8 @@ def densify_step(module: nn.Module, names: list[str], optimizer: torch.optim.Opt
         n_pruned = remove(module, names, optimizer, prune_mask)
         state.reset(module.means.shape[0])
         report = DensifyReport(duplicated=n_dup, split=n_split, pruned=n_pruned)
-    if config.reset_opacity_every > 0 and step % config.reset_opacity_every == 0 and step > 0:
+    recovers = steps_left is None or steps_left >= config.reset_recovery_steps
+    if config.reset_opacity_every > 0 and step % config.reset_opacity_every == 0 and step > 0 and recovers:
         reset_opacity(module, optimizer, config.reset_opacity_value)
         report = DensifyReport(report.duplicated, report.split, report.pruned, reset_opacity=True)
     return report

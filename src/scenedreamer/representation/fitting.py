@@ -282,7 +282,7 @@ def fit(representation: SceneRepresentation, database: SupportViews, config: Fit
                                        f"(views {sorted(set(ids))}); the last good state is kept",
                                        _snapshot(global_step, optimizer, metrics))
             optimizer.step()
-            representation.post_step(global_step, optimizer)
+            representation.post_step(global_step, optimizer, steps_left=steps - k - 1)
             global_step += 1
             if (k + 1) % config.log_every == 0 or k == steps - 1:
                 valid = batch.valid.to(rendered.rgb.device)

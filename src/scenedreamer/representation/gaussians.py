@@ -211,9 +211,10 @@ class GaussianScene(SceneRepresentation):
                "features": c.lr_features}
         return [{"params": [getattr(self, n)], "lr": lrs[n], "name": n} for n in PARAM_NAMES]
 
-    def post_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:
+    def post_step(self, step: int, optimizer: torch.optim.Optimizer, steps_left: int | None = None) -> None:
         """Accumulate screen-space gradients of the renders since the last call, then apply the
-        densify/prune schedule (updating ``optimizer`` in place). The report is in last_densify."""
+        densify/prune schedule (updating ``optimizer`` in place; an opacity reset only with
+        ``steps_left`` enough to recover, densify.densify_step). The report is in last_densify."""
         if self.densify_state.grad2d_sum.shape[0] != self.num_gaussians:
             self.densify_state.reset(self.num_gaussians)
         for means2d, visible, width, height in self._grad_sources:
@@ -222,7 +223,7 @@ class GaussianScene(SceneRepresentation):
         self._grad_sources.clear()
         self.last_densify = densify_step(self, PARAM_NAMES, optimizer, self.densify_state,
                                          self.config.densify, step, float(self.scene_extent),
-                                         self.sample_generator)
+                                         self.sample_generator, steps_left=steps_left)
 
     def duplicate(self, mask: Tensor, optimizer: torch.optim.Optimizer | None = None) -> int:
         """Append copies of the Gaussians in ``mask`` (N,) bool (optimizer state grows in place)."""
