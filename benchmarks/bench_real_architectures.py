@@ -237,10 +237,10 @@ def run_child(args: argparse.Namespace) -> int:
     from scenedreamer.cli import build_parser
     from scenedreamer.cli.generate import build_config
     from scenedreamer.events import ProgressEvent
-    from scenedreamer.pipeline.plan import describe_plan, loaded_networks, network_parameters, planned_peak_rss_bytes
+    from scenedreamer.pipeline.plan import (describe_plan, loaded_networks, network_memory, network_parameters,
+                                            planned_peak_rss_bytes)
     from scenedreamer.pipeline.priors_factory import with_resolved_dtype
     from scenedreamer.pipeline.run import run_generation
-    from scenedreamer.priors.loading import DTYPES
 
     folders = {k: Path(v) for k, v in json.loads(args.folders).items()}
     out = Path(args.run_dir)
@@ -255,7 +255,7 @@ def run_child(args: argparse.Namespace) -> int:
     plan_line = next(line.strip() for line in plan_text.splitlines() if "network weights" in line)
     ram_line = next(line.strip() for line in plan_text.splitlines() if "in RAM up to" in line)
     counts = {name: network_parameters(name, resolved) for name in loaded_networks(resolved)}
-    estimate = sum(c or 0 for c in counts.values()) * DTYPES[resolved.priors.dtype].itemsize
+    estimate = network_memory(resolved, counts).weights      # components two pipelines share counted once
     # the dry run's whole RAM figure, as printed ("in RAM up to"): the process, networks while
     # loading / running, the representation's largest stage
     ram_estimate = planned_peak_rss_bytes(config)

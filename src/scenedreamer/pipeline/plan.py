@@ -135,7 +135,7 @@ def network_memory(config: GenerateConfig, counts: dict[str, int | None] | None 
     if counts is None:
         counts = {name: network_parameters(name, config) for name in loaded_networks(config)}
     itemsize = DTYPE_BYTES[config.priors.dtype]
-    weights = sum(c for c in counts.values() if c) * itemsize
+    weights = (sum(c for c in counts.values() if c) - shared_parameters(config)) * itemsize
     if not weights:
         return NetworkMemory(0, 0, 0, 0)
     spike = 0
@@ -146,6 +146,35 @@ def network_memory(config: GenerateConfig, counts: dict[str, int | None] | None 
     at_512 = TINY_VAE_ACTIVATION_BYTES_AT_512 if config.priors.tiny_vae else ACTIVATION_BYTES_AT_512
     activations = int(at_512 * config.width * config.height / 512**2)
     return NetworkMemory(weights, spike, activations, RUNTIME_BYTES)
+
+
+def shared_parameters(config: GenerateConfig) -> int:
+    """Parameters the run's Stable Diffusion pipelines hold once though two different model
+    folders name them (the loader's rule, priors/shared_components.py: the same text encoder or
+    VAE; never with CPU offload). Only folders on this machine are compared."""
+    from ..priors.loading import ModelLoadConfig, safetensors_sizes, shares_text_encoder, weight_variant
+    from ..priors.shared_components import SHAREABLE, same_component, weight_files
+
+    pc = config.priors
+    if pc.cpu_offload or pc.sequential_offload:
+        return 0
+    pipelines: list[tuple[Path, str | None]] = []
+    for name, inpainting in real_models(config):
+        source = _local_source(name, config) if inpainting is not None else None
+        if source is not None and source.folder is not None:
+            pipeline = (source.folder, pc.variant or weight_variant(source.folder))
+            if pipeline not in pipelines:       # network_parameters counts a folder once
+                pipelines.append(pipeline)
+    parts = [part for part in SHAREABLE if not (part == "vae" and pc.tiny_vae)]
+    if len(pipelines) > 1 and not shares_text_encoder(pc.lora or None,
+                                                       ModelLoadConfig(cache_dir=pc.cache_dir, offline=True)):
+        parts.remove("text_encoder")
+    shared = 0
+    for i, (folder, variant) in enumerate(pipelines):
+        for part in parts:
+            if any(same_component(folder, other, part, variant, other_variant) for other, other_variant in pipelines[:i]):
+                shared += sum(safetensors_sizes(f)[0] for f in weight_files(folder / part, variant))
+    return shared
 
 
 def loaded_networks(config: GenerateConfig) -> list[str]:

@@ -37,7 +37,8 @@ STAND_IN_REFINER = "offline"
 class BuildContext:
     """What builders share while build_priors builds one run's priors: the config, the device,
     the procedural world (built once, on first use), the model-load settings and the cache of
-    loaded Stable Diffusion pipelines (a model playing two roles is loaded once)."""
+    loaded Stable Diffusion pipelines (a model playing two roles is loaded once; a text encoder or
+    VAE two models ship alike is held once: priors/shared_components.py)."""
 
     def __init__(self, config: GenerateConfig, device: torch.device, announce: Callable[[str, str], None]):
         self.config = config
@@ -46,6 +47,7 @@ class BuildContext:
         self._world = None
         self._load_config = None
         self._sd: dict[tuple[str, bool], Any] = {}
+        self._loaded_pipelines = None       # priors.loading.LoadedPipelines, made on first use
 
     @property
     def world(self):
@@ -73,7 +75,7 @@ class BuildContext:
 
     def sd_pipeline(self, name: str, inpainting: bool):
         """The Stable Diffusion (inpainting) pipeline ``name``, loaded once per run."""
-        from ..priors.loading import load_sd_pipeline
+        from ..priors.loading import LoadedPipelines, load_sd_pipeline
 
         from ..priors.diffusion import configure_sampler
 
@@ -81,8 +83,11 @@ class BuildContext:
         if key not in self._sd:
             pc = self.config.priors
             self.announce(name, "inpainting" if inpainting else "text-to-image / refiner")
+            if self._loaded_pipelines is None:
+                self._loaded_pipelines = LoadedPipelines()
             pipe = load_sd_pipeline(name, self.load_config(), inpainting=inpainting,
-                                    lora=pc.lora or None, tiny_vae=pc.tiny_vae or None)
+                                    lora=pc.lora or None, tiny_vae=pc.tiny_vae or None,
+                                    loaded=self._loaded_pipelines)
             configure_sampler(pipe, pc.diffusion.sampler)        # the refiner samples with it too
             self._sd[key] = pipe
         return self._sd[key]

@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -607,9 +607,23 @@ def _one_line(err: BaseException, limit: int = 200) -> str:
 # Stable Diffusion (diffusers)
 # --------------------------------------------------------------------------------------------
 
+@dataclass
+class LoadedPipelines:
+    """The Stable Diffusion pipelines a run has loaded, as (folder, weight variant, pipeline):
+    a pipeline loaded later holds the components it shares with one of them (the same text
+    encoder and tokenizer, the same VAE: shared_components.py) once, as the same modules."""
+
+    entries: list[tuple[Path, str | None, Any]] = field(default_factory=list)
+
+
 def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpainting: bool = False,
-                     lora: str | os.PathLike | None = None, tiny_vae: str | os.PathLike | None = None):
+                     lora: str | os.PathLike | None = None, tiny_vae: str | os.PathLike | None = None,
+                     loaded: LoadedPipelines | None = None):
     """Load a Stable Diffusion pipeline (1.x / 2.x families) from a preset, hub id or folder.
+
+    loaded: the run's pipelines so far; components identical to one of theirs are taken from it
+        instead of being read again (not with CPU offload, whose hooks belong to one pipeline;
+        not the text encoder when the LoRA changes it), and the new pipeline joins the list.
 
     lora: a LoRA (preset such as ``lcm-lora-sd15``, hub id or folder) fused into the UNet after
         loading (``load_lora``); None = none.
@@ -638,6 +652,8 @@ def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpai
     extra: dict[str, Any] = {}
     if tiny_vae is not None:
         extra["vae"] = load_tiny_vae(tiny_vae, load_config)
+    if loaded is not None and loaded.entries:
+        extra.update(_shared_components(loaded, folder, variant, load_config, lora, skip=tuple(extra)))
     if load_config.lean_loading and variant is None:
         extra.update(_lean_components(folder, load_config, skip=tuple(extra)))
     try:
@@ -658,7 +674,44 @@ def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpai
                  source.display_name, pipe.unet.config.in_channels)
     place_pipeline(pipe, load_config)
     pipe.set_progress_bar_config(disable=True)
+    if loaded is not None:
+        loaded.entries.append((folder, variant, pipe))
     return pipe
+
+
+def shares_text_encoder(lora: str | os.PathLike | None, load_config: ModelLoadConfig) -> bool:
+    """Whether pipelines loaded with ``lora`` may share a text encoder: not when the LoRA is
+    fused into it (each pipeline would fuse it into the one module)."""
+    from .shared_components import lora_touches_text_encoder
+
+    if lora is None:
+        return True
+    try:
+        _, folder = ensure_local_folder(lora, load_config)
+    except MissingWeightsError:
+        return False            # load_lora names what is missing
+    weights = lora_file(folder)
+    return weights is not None and not lora_touches_text_encoder(weights)
+
+
+def _shared_components(loaded: LoadedPipelines, folder: Path, variant: str | None, load_config: ModelLoadConfig,
+                       lora, skip: tuple[str, ...]) -> dict[str, Any]:
+    """The components of the pipeline in ``folder`` that an already loaded pipeline holds."""
+    from .shared_components import COMPANIONS, SHAREABLE, same_component
+
+    if load_config.cpu_offload or load_config.sequential_offload:
+        return {}
+    shared: dict[str, Any] = {}
+    for name in SHAREABLE:
+        if name in skip or (name == "text_encoder" and not shares_text_encoder(lora, load_config)):
+            continue
+        for other_folder, other_variant, pipe in loaded.entries:
+            if same_component(folder, other_folder, name, variant, other_variant):
+                for part in (name, *COMPANIONS.get(name, ())):
+                    shared[part] = getattr(pipe, part)
+                log.info("%s: the %s of %s is the same model; held once", folder, name, other_folder)
+                break
+    return shared
 
 
 def _lean_components(folder: Path, load_config: ModelLoadConfig, skip: tuple[str, ...]) -> dict[str, Any]:

@@ -224,7 +224,7 @@ def write_random_model(preset: str, folder: str | Path, seed: int = 0) -> Path:
     with torch.random.fork_rng(devices=[]), _quiet():
         torch.manual_seed(seed)
         if arch.kind == "diffusers":
-            _write_pipeline(arch, folder)
+            _write_pipeline(arch, folder, seed)
         else:
             _write_transformers(arch, folder)
     return folder
@@ -246,12 +246,17 @@ def _quiet():
             hf_logging.enable_progress_bar()
 
 
-def _write_pipeline(arch: Architecture, folder: Path) -> None:
+def _write_pipeline(arch: Architecture, folder: Path, seed: int) -> None:
     import diffusers
     from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
     unet = build_unet(arch.preset, "cpu")
+    # the VAE and text encoder each from their own seed: a text-to-image model and its inpainting
+    # twin then carry the same ones, as the published pairs do (SD 1.5 and SD 1.5 inpainting ship
+    # the same CLIP text encoder and VAE), so a run holds them once (priors/shared_components.py)
+    torch.manual_seed(seed + 1)
     vae = build_vae(arch.preset, "cpu")
+    torch.manual_seed(seed + 2)
     text_encoder = build_text_encoder(arch.preset, "cpu")
     scheduler_config = arch.config("scheduler/scheduler_config.json")
     scheduler = getattr(diffusers, scheduler_config["_class_name"]).from_config(_diffusers_kwargs(scheduler_config))
