@@ -14,7 +14,7 @@ import torch
 
 from scenedreamer.priors.loading import LoadedPipelines, ModelLoadConfig, load_sd_pipeline, shares_text_encoder
 from scenedreamer.priors.shared_components import same_component
-from tiny_models import TINY_IMAGE_SIZE, tiny_sd_pipeline, write_tiny_lora
+from tiny_models import TINY_IMAGE_SIZE, tiny_autoencoder, tiny_sd_pipeline, write_tiny_lora
 
 LOAD = ModelLoadConfig(device="cpu", dtype="fp32", offline=True)
 
@@ -42,6 +42,7 @@ def models(tmp_path_factory):
         shutil.copytree(root / "sd" / part, root / "twin" / part)
     for part in ("text_encoder", "vae"):
         _resave_shuffled(next((root / "twin" / part).glob("*.safetensors")))
+    tiny_autoencoder().save_pretrained(root / "taesd")
     return root
 
 
@@ -147,3 +148,13 @@ def test_the_memory_plan_counts_a_shared_component_once(models):
     assert shared_parameters(config(models / "twin", tiny_vae=str(models / "sd"))) == elements(models / "twin",
                                                                                                 "text_encoder")
     assert shared_parameters(config(models / "twin", cpu_offload=True)) == 0
+
+
+def test_a_vae_a_tiny_vae_replaced_is_not_lent(models):
+    """A pipeline loaded with a tiny VAE holds TAESD as its ``vae``: a later pipeline without
+    one must get its own VAE, not that stand-in; the text encoder is still shared."""
+    loaded = LoadedPipelines()
+    first = load_sd_pipeline(models / "sd", LOAD, tiny_vae=models / "taesd", loaded=loaded)
+    second = load_sd_pipeline(models / "twin", LOAD, inpainting=True, loaded=loaded)
+    assert type(first.vae).__name__ == "AutoencoderTiny" and type(second.vae).__name__ == "AutoencoderKL"
+    assert second.text_encoder is first.text_encoder

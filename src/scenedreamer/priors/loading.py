@@ -609,11 +609,13 @@ def _one_line(err: BaseException, limit: int = 200) -> str:
 
 @dataclass
 class LoadedPipelines:
-    """The Stable Diffusion pipelines a run has loaded, as (folder, weight variant, pipeline):
-    a pipeline loaded later holds the components it shares with one of them (the same text
-    encoder and tokenizer, the same VAE: shared_components.py) once, as the same modules."""
+    """The Stable Diffusion pipelines a run has loaded, as (folder, weight variant, pipeline,
+    the shareable components it holds as its folder has them: not a VAE a tiny VAE replaced nor
+    a text encoder a LoRA changed): a pipeline loaded later holds the components it shares with
+    one of them (the same text encoder and tokenizer, the same VAE: shared_components.py) once,
+    as the same modules."""
 
-    entries: list[tuple[Path, str | None, Any]] = field(default_factory=list)
+    entries: list[tuple[Path, str | None, Any, frozenset[str]]] = field(default_factory=list)
 
 
 def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpainting: bool = False,
@@ -675,7 +677,12 @@ def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpai
     place_pipeline(pipe, load_config)
     pipe.set_progress_bar_config(disable=True)
     if loaded is not None:
-        loaded.entries.append((folder, variant, pipe))
+        from .shared_components import SHAREABLE
+
+        changed = {"vae"} if tiny_vae is not None else set()
+        if not shares_text_encoder(lora, load_config):
+            changed.add("text_encoder")
+        loaded.entries.append((folder, variant, pipe, frozenset(SHAREABLE) - changed))
     return pipe
 
 
@@ -705,8 +712,8 @@ def _shared_components(loaded: LoadedPipelines, folder: Path, variant: str | Non
     for name in SHAREABLE:
         if name in skip or (name == "text_encoder" and not shares_text_encoder(lora, load_config)):
             continue
-        for other_folder, other_variant, pipe in loaded.entries:
-            if same_component(folder, other_folder, name, variant, other_variant):
+        for other_folder, other_variant, pipe, as_in_folder in loaded.entries:
+            if name in as_in_folder and same_component(folder, other_folder, name, variant, other_variant):
                 for part in (name, *COMPANIONS.get(name, ())):
                     shared[part] = getattr(pipe, part)
                 log.info("%s: the %s of %s is the same model; held once", folder, name, other_folder)
