@@ -654,8 +654,9 @@ def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpai
     extra: dict[str, Any] = {}
     if tiny_vae is not None:
         extra["vae"] = load_tiny_vae(tiny_vae, load_config)
+    keeps_text_encoder = loaded is None or shares_text_encoder(lora, load_config)
     if loaded is not None and loaded.entries:
-        extra.update(_shared_components(loaded, folder, variant, load_config, lora, skip=tuple(extra)))
+        extra.update(_shared_components(loaded, folder, variant, load_config, keeps_text_encoder, skip=tuple(extra)))
     if load_config.lean_loading and variant is None:
         extra.update(_lean_components(folder, load_config, skip=tuple(extra)))
     try:
@@ -680,7 +681,7 @@ def load_sd_pipeline(ref: str | os.PathLike, load_config: ModelLoadConfig, inpai
         from .shared_components import SHAREABLE
 
         changed = {"vae"} if tiny_vae is not None else set()
-        if not shares_text_encoder(lora, load_config):
+        if not keeps_text_encoder:
             changed.add("text_encoder")
         loaded.entries.append((folder, variant, pipe, frozenset(SHAREABLE) - changed))
     return pipe
@@ -702,15 +703,16 @@ def shares_text_encoder(lora: str | os.PathLike | None, load_config: ModelLoadCo
 
 
 def _shared_components(loaded: LoadedPipelines, folder: Path, variant: str | None, load_config: ModelLoadConfig,
-                       lora, skip: tuple[str, ...]) -> dict[str, Any]:
-    """The components of the pipeline in ``folder`` that an already loaded pipeline holds."""
+                       keeps_text_encoder: bool, skip: tuple[str, ...]) -> dict[str, Any]:
+    """The components of the pipeline in ``folder`` that an already loaded pipeline holds
+    (``keeps_text_encoder``: the run's LoRA leaves the text encoder as the folder has it)."""
     from .shared_components import COMPANIONS, SHAREABLE, same_component
 
     if load_config.cpu_offload or load_config.sequential_offload:
         return {}
     shared: dict[str, Any] = {}
     for name in SHAREABLE:
-        if name in skip or (name == "text_encoder" and not shares_text_encoder(lora, load_config)):
+        if name in skip or (name == "text_encoder" and not keeps_text_encoder):
             continue
         for other_folder, other_variant, pipe, as_in_folder in loaded.entries:
             if name in as_in_folder and same_component(folder, other_folder, name, variant, other_variant):

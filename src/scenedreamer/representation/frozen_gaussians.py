@@ -112,10 +112,11 @@ class FrozenGaussians:
             raise RuntimeError(f"frozen Gaussians: step {step} already wrote {name}")
         taken = _take_rows(scene, optimizer_state, rows)
         payload = io.BytesIO()
-        torch.save({k: v.detach().cpu().contiguous() for k, v in taken.items()}, payload)
+        saved = {k: v.detach().cpu().contiguous() for k, v in taken.items()}
+        torch.save(saved, payload)
         data = payload.getvalue()
         atomic_write_bytes(self.folder / name, data)
-        balls = _balls_of(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+        balls = _balls_of(saved)            # the file's values: a reopened store computes the same
         self._balls[name] = balls
         means, reach = balls[:, :3], balls[:, 3].amax()
         self.chunks.append(FrozenChunk(name, hashlib.sha256(data).hexdigest(), means.amin(0) - reach,
