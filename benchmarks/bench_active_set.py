@@ -14,7 +14,8 @@ the process while it was made (VmRSS sampled every 0.2 s by this script). Report
 - seconds per view, mean over the --window views ending at view 100 and at the last view, and
   their ratio (target: within 20 %);
 - peak RSS over the same windows, and their ratio (target: within 15 %);
-- the whole world's scene.ply rendered at every support view: mean PSNR (target >= 27 dB);
+- the whole world's scene.ply rendered at every support view: mean PSNR (target >= 27 dB), and
+  its error split into the sky (ViewRecord.backdrop) and the rest (sky_split);
 - the Gaussians in the world and in the active set at the end (checkpoint), the chapters' times.
 
 The chapters' exports (scene.ply's distillation over the whole world) come after the last view of
@@ -134,6 +135,33 @@ def world_counts(run: Path) -> dict:
     return {"active_gaussians": ckpt.representation.num_gaussians, "frozen_gaussians": alive}
 
 
+def sky_split(run: Path, view_ids: list[int]) -> dict:
+    """Where scene.ply's error lies: at each support view, the mean squared error on the sky
+    (ViewRecord.backdrop) and on the rest, and the PSNR the view would have with a perfect sky
+    (the sky's squared error set to 0). Means over the views."""
+    import torch
+
+    from scenedreamer.export.ply import read_gaussians_ply
+    from scenedreamer.representation.distill import standard_viewer_config
+    from scenedreamer.support.database import SupportDatabase
+
+    scene = read_gaussians_ply(run / "scene.ply", standard_viewer_config())
+    scene.eval()
+    sky, rest, perfect = [], [], []
+    with SupportDatabase.open(run / "support", create=False) as db:
+        for view_id in view_ids:
+            view = db.get(view_id)
+            with torch.no_grad():
+                error = ((scene.render(view.camera).rgb[0].clamp(0, 1) - view.rgb) ** 2).mean(-1)
+            backdrop = view.backdrop
+            if bool(backdrop.any()):
+                sky.append(float(error[backdrop].mean()))
+            rest.append(float(error[~backdrop].mean()))
+            perfect.append(-10 * math.log10(max(float((error * ~backdrop).mean()), 1e-12)))
+    return {"sky_mse": sum(sky) / max(len(sky), 1), "rest_mse": sum(rest) / len(rest),
+            "psnr_with_perfect_sky_db": sum(perfect) / len(perfect)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="a new or empty folder (the run and logs go there)")
@@ -192,7 +220,7 @@ def main() -> None:
               "support_views": len(ids), "scene_ply_psnr_mean_db": sum(psnrs) / len(psnrs),
               "scene_ply_psnr_min_db": min(psnrs), "psnr_ok": sum(psnrs) / len(psnrs) >= PSNR_TARGET_DB,
               "chapter_seconds": chapter_seconds, "whole_run_peak_rss_mib": max(s for _, s in samples) / 2**20,
-              **world_counts(run), "per_view": rows}
+              "scene_ply_error_split": sky_split(run, ids), **world_counts(run), "per_view": rows}
     (args.work / "result.json").write_text(json.dumps(result, indent=1))
     print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items() if k != "per_view"}))
 

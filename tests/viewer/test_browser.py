@@ -2,6 +2,7 @@
 loads scene.ply, the hook sets a support camera, and the capture matches the support image."""
 
 import io
+import math
 import json
 import shutil
 
@@ -26,6 +27,16 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(-10 * np.log10(np.mean((a - b) ** 2) + 1e-12))
 
 
+def open_loaded_page(browser, url: str):
+    """A 256x256 page of ``url`` once the viewer has loaded its splats without an error."""
+    page = browser.new_page(viewport={"width": 256, "height": 256}, device_scale_factor=1)
+    page.goto(url)
+    page.wait_for_function("() => window.scenedreamer && (window.scenedreamer.ready || window.scenedreamer.error)",
+                           timeout=HANG_GUARD_MS)
+    assert page.evaluate("() => window.scenedreamer.error") is None
+    return page
+
+
 @pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium (make test installs it)")
 def test_spark_render_matches_support_views(viewer, tiny_run):
     from PIL import Image
@@ -37,11 +48,7 @@ def test_spark_render_matches_support_views(viewer, tiny_run):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 256, "height": 256}, device_scale_factor=1)
-            page.goto(url)
-            page.wait_for_function("() => window.scenedreamer && (window.scenedreamer.ready || window.scenedreamer.error)",
-                                   timeout=HANG_GUARD_MS)
-            assert page.evaluate("() => window.scenedreamer.error") is None
+            page = open_loaded_page(browser, url)
             assert page.evaluate("() => window.scenedreamer.numSplats") > 0
             # the prompt is shown as text, not parsed as HTML
             assert page.inner_text("#prompt") == "a forest lake <b>&amp;</b>"
@@ -150,3 +157,50 @@ def test_level_of_detail_page_loads_and_draws(viewer, tiny_run):
     # the plain page's share of lit pixels is the reference; LoD may drop the faintest splats
     # (half of it still means the scene is drawn, an empty canvas gives 0)
     assert lit["?lod=1"] > 0.5 * lit[""] > 0, lit
+
+
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium (make test installs it)")
+def test_a_far_sky_shell_is_drawn_not_cut_by_the_far_plane(tiny_run, tmp_path):
+    """A long walk's sky shell lies thousands of units out (representation/distill.py
+    shell_radius). The page's far plane follows the splats' reach (/api/scene.json scene_reach),
+    so the shell is drawn; behind the fixed far plane of 1000 units before, the canvas stayed
+    black."""
+    import torch
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    from scenedreamer.export.ply import write_gaussians_ply
+    from scenedreamer.representation.gaussians import GaussianConfig, GaussianScene
+    from viewer.conftest import start_view, stop_view
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    tr = json.loads((run / "transforms.json").read_text())
+    c2w = np.array(tr["frames"][0]["transform_matrix"]) @ FLIP_YZ
+    # only a red shell at radius 3000 round the first support camera, splats ~0.06 rad apart
+    n, radius = 4000, 3000.0
+    k = torch.arange(n, dtype=torch.float64) + 0.5
+    polar, azimuth = torch.acos(1 - 2 * k / n), math.pi * (1 + 5 ** 0.5) * k
+    dirs = torch.stack([polar.sin() * azimuth.cos(), polar.sin() * azimuth.sin(), polar.cos()], -1)
+    centres = (torch.tensor(c2w[:3, 3]) + radius * dirs).float()
+    shell = GaussianScene.from_points(centres, torch.tensor([[0.9, 0.1, 0.1]]).expand(n, 3), torch.full((n,), 0.06 * radius),
+                                      GaussianConfig(), opacities=torch.full((n,), 0.99))
+    (run / "scene.ply").unlink()
+    write_gaussians_ply(run / "scene.ply", shell)
+    url, _, proc = start_view(run)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                page = open_loaded_page(browser, url)
+                K = [[tr["fl_x"], 0, tr["cx"]], [0, tr["fl_y"], tr["cy"]], [0, 0, 1]]
+                page.evaluate("([c, k, w, h]) => window.scenedreamer.setCamera(c, k, w, h)",
+                              [c2w.tolist(), K, tr["w"], tr["h"]])
+                img = np.asarray(Image.open(io.BytesIO(page.locator("#view").screenshot())).convert("RGB"), dtype=np.float32)
+            finally:
+                browser.close()
+    finally:
+        stop_view(proc)
+    red = (img[..., 0] > 100) & (img[..., 0] > 2 * img[..., 1])
+    # the shell surrounds the camera: (nearly) every pixel shows it; a cut shell leaves 0 %
+    assert red.mean() >= 0.9, red.mean()

@@ -207,6 +207,26 @@ def test_scene_extent_is_the_robust_size_of_the_splats(tmp_path):
     assert scene_extent(tmp_path / "bad.ply") is None
 
 
+def test_scene_reach_keeps_the_farthest_splats(tmp_path):
+    """The page's far plane: the sampled centres' largest distance from their mean, far splats
+    (a long walk's sky shell) included, unlike the extent."""
+    from plyfile import PlyData, PlyElement
+
+    from scenedreamer.viewer.server import scene_reach
+
+    n = 1000
+    v = np.zeros(n, dtype=[(k, "f4") for k in ("x", "y", "z")])
+    v["x"] = np.linspace(-1, 1, n)
+    v["z"][:10] = 5000.0                                  # 1 % of the splats: a far shell
+    ply = tmp_path / "s.ply"
+    PlyData([PlyElement.describe(v, "vertex")]).write(str(ply))
+    xyz = np.stack([v["x"], v["y"], v["z"]], -1).astype(np.float64)
+    assert scene_reach(ply) == pytest.approx(np.linalg.norm(xyz - xyz.mean(0), axis=-1).max(), rel=1e-9)
+    assert scene_reach(ply) > 4900
+    (tmp_path / "bad.ply").write_bytes(b"not a ply")
+    assert scene_reach(tmp_path / "bad.ply") is None
+
+
 def test_collider_is_served_with_its_spawn_and_bad_ones_are_one_line(tiny_run, tmp_path):
     from scenedreamer.export.glb import write_glb
     from scenedreamer.viewer.server import make_server

@@ -137,4 +137,4 @@ register_bounds(DensifyConfig, start_step=COUNT, stop_step=COUNT, every=POSITIVE
                 max_gaussians=POSITIVE_COUNT, seed=SEED)
 register_bounds(DistillConfig, steps=COUNT, extra_views_per_gap=COUNT, sky_stride=POSITIVE_COUNT,
                 sky_radius_factor=Bound(low=1.0, low_open=True),     # the shell lies beyond the farthest known depth
-                sky_scale_factor=POSITIVE)
+                sky_parallax_pixels=POSITIVE, sky_scale_factor=POSITIVE)

@@ -80,17 +80,20 @@ def sky_points(views: list[ViewRecord], config: DistillConfig) -> tuple[Tensor, 
     """Points on a sky sphere for the sky pixels (valid and ViewRecord.backdrop) of ``views``.
 
     Returns world points (M, 3), colours (M, 3), std-devs (M,) in scene units. The sphere is
-    centred on the mean camera centre with radius sky_radius_factor x the farthest depth that is
-    not backdrop (the backdrop's own depth is a stand-in: the offline world's far plane).
+    centred on the mean camera centre; its radius is ``shell_radius``. One point per
+    sky_stride x sky_stride cell of sky pixels, in view order: a cell that a point already kept
+    (from an earlier view) projects into gets none, so views that share sky directions (a walk,
+    a look-around) do not stack layer upon layer of Gaussians on the same patch of sky.
     """
     centres = torch.stack([v.c2w[:3, 3].float() for v in views])
     centre = centres.mean(0)
-    far = max([float(v.depth[~v.backdrop].max()) for v in views if bool((~v.backdrop).any())] + [1.0])
-    radius = config.sky_radius_factor * far
+    radius = shell_radius(views, config)
     s = config.sky_stride
     pts, cols, sizes = [], [], []
     for v in views:
         sky = (v.valid & v.backdrop)[s // 2::s, s // 2::s]
+        if pts:
+            sky = sky & ~_cells_holding(torch.cat(pts), v, s, sky.shape)
         if not bool(sky.any()):
             continue
         H, W = v.depth.shape
@@ -114,6 +117,43 @@ def sky_points(views: list[ViewRecord], config: DistillConfig) -> tuple[Tensor, 
         z = torch.zeros(0, 3)
         return z, z, torch.zeros(0)
     return torch.cat(pts), torch.cat(cols), torch.cat(sizes)
+
+
+def shell_radius(views: list[ViewRecord], config: DistillConfig) -> float:
+    """Radius (scene units) of the sky shell of ``views``, centred on their mean camera centre.
+
+    sky_radius_factor x the larger of the farthest depth that is not backdrop (the backdrop's
+    own depth is a stand-in: the offline world's far plane) and the cameras' largest distance
+    from their centre: every camera sits well inside the shell, as the content does (a long walk
+    whose content is near once put its end cameras outside the shell, which then showed them
+    its back). With ``sky_parallax_pixels`` set, also what a sky infinitely far needs: a shell
+    point made from one camera is turned by up to b / R radians for a camera b units from it, so
+    R >= b x focal / sky_parallax_pixels, with b up to twice the cameras' largest distance from
+    their centre, at the views' largest focal length.
+    """
+    centres = torch.stack([v.c2w[:3, 3].float() for v in views])
+    reach = float((centres - centres.mean(0)).norm(dim=-1).max())
+    far = max([float(v.depth[~v.backdrop].max()) for v in views if bool((~v.backdrop).any())] + [1.0])
+    radius = config.sky_radius_factor * max(far, reach)
+    if config.sky_parallax_pixels is not None:
+        focal = max(float(torch.sqrt(v.K[0, 0] * v.K[1, 1])) for v in views)
+        radius = max(radius, 2.0 * reach * focal / config.sky_parallax_pixels)
+    return radius
+
+
+def _cells_holding(points: Tensor, view: ViewRecord, stride: int, shape: tuple[int, int]) -> Tensor:
+    """(rows, cols) bool over the stride x stride cells of ``view``'s image (``shape`` cells):
+    which cells world ``points`` (M, 3) in front of the camera project into."""
+    K, c2w = view.K.float(), view.c2w.float()
+    cam = (points - c2w[:3, 3]) @ c2w[:3, :3]                     # world -> camera: R^T (p - t)
+    ahead = cam[:, 2] > 0
+    uv = cam[ahead] @ K.T
+    u, w = uv[:, 0] / uv[:, 2], uv[:, 1] / uv[:, 2]
+    row, col = (w // stride).long(), (u // stride).long()
+    inside = (row >= 0) & (row < shape[0]) & (col >= 0) & (col < shape[1])
+    held = torch.zeros(shape, dtype=torch.bool)
+    held[row[inside], col[inside]] = True
+    return held
 
 
 def add_sky(scene: GaussianScene, views: list[ViewRecord], config: DistillConfig) -> GaussianScene:

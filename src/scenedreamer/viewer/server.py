@@ -112,10 +112,9 @@ def _camera_list(path: Path) -> list[dict[str, Any]]:
              "width": int(cams.width), "height": int(cams.height)} for i in range(len(cams))]
 
 
-def scene_extent(ply: Path) -> float | None:
-    """Robust size of the splat cloud (scene units, the run's world): the diagonal of the box
-    between the EXTENT_PERCENTILES of the centres. None when the file cannot be read as a PLY
-    with x, y, z vertices (the page then sizes its fly speed from the cameras alone)."""
+def _sampled_centres(ply: Path):
+    """(n, 3) float64 splat centres of ``ply`` (every len // EXTENT_SAMPLE-th row, finite ones
+    only), or None when the file cannot be read as a PLY with x, y, z vertices."""
     import numpy as np
     from plyfile import PlyData
 
@@ -123,13 +122,36 @@ def scene_extent(ply: Path) -> float | None:
         vertex = PlyData.read(str(ply), mmap=True)["vertex"].data
         step = max(1, len(vertex) // EXTENT_SAMPLE)
         xyz = np.stack([np.asarray(vertex[k][::step], dtype=np.float64) for k in ("x", "y", "z")], -1)
-    except Exception:  # plyfile raises several types for odd files; the extent is only a hint
+    except Exception:  # plyfile raises several types for odd files; the sizes are only hints
         return None
     xyz = xyz[np.isfinite(xyz).all(-1)]
-    if len(xyz) == 0:
+    return xyz if len(xyz) else None
+
+
+def scene_extent(ply: Path) -> float | None:
+    """Robust size of the splat cloud (scene units, the run's world): the diagonal of the box
+    between the EXTENT_PERCENTILES of the centres. None when the file cannot be read as a PLY
+    with x, y, z vertices (the page then sizes its fly speed from the cameras alone)."""
+    import numpy as np
+
+    xyz = _sampled_centres(ply)
+    if xyz is None:
         return None
     lo, hi = np.percentile(xyz, EXTENT_PERCENTILES, axis=0)
     return float(np.linalg.norm(hi - lo))
+
+
+def scene_reach(ply: Path) -> float | None:
+    """How far the splats reach (scene units): the largest distance of a sampled centre from
+    the centres' mean. Stragglers count here: the page's far plane must keep the farthest
+    splats, the sky shell included (a long walk's shell lies thousands of units out:
+    representation/distill.py shell_radius). None when the file cannot be read."""
+    import numpy as np
+
+    xyz = _sampled_centres(ply)
+    if xyz is None:
+        return None
+    return float(np.linalg.norm(xyz - xyz.mean(0), axis=-1).max())
 
 
 def read_spawn(path: Path) -> dict[str, Any]:
@@ -246,6 +268,7 @@ def build_scene_manifest(run: Path, collider: Path | None = None) -> dict[str, A
         "trajectory": _camera_list(run / "trajectory.json"),
         "support": _camera_list(run / "transforms.json"),
         "scene_extent": scene_extent(run / SCENE_PLY),
+        "scene_reach": scene_reach(run / SCENE_PLY),
         "num_splats": (splats := ply_vertex_count(run / SCENE_PLY)),
         # the page's level of detail when its URL names none (LOD_AUTO_SPLATS)
         "lod_default": splats is not None and splats >= LOD_AUTO_SPLATS,
@@ -422,5 +445,5 @@ def url_of(server: ThreadingHTTPServer) -> str:
 
 
 __all__ = ["make_server", "url_of", "check_run_folder", "resolve_inside", "build_scene_manifest",
-           "scene_extent", "read_spawn", "check_collider", "spawn_beside", "COLLIDER_URL",
+           "scene_extent", "scene_reach", "read_spawn", "check_collider", "spawn_beside", "COLLIDER_URL",
            "STATIC_DIR", "ViewerServer", "CHUNK_BYTES"]

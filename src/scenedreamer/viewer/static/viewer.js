@@ -101,7 +101,8 @@ function projectionFromK(K, width, height) {
   // OpenGL projection reproducing pinhole K (pixels) on a width x height image, principal point
   // included (u = fx x/z + cx, v = fy y/z + cy in OpenCV camera coordinates).
   const fx = K[0][0], fy = K[1][1], cx = K[0][2], cy = K[1][2];
-  const a = -(FAR + NEAR) / (FAR - NEAR), b = -2 * FAR * NEAR / (FAR - NEAR);
+  const far = camera.far, near = camera.near;
+  const a = -(far + near) / (far - near), b = -2 * far * near / (far - near);
   return new THREE.Matrix4().set(
     2 * fx / width, 0, 1 - 2 * cx / width, 0,
     0, 2 * fy / height, 2 * cy / height - 1, 0,
@@ -553,6 +554,10 @@ async function main() {
   document.getElementById("prompt").textContent = m.prompt || "(no prompt)";
   document.title = "scenedreamer: " + (m.prompt || "view");
 
+  // the far plane keeps the farthest splats (a long walk's sky shell lies thousands of units
+  // out: /api/scene.json scene_reach, from the splats' centre) from a camera anywhere inside them
+  camera.far = Math.max(FAR, 3 * (m.scene_reach || 0));
+  camera.updateProjectionMatrix();
   const cams = m.trajectory.length ? m.trajectory : m.support;
   if (cams.length) {
     const depth = sceneScale(cams);
