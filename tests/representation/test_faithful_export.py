@@ -211,5 +211,5 @@ def test_every_camera_of_a_walk_is_inside_the_sky_shell_by_default():
     assert shell_radius(views, config) == pytest.approx(config.sky_radius_factor * 10.0)
     pts, _, _ = sky_points(views, config)
     origins = torch.stack([v.c2w[:3, 3] for v in views])
-    # each shell point lies in front of the camera that made it and beyond every camera
+    # every shell point lies beyond every camera: the radius less the cameras' reach at least
     assert float((pts[None] - origins[:, None]).norm(dim=-1).min()) >= (config.sky_radius_factor - 1) * 10.0

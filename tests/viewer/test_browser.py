@@ -161,8 +161,8 @@ def test_level_of_detail_page_loads_and_draws(viewer, tiny_run):
 
 @pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium (make test installs it)")
 def test_a_far_sky_shell_is_drawn_not_cut_by_the_far_plane(tiny_run, tmp_path):
-    """A long walk's sky shell lies thousands of units out (representation/distill.py
-    shell_radius). The page's far plane follows the splats' reach (/api/scene.json scene_reach),
+    """A sky shell can lie thousands of units out (representation/distill.py shell_radius with
+    sky_parallax_pixels). The page's far plane follows the splats' reach (/api/scene.json scene_reach),
     so the shell is drawn; behind the fixed far plane of 1000 units before, the canvas stayed
     black."""
     import torch

@@ -144,8 +144,9 @@ def scene_extent(ply: Path) -> float | None:
 def scene_reach(ply: Path) -> float | None:
     """How far the splats reach (scene units): the largest distance of a sampled centre from
     the centres' mean. Stragglers count here: the page's far plane must keep the farthest
-    splats, the sky shell included (a long walk's shell lies thousands of units out:
-    representation/distill.py shell_radius). None when the file cannot be read."""
+    splats, the sky shell included (4x the farthest content or the cameras' reach, and thousands
+    of units out with distill.sky_parallax_pixels set: representation/distill.py shell_radius).
+    None when the file cannot be read."""
     import numpy as np
 
     xyz = _sampled_centres(ply)

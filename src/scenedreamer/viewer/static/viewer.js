@@ -554,8 +554,9 @@ async function main() {
   document.getElementById("prompt").textContent = m.prompt || "(no prompt)";
   document.title = "scenedreamer: " + (m.prompt || "view");
 
-  // the far plane keeps the farthest splats (a long walk's sky shell lies thousands of units
-  // out: /api/scene.json scene_reach, from the splats' centre) from a camera anywhere inside them
+  // the far plane keeps the farthest splats (the sky shell; thousands of units out when a run
+  // sets distill.sky_parallax_pixels: /api/scene.json scene_reach, from the splats' centre) from
+  // a camera anywhere inside them
   camera.far = Math.max(FAR, 3 * (m.scene_reach || 0));
   camera.updateProjectionMatrix();
   const cams = m.trajectory.length ? m.trajectory : m.support;
