@@ -15,7 +15,7 @@ the process while it was made (VmRSS sampled every 0.2 s by this script). Report
   their ratio (target: within 20 %);
 - peak RSS over the same windows, and their ratio (target: within 15 %);
 - the whole world's scene.ply rendered at every support view: mean PSNR (target >= 27 dB), and
-  its error split into the sky (ViewRecord.backdrop) and the rest (sky_split);
+  its error split into the sky (ViewRecord.backdrop) and the rest (scene_ply_errors);
 - the Gaussians in the world and in the active set at the end (checkpoint), the chapters' times.
 
 The chapters' exports (scene.ply's distillation over the whole world) come after the last view of
@@ -135,31 +135,35 @@ def world_counts(run: Path) -> dict:
     return {"active_gaussians": ckpt.representation.num_gaussians, "frozen_gaussians": alive}
 
 
-def sky_split(run: Path, view_ids: list[int]) -> dict:
-    """Where scene.ply's error lies: at each support view, the mean squared error on the sky
-    (ViewRecord.backdrop) and on the rest, and the PSNR the view would have with a perfect sky
-    (the sky's squared error set to 0). Means over the views."""
+def scene_ply_errors(run: Path, view_ids: list[int]) -> tuple[list[float], dict]:
+    """scene.ply rendered once at each support view of ``view_ids``: its PSNR (dB) per view, and
+    where the error lies: means over the views of the squared error on the sky
+    (ViewRecord.backdrop) and on the rest, and of the PSNR with a perfect sky (the sky's squared
+    error set to 0)."""
     import torch
 
+    from scenedreamer.eval.metrics import psnr
     from scenedreamer.export.ply import read_gaussians_ply
     from scenedreamer.representation.distill import standard_viewer_config
     from scenedreamer.support.database import SupportDatabase
 
     scene = read_gaussians_ply(run / "scene.ply", standard_viewer_config())
     scene.eval()
-    sky, rest, perfect = [], [], []
+    psnrs, sky, rest, perfect = [], [], [], []
     with SupportDatabase.open(run / "support", create=False) as db:
         for view_id in view_ids:
             view = db.get(view_id)
             with torch.no_grad():
-                error = ((scene.render(view.camera).rgb[0].clamp(0, 1) - view.rgb) ** 2).mean(-1)
+                rgb = scene.render(view.camera).rgb[0].clamp(0, 1)
+            psnrs.append(float(psnr(rgb, view.rgb)))
+            error = ((rgb - view.rgb) ** 2).mean(-1)
             backdrop = view.backdrop
             if bool(backdrop.any()):
                 sky.append(float(error[backdrop].mean()))
             rest.append(float(error[~backdrop].mean()))
             perfect.append(-10 * math.log10(max(float((error * ~backdrop).mean()), 1e-12)))
-    return {"sky_mse": sum(sky) / max(len(sky), 1), "rest_mse": sum(rest) / len(rest),
-            "psnr_with_perfect_sky_db": sum(perfect) / len(perfect)}
+    return psnrs, {"sky_mse": sum(sky) / max(len(sky), 1), "rest_mse": sum(rest) / len(rest),
+                   "psnr_with_perfect_sky_db": sum(perfect) / len(perfect)}
 
 
 def main() -> None:
@@ -204,13 +208,11 @@ def main() -> None:
     last = rows[-1]["step"]
     early, late = window(rows, min(100, last), args.window), window(rows, last, args.window)
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from benchmarks.bench_extend_revisit import _scene_psnr
     from scenedreamer.support.database import SupportDatabase
 
     with SupportDatabase.open(run / "support", create=False) as db:
         ids = db.ids()
-    psnrs = _scene_psnr(run, ids)
+    psnrs, error_split = scene_ply_errors(run, ids)
     seconds_ratio = late["seconds_per_view"] / early["seconds_per_view"]
     rss_ratio = late["peak_rss_mib"] / early["peak_rss_mib"]
     result = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "chapters": args.chapters,
@@ -220,7 +222,7 @@ def main() -> None:
               "support_views": len(ids), "scene_ply_psnr_mean_db": sum(psnrs) / len(psnrs),
               "scene_ply_psnr_min_db": min(psnrs), "psnr_ok": sum(psnrs) / len(psnrs) >= PSNR_TARGET_DB,
               "chapter_seconds": chapter_seconds, "whole_run_peak_rss_mib": max(s for _, s in samples) / 2**20,
-              "scene_ply_error_split": sky_split(run, ids), **world_counts(run), "per_view": rows}
+              "scene_ply_error_split": error_split, **world_counts(run), "per_view": rows}
     (args.work / "result.json").write_text(json.dumps(result, indent=1))
     print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items() if k != "per_view"}))
 

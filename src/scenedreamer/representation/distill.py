@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..events import EventSink, emit
 from ..geometry.cameras import Cameras
+from ..geometry.projection import project_points
 from ..geometry.trajectory import cameras_between
 from ..support.records import Provenance, ViewRecord
 from .base import SceneRepresentation
@@ -144,12 +145,9 @@ def shell_radius(views: list[ViewRecord], config: DistillConfig) -> float:
 def _cells_holding(points: Tensor, view: ViewRecord, stride: int, shape: tuple[int, int]) -> Tensor:
     """(rows, cols) bool over the stride x stride cells of ``view``'s image (``shape`` cells):
     which cells world ``points`` (M, 3) in front of the camera project into."""
-    K, c2w = view.K.float(), view.c2w.float()
-    cam = (points - c2w[:3, 3]) @ c2w[:3, :3]                     # world -> camera: R^T (p - t)
-    ahead = cam[:, 2] > 0
-    uv = cam[ahead] @ K.T
-    u, w = uv[:, 0] / uv[:, 2], uv[:, 1] / uv[:, 2]
-    row, col = (w // stride).long(), (u // stride).long()
+    uv, z = project_points(points, view.camera)
+    ahead = z[0] > 0
+    row, col = (uv[0, ahead, 1] // stride).long(), (uv[0, ahead, 0] // stride).long()
     inside = (row >= 0) & (row < shape[0]) & (col >= 0) & (col < shape[1])
     held = torch.zeros(shape, dtype=torch.bool)
     held[row[inside], col[inside]] = True
