@@ -304,3 +304,18 @@ def test_the_manifest_turns_level_of_detail_on_for_large_worlds(tiny_run, monkey
     assert srv.build_scene_manifest(tiny_run)["lod_default"] is True
     monkeypatch.setattr(srv, "LOD_AUTO_SPLATS", count + 1)
     assert srv.build_scene_manifest(tiny_run)["lod_default"] is False
+
+
+def test_the_manifest_reads_the_centres_once_for_both_sizes(tiny_run, monkeypatch):
+    """scene_extent (fly speed) and scene_reach (far plane) come from one strided read of
+    scene.ply's centres, and equal what each function reads on its own."""
+    import scenedreamer.viewer.server as srv
+
+    reads = []
+    real = srv._sampled_centres
+    monkeypatch.setattr(srv, "_sampled_centres", lambda ply: reads.append(ply) or real(ply))
+    manifest = srv.build_scene_manifest(tiny_run)
+    assert len(reads) == 1
+    monkeypatch.setattr(srv, "_sampled_centres", real)
+    assert manifest["scene_extent"] == srv.scene_extent(tiny_run / "scene.ply") > 0
+    assert manifest["scene_reach"] == srv.scene_reach(tiny_run / "scene.ply") > 0

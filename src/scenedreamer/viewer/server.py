@@ -132,13 +132,7 @@ def scene_extent(ply: Path) -> float | None:
     """Robust size of the splat cloud (scene units, the run's world): the diagonal of the box
     between the EXTENT_PERCENTILES of the centres. None when the file cannot be read as a PLY
     with x, y, z vertices (the page then sizes its fly speed from the cameras alone)."""
-    import numpy as np
-
-    xyz = _sampled_centres(ply)
-    if xyz is None:
-        return None
-    lo, hi = np.percentile(xyz, EXTENT_PERCENTILES, axis=0)
-    return float(np.linalg.norm(hi - lo))
+    return extent_of_centres(_sampled_centres(ply))
 
 
 def scene_reach(ply: Path) -> float | None:
@@ -147,9 +141,23 @@ def scene_reach(ply: Path) -> float | None:
     splats, the sky shell included (4x the farthest content or the cameras' reach, and thousands
     of units out with distill.sky_parallax_pixels set: representation/distill.py shell_radius).
     None when the file cannot be read."""
+    return reach_of_centres(_sampled_centres(ply))
+
+
+def extent_of_centres(xyz) -> float | None:
+    """``scene_extent`` of sampled centres (n, 3) (``_sampled_centres``; None -> None)."""
     import numpy as np
 
-    xyz = _sampled_centres(ply)
+    if xyz is None:
+        return None
+    lo, hi = np.percentile(xyz, EXTENT_PERCENTILES, axis=0)
+    return float(np.linalg.norm(hi - lo))
+
+
+def reach_of_centres(xyz) -> float | None:
+    """``scene_reach`` of sampled centres (n, 3) (``_sampled_centres``; None -> None)."""
+    import numpy as np
+
     if xyz is None:
         return None
     return float(np.linalg.norm(xyz - xyz.mean(0), axis=-1).max())
@@ -268,8 +276,9 @@ def build_scene_manifest(run: Path, collider: Path | None = None) -> dict[str, A
         # world frame: the run's (OpenCV y-down, like scene.ply); the page flips it upright
         "trajectory": _camera_list(run / "trajectory.json"),
         "support": _camera_list(run / "transforms.json"),
-        "scene_extent": scene_extent(run / SCENE_PLY),
-        "scene_reach": scene_reach(run / SCENE_PLY),
+        # one strided read of the centres serves both sizes
+        "scene_extent": extent_of_centres(centres := _sampled_centres(run / SCENE_PLY)),
+        "scene_reach": reach_of_centres(centres),
         "num_splats": (splats := ply_vertex_count(run / SCENE_PLY)),
         # the page's level of detail when its URL names none (LOD_AUTO_SPLATS)
         "lod_default": splats is not None and splats >= LOD_AUTO_SPLATS,
