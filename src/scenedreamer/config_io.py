@@ -440,6 +440,33 @@ def load_config(cls: type[T], path: str | Path) -> T:
     return from_json_dict(cls, data, where=str(path))
 
 
+def with_unrecorded_fields(config: T, saved: T, recorded: Any) -> T:
+    """``config`` with every field that the saved file ``recorded`` (its JSON dict, as
+    ``save_config`` wrote it) does not hold taken from ``saved`` (that file loaded, so such a
+    field has its class default).
+
+    For a resume: a field added to the program after the run was made is absent from its
+    config.json. The run was made with the behaviour the field's default keeps, while a preset
+    of today may set another value; without this the resume would be refused as a changed
+    setting (or would silently switch behaviour mid-run). Fields the file holds are untouched,
+    so a setting the user really changed is still reported by ``config_diff``. Nested configs
+    are followed while both sides are the same config class.
+    """
+    if not (dataclasses.is_dataclass(config) and type(config) is type(saved) and isinstance(recorded, dict)):
+        return config
+    changes = {}
+    for f in dataclasses.fields(config):
+        mine, theirs = getattr(config, f.name), getattr(saved, f.name)
+        if f.name not in recorded:
+            if mine != theirs:
+                changes[f.name] = theirs
+        else:
+            nested = with_unrecorded_fields(mine, theirs, recorded[f.name])
+            if nested is not mine:
+                changes[f.name] = nested
+    return dataclasses.replace(config, **changes) if changes else config
+
+
 def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     """Dotted paths where two configs (or their JSON dicts) differ, for clear resume errors."""
     da = to_json_dict(a) if dataclasses.is_dataclass(a) else a

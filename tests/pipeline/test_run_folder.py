@@ -204,3 +204,39 @@ def test_the_run_folder_writer_and_the_contract_agree_on_the_names(tmp_path):
     fresh.prepare(GenerateConfig(), resume=False, overwrite=False)
     fresh.release()
     assert rc.is_run(fresh.root) and not rc.is_finished_run(fresh.root)   # started, nothing committed
+
+
+def test_resume_of_a_run_made_before_a_field_existed_keeps_that_fields_default(tmp_path):
+    """A field added after the run was made is absent from its config.json: the run was made
+    with the field's default, so a resume with today's preset (which sets another value) is
+    accepted and continues with the default; a recorded field that differs is still refused."""
+    from scenedreamer.config_io import to_json_dict, with_unrecorded_fields
+
+    preset = preset_config("offline")
+    assert preset.progressive.fit_steps_per_view != GenerateConfig().progressive.fit_steps_per_view
+    run = RunFolder(tmp_path / "run")
+    run.prepare(preset, resume=False, overwrite=False)
+    run.release()
+    older = json.loads(run.config_path.read_text())
+    del older["progressive"]["fit_steps_per_view"]          # as a release before the field wrote it
+    run.config_path.write_text(json.dumps(older))
+    with pytest.raises(UserInputError, match="progressive.fit_steps_per_view"):
+        RunFolder(run.root).prepare(preset, resume=True, overwrite=False)   # without the rule
+    resumed = RunFolder(run.root).for_resume(preset)
+    assert resumed.progressive.fit_steps_per_view == GenerateConfig().progressive.fit_steps_per_view
+    assert resumed.progressive.neighbours == preset.progressive.neighbours   # recorded: as given
+    folder = RunFolder(run.root)
+    assert folder.prepare(resumed, resume=True, overwrite=False).last_step == -1
+    folder.release()
+    changed = dataclasses.replace(preset, seed=preset.seed + 1)
+    with pytest.raises(UserInputError, match="seed"):
+        RunFolder(run.root).prepare(RunFolder(run.root).for_resume(changed), resume=True, overwrite=False)
+    # nested configs of another class (the representation changed) are left for config_diff
+    nerf = preset_config("offline", "nerf")
+    assert type(nerf.representation) is not type(preset.representation)
+    assert with_unrecorded_fields(nerf, preset, to_json_dict(preset)).representation == nerf.representation
+    # export settings may change on a resume: today's value wins there, recorded or not
+    del older["export"]["video_frames_per_view"]
+    run.config_path.write_text(json.dumps(older))
+    longer = dataclasses.replace(preset, export=dataclasses.replace(preset.export, video_frames_per_view=7))
+    assert RunFolder(run.root).for_resume(longer).export.video_frames_per_view == 7

@@ -77,7 +77,7 @@ def test_a_resume_keeps_the_dtype_the_run_was_made_with(tmp_path, capsys):
     assert main([*args, "--set", "progressive.fit_steps_per_view=0", "--resume"]) == 0
 
 
-def test_with_saved_dtype_reads_the_runs_config(tmp_path):
+def test_for_resume_keeps_the_runs_dtype(tmp_path):
     import dataclasses
 
     from scenedreamer.config_io import save_config
@@ -87,13 +87,13 @@ def test_with_saved_dtype_reads_the_runs_config(tmp_path):
     config = preset_config("offline")
     auto = dataclasses.replace(config, priors=dataclasses.replace(config.priors, dtype="auto"))
     folder = RunFolder(tmp_path)
-    assert folder.with_saved_dtype(auto) is auto                     # no config.json: unchanged
+    assert folder.for_resume(auto) is auto                     # no config.json: unchanged
     save_config(folder.config_path, dataclasses.replace(config, priors=dataclasses.replace(config.priors, dtype="bf16")))
-    assert folder.with_saved_dtype(auto).priors.dtype == "bf16"
+    assert folder.for_resume(auto).priors.dtype == "bf16"
     fp32 = dataclasses.replace(config, priors=dataclasses.replace(config.priors, dtype="fp32"))
-    assert folder.with_saved_dtype(fp32).priors.dtype == "fp32"     # an explicit dtype is kept
+    assert folder.for_resume(fp32).priors.dtype == "fp32"     # an explicit dtype is kept
     folder.config_path.write_text("{ not json")
-    assert folder.with_saved_dtype(auto) is auto                     # prepare() reports the bad file
+    assert folder.for_resume(auto) is auto                     # prepare() reports the bad file
 
 
 def test_dry_run_counts_each_network_once_in_the_dtype_that_runs(tmp_path):

@@ -63,7 +63,7 @@ def run_generation(config: GenerateConfig, out: str | Path, *, resume: bool = Fa
     run_folder = RunFolder(out)
     run_folder.check(resume=resume, overwrite=overwrite)   # refusals first: nothing written yet
     if resume:
-        config = run_folder.with_saved_dtype(config)        # "auto" keeps the dtype the run was made with
+        config = run_folder.for_resume(config)     # "auto" dtype and fields newer than the run: as it was made
     config, trajectory = check_inputs(config)
     check_disk_space(config, out, resume=resume, overwrite=overwrite,   # a new run must fit on the disk
                      cameras=len(trajectory.cameras))

@@ -39,7 +39,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..atomic import atomic_write_json, is_temp_file, temp_name_pattern
-from ..config_io import config_diff, load_config, save_config
+from ..config_io import (MAX_CONFIG_BYTES, config_diff, load_config, read_json_file, save_config,
+                         with_unrecorded_fields)
 from ..errors import RunLockedError, UserInputError
 from .config import GenerateConfig
 from .prior_kinds import run_licenses
@@ -146,19 +147,32 @@ class RunFolder:
                                  "refusing to " + ("resume" if resume else "write into") +
                                  " it: choose an empty or new folder")
 
-    def with_saved_dtype(self, config: GenerateConfig) -> GenerateConfig:
-        """For a resume: ``config`` with a ``priors.dtype`` left to "auto" replaced by the dtype
-        the run was made with (its config.json). "auto" resolves per machine (bf16 on a CPU that
-        has it), and a run resumed on another machine keeps computing in its own dtype; an
-        explicit dtype is compared as given. Unchanged when config.json cannot be read (``prepare``
-        says why)."""
-        if config.priors.dtype != "auto" or not self.config_path.is_file():
+    def for_resume(self, config: GenerateConfig) -> GenerateConfig:
+        """For a resume: ``config`` as the run was made where the command line cannot say it.
+
+        - A ``priors.dtype`` left to "auto" becomes the dtype the run was made with (its
+          config.json): "auto" resolves per machine (bf16 on a CPU that has it), and a run resumed
+          on another machine keeps computing in its own dtype; an explicit dtype is compared as
+          given.
+        - A field the run's config.json does not record (added to the program after the run was
+          made) keeps its default, the behaviour the run was made with, whatever today's preset
+          says (config_io.with_unrecorded_fields); export settings, which a resume may change,
+          are the command line's.
+
+        Unchanged when config.json cannot be read (``prepare`` says why)."""
+        if not self.config_path.is_file():
             return config
         try:
             saved = load_config(GenerateConfig, self.config_path)
+            recorded = read_json_file(self.config_path, what="config file", max_bytes=MAX_CONFIG_BYTES)
         except UserInputError:
             return config
-        return replace(config, priors=replace(config.priors, dtype=saved.priors.dtype))
+        kept = with_unrecorded_fields(config, saved, recorded)
+        # what may change on any resume (RESUME_MAY_CHANGE: top-level sections) is the command line's
+        config = replace(kept, **{p.rstrip("."): getattr(config, p.rstrip(".")) for p in RESUME_MAY_CHANGE})
+        if config.priors.dtype == "auto":
+            config = replace(config, priors=replace(config.priors, dtype=saved.priors.dtype))
+        return config
 
     # lifecycle -------------------------------------------------------------
     def prepare(self, config: GenerateConfig, resume: bool, overwrite: bool, notes: dict | None = None) -> Progress:
