@@ -209,3 +209,25 @@ def test_model_loading_is_reported_in_our_progress_not_the_libraries(tiny_model_
                      (3, 3, f"loading {m / 'zoe'} (depth)")]
     err = capsys.readouterr().err
     assert err.count("loading ") == 3 and "it/s" not in err and "Loading" not in err
+
+
+def test_the_unseen_warning_counts_only_what_neither_the_render_nor_a_support_view_shows(tmp_path, caplog):
+    """progressive.max_hole_fraction_warn: pixels the render misses but the warp of a support view
+    carries are not holes. Walking forward with a render trusted nowhere (unseen_opacity = 1:
+    ~37 % of the tiny NeRF's pixels count as missed, above the 20 % threshold set here) while the
+    warp carries ~98 %, nothing is reported; turning 120 degrees per view (60 degree field of view)
+    the Gaussians' render and the warp both show nothing, and each such view is reported."""
+    import logging
+
+    common = [*REDUCED, "--resolution", "40x32", "--set", "export.video=false", "--set", "export.ply=false",
+              "--set", "progressive.max_hole_fraction_warn=0.2"]
+    with caplog.at_level(logging.WARNING, logger="scenedreamer"):
+        assert main(["generate", "a forest lake", "--out", str(tmp_path / "forward"), "--trajectory", "forward",
+                     *common, *TINY_NERF, "--set", "progressive.unseen_opacity=1.0"]) == 0
+    assert not [r for r in caplog.records if "of the view is unseen" in r.getMessage()]
+    with caplog.at_level(logging.WARNING, logger="scenedreamer"):
+        assert main(["generate", "a forest lake", "--out", str(tmp_path / "turn"), "--trajectory", "rotate360",
+                     *common]) == 0
+    unseen = [r.getMessage() for r in caplog.records if "of the view is unseen" in r.getMessage()]
+    assert [m.split(":")[0] for m in unseen] == ["view 1", "view 2"]
+    assert all("neither the scene nor a support view shows it" in m for m in unseen)

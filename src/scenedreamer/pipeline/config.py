@@ -140,7 +140,7 @@ class ProgressiveConfig:
     occlusion_margin: float = 0.05
     """new points closer than (1 - margin) x an earlier view's depth would occlude it and are dropped"""
     max_hole_fraction_warn: float = 0.6
-    """log a warning when more than this fraction of a new view is unseen (too big a camera step)"""
+    """log a warning when more than this fraction of a new view is unseen: neither rendered (opacity below `unseen_opacity`) nor carried by the warp of a support view (too big a camera step)"""
     active_views: int = 16
     """a long world's steps work on an active set (docs/design.md "Long worlds"): the new camera's this many best-overlapping support views, and the Gaussians they see; the other Gaussians are frozen on disk. 0 = every step fits the whole world"""
     active_after_views: int = 64

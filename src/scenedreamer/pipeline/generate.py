@@ -167,15 +167,18 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
     with torch.no_grad():
         render = state.representation.render(camera)[0]
     unseen = render.opacity[0] < prog.unseen_opacity
-    if float(unseen.float().mean()) > prog.max_hole_fraction_warn:
-        log.warning("view %d: %.0f%% of the view is unseen; the camera step may be too large",
-                    step, 100 * float(unseen.float().mean()))
 
     # (d) the local way: warp neighbouring support views + inpaint
     neighbour_ids = database.neighbours(camera, prog.neighbours)
     neighbours = [database.get(v) for v in neighbour_ids]
     local = make_local_frame(neighbours, camera, prompt, priors.inpainter,
                              step_generator(config.seed, step, "inpaint"), config.warp)
+    # made up from nothing: what neither the scene's render nor the warp of a support view shows
+    # (a pixel the render misses but a support view carries is not a hole of the world)
+    blank = float((unseen & ~local.known).float().mean())
+    if blank > prog.max_hole_fraction_warn:
+        log.warning("view %d: %.0f%% of the view is unseen (neither the scene nor a support view shows it); "
+                    "the camera step may be too large", step, 100 * blank)
 
     # (c) 3D-aware generative refinement (or the local frame alone, as an ablation)
     if config.ablation.refinement:
