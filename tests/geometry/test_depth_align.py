@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from scenedreamer.geometry.depth_align import (AlignConfig, SeamConfig, align_depth, compensate_seams,
-                                               seam_offsets)
+                                               seam_anchors, seam_offsets)
 from scenedreamer.geometry.depth_align_reference import align_depth_reference, seam_offsets_reference
 
 
@@ -95,6 +95,7 @@ def _seam_problem(H=20, W=24):
 @pytest.mark.parametrize("decay", [None, 4.0])
 def test_seam_offsets_match_direct_sparse_solve(decay):
     aligned, known_depth, known = _seam_problem()
+    known_depth[2, 3] = 9.0                                   # a known pixel of another surface: no anchor
     cfg = SeamConfig(decay_px=decay, iterations_per_level=400, min_level_size=4)
     fast = seam_offsets(aligned, known_depth, known, cfg)
     exact = seam_offsets_reference(aligned, known_depth, known, cfg)
@@ -120,11 +121,13 @@ def test_seam_offsets_fade_with_decay():
     known_depth = torch.full((H, W), 2.5, dtype=torch.float64)
     known = torch.zeros(H, W, dtype=torch.bool)
     known[:, :4] = True                                       # known strip on the left only
-    out = compensate_seams(aligned, known_depth, known, SeamConfig(decay_px=5.0))
+    # known - aligned = 20 % of the known depth: exactly at the default anchor limit, so no limit here
+    out = compensate_seams(aligned, known_depth, known, SeamConfig(decay_px=5.0, max_anchor_mismatch=None))
     offsets = out[H // 2] - 2.0
     assert offsets[4] > 0.3 and offsets[40] < 0.01            # near the seam bent, far away untouched
     assert (offsets[4:-1] >= offsets[5:] - 1e-9).all()       # monotone fade
-    harmonic = compensate_seams(aligned, known_depth, known, SeamConfig(decay_px=None, iterations_per_level=200))
+    harmonic = compensate_seams(aligned, known_depth, known, SeamConfig(decay_px=None, iterations_per_level=200,
+                                                                          max_anchor_mismatch=None))
     assert torch.allclose(harmonic[:, 40], torch.full((H,), 2.5, dtype=torch.float64), atol=0.02)
 
 
@@ -132,3 +135,21 @@ def test_seams_without_known_pixels_change_nothing():
     aligned = torch.rand(6, 6, dtype=torch.float64) + 1
     out = compensate_seams(aligned, torch.zeros(6, 6, dtype=torch.float64), torch.zeros(6, 6, dtype=torch.bool))
     assert torch.equal(out, aligned)
+
+
+def test_a_known_pixel_of_another_surface_does_not_bend_the_seam():
+    """SeamConfig.max_anchor_mismatch: a column of known pixels just left of the hole holds a
+    far surface (a depth edge the warp and the prediction see one pixel apart). Anchored, its
+    mismatch would drag the new surface far back; not anchored, the new surface meets the
+    trustworthy known surface around the hole as before."""
+    aligned, known_depth, known = _seam_problem()
+    edge = known_depth.clone()
+    edge[5:15, 5] = 30.0                                      # ~10x the surface's depth
+    assert not bool(seam_anchors(aligned, edge, known)[5:15, 5].any())
+    robust = compensate_seams(aligned, edge, known)
+    clean = compensate_seams(aligned, known_depth, known)
+    naive = compensate_seams(aligned, edge, known, SeamConfig(max_anchor_mismatch=None))
+    hole = ~known
+    assert (naive[hole] - clean[hole]).abs().max() > 5.0      # the edge pulled the fill far back
+    assert (robust[hole] - clean[hole]).abs().max() < 0.1     # the rest of the rim still pins it
+    assert torch.equal(robust[known], edge[known])            # known depth is kept either way

@@ -1,5 +1,7 @@
 """Pipeline building blocks: depth for new content, occlusion dropping, multi-view z-buffer."""
 
+import dataclasses
+
 import torch
 
 from scenedreamer.geometry.cameras import Cameras, intrinsics_from_fov
@@ -76,6 +78,105 @@ def test_multi_view_z_buffer_keeps_the_nearest_surface():
     from scenedreamer.geometry.warp import ForwardWarpConfig
 
     for order in ([near, far], [far, near]):
-        rgb, depth, known = warp_views_into(order, CAM, ForwardWarpConfig())
+        # the plain z-buffer (the best view's free space, tested below, would drop the near copy
+        # when the far view comes first: that view looked through it)
+        rgb, depth, known, backdrop = warp_views_into(order, CAM, ForwardWarpConfig(best_view_free_space=False))
+        assert not bool(backdrop.any())                                    # no view had a backdrop
         assert bool(known.all())
         assert torch.allclose(depth, torch.full((H, W), 2.0)) and torch.equal(rgb[..., 0], torch.ones(H, W))
+
+
+def test_the_warp_carries_each_pixels_backdrop_flag():
+    """The flag travels with the colour it describes (LocalFrame.backdrop): a view whose upper
+    rows are sky, warped into a camera turned a little, shows sky exactly where those rows land."""
+    from scenedreamer.geometry.projection import project_points, unproject_depth
+    from scenedreamer.geometry.warp import ForwardWarpConfig
+
+    sky = torch.zeros(H, W, dtype=torch.bool)
+    sky[: H // 3] = True
+    view = _view(torch.where(sky, torch.full((H, W), 100.0), torch.full((H, W), 4.0)))
+    view = dataclasses.replace(view, backdrop=sky)
+    turn = torch.eye(4)
+    turn[:3, :3] = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.9962, -0.0872], [0.0, 0.0872, 0.9962]])   # 5 degrees
+    target = Cameras(K, turn, W, H)
+    rgb, depth, known, backdrop = warp_views_into([view], target, ForwardWarpConfig())
+    assert bool(backdrop.any()) and not bool((backdrop & ~known).any())
+    # where each known target pixel came from: a sky source pixel iff the flag is set
+    points = unproject_depth(depth[None], target)[0][known]
+    uv, _ = project_points(points[None], view.camera)
+    col = uv[0, :, 0].floor().long().clamp(0, W - 1)
+    row = uv[0, :, 1].floor().long().clamp(0, H - 1)
+    assert torch.equal(backdrop[known], sky[row, col])
+
+
+class BackdropEstimator:
+    """A relative depth prior that marks the upper rows as backdrop and gives them a value
+    that no affine map of the surfaces' depth explains (as a network's sky)."""
+    label = "fake with sky"
+
+    def __init__(self, sky):
+        self.sky = sky
+
+    def estimate(self, image, camera=None):
+        values = torch.where(self.sky, torch.full((H, W), 9.0), 0.5 * true_depth() + 2.0)
+        return DepthPrediction(values, DepthKind.RELATIVE, backdrop=self.sky)
+
+
+def test_known_backdrop_keeps_its_depth_and_stays_out_of_the_alignment():
+    """Known backdrop pixels (carried by the warp) keep their stand-in depth and do not bend the
+    affine alignment of new surfaces; new backdrop pixels take the known backdrop's median depth,
+    so the sky stays one shell; the backdrop mask is the carried one on known pixels and the
+    prior's on new ones."""
+    from scenedreamer.pipeline.local_frame import depth_and_backdrop_for_new_view
+
+    sky = torch.zeros(H, W, dtype=torch.bool)
+    sky[: H // 2] = True                                     # half of every column is sky
+    known = torch.zeros(H, W, dtype=torch.bool)
+    known[:, : W // 2] = True
+    stand_in = torch.where(sky, torch.full((H, W), 80.0) + torch.arange(W)[None] * 0.5, true_depth())
+    known_depth = torch.where(known, stand_in, torch.zeros(()))
+    known_sky = known & sky
+    args = (torch.zeros(H, W, 3), CAM, known_depth, known, BackdropEstimator(sky), AlignConfig(), SeamConfig(), 4.0)
+    depth, backdrop = depth_and_backdrop_for_new_view(*args, known_backdrop=known_sky)
+    assert torch.equal(depth[known], known_depth[known])
+    surface = ~known & ~sky
+    rel = ((depth[surface] - true_depth()[surface]).abs() / true_depth()[surface]).max()
+    assert rel < 0.01, float(rel)
+    assert torch.allclose(depth[~known & sky], known_depth[known_sky].median().expand(int((~known & sky).sum())))
+    assert torch.equal(backdrop, sky)
+    # the defect this guards against: with the sky aligned as if it were a surface, the new
+    # surfaces' depth is far off (a bad scale and shift fitted to two incompatible groups)
+    old, _ = depth_and_backdrop_for_new_view(*args)
+    assert ((old[surface] - true_depth()[surface]).abs() / true_depth()[surface]).max() > 0.1
+    # a carried flag overrides the prior on known pixels: it describes the warped image there
+    carried = known & ~sky & (torch.arange(H)[:, None] == H - 1)
+    _, backdrop = depth_and_backdrop_for_new_view(*args, known_backdrop=known_sky | carried)
+    assert torch.equal(backdrop, sky | carried)
+
+
+def test_later_views_lose_what_the_best_view_saw_through():
+    """ForwardWarpConfig.best_view_free_space: the first (best) view saw a wall at 8 everywhere;
+    a later view carries a misplaced red copy at depth 2 in front of it. The plain z-buffer keeps
+    the copy (nearest wins); the best view's free space drops it. Where the best view saw nothing
+    (invalid pixels) the later view still fills in, near or not."""
+    from scenedreamer.geometry.warp import ForwardWarpConfig
+
+    best = _view(torch.full((H, W), 8.0), colour=(0.0, 0.0, 1.0))
+    depth = torch.full((H, W), 8.0)
+    depth[8:16, 8:16] = 2.0
+    rgb = torch.tensor([0.0, 0.0, 1.0]).expand(H, W, 3).clone()
+    rgb[8:16, 8:16] = torch.tensor([1.0, 0.0, 0.0])
+    later = dataclasses.replace(_view(depth), rgb=rgb)
+    step = torch.eye(4)
+    step[0, 3] = 0.1                                        # the new camera moved a little sideways
+    target = Cameras(K, step, W, H)
+    plain, _, plain_known, _ = warp_views_into([best, later], target, ForwardWarpConfig(best_view_free_space=False))
+    carved, _, known, _ = warp_views_into([best, later], target, ForwardWarpConfig())
+    red = lambda image: int((image[..., 0] > 0.5).sum())   # noqa: E731
+    assert red(plain) > 20 and red(carved) == 0
+    assert torch.equal(known, plain_known)                  # the wall behind the copy still shows
+    # a hole in the best view: the later view's near pixels there are kept
+    valid = torch.ones(H, W, dtype=torch.bool)
+    valid[:, : W // 2] = False
+    kept, _, _, _ = warp_views_into([dataclasses.replace(best, valid=valid), later], target, ForwardWarpConfig())
+    assert red(kept) > 20

@@ -45,6 +45,12 @@ class SeamConfig:
     carries the long-range part of the solution)."""
     min_depth: float = 1e-3
     """Compensated depths are clamped to at least this (scene units)."""
+    max_anchor_mismatch: float | None = 0.2
+    """A known pixel anchors the seam only when the aligned prediction there is within this
+    fraction of its known depth; None: every known pixel anchors. Beyond it the two describe
+    different surfaces (a depth edge seen one pixel apart by the warp and by the prediction, or a
+    misregistered copy), and diffusing that mismatch would bend the new surface toward the other
+    side of the edge; the next trustworthy anchors decide instead."""
 
 
 @dataclass(frozen=True)
@@ -65,4 +71,14 @@ class ForwardWarpConfig:
     (the far side of depth edges, where monocular depth smears "flying pixels")."""
     edge_depth_rel_tol: float = 0.1
     """Relative depth jump that marks a source depth edge (used with ``drop_depth_edges``)."""
+    best_view_free_space: bool = True
+    """Warping several support views into one camera (pipeline/local_frame.py): drop every pixel
+    of the second and later views that lies in front of what the first (best overlapping) view
+    saw along the same line of sight, by more than ``free_space_margin``. The best view saw
+    through that point, so it is a misregistered copy (a depth error of a few percent moves a
+    surface's pixels sideways); a plain z-buffer keeps the nearest of every copy, which smears
+    surfaces along the path and dots them over the sky."""
+    free_space_margin: float = 0.05
+    """Relative depth margin of ``best_view_free_space``: a point counts as seen through when its
+    depth in the best view is below (1 - margin) x the depth that view saw at its pixel."""
 

@@ -195,11 +195,22 @@ def _solve_level(fixed: Tensor, values: Tensor, decay_px: float | None, config: 
     return offset
 
 
+def seam_anchors(aligned: Tensor, known_depth: Tensor, known: Tensor, config: SeamConfig = SeamConfig()) -> Tensor:
+    """(H, W) bool: the known pixels that pin the seam offsets, those where the aligned
+    prediction is within ``config.max_anchor_mismatch`` of the known depth (relative; None:
+    every known pixel). A larger mismatch means the two see different surfaces there."""
+    if config.max_anchor_mismatch is None:
+        return known
+    return known & ((known_depth - aligned).abs() <= config.max_anchor_mismatch * known_depth.abs())
+
+
 def seam_offsets(aligned: Tensor, known_depth: Tensor, known: Tensor,
                  config: SeamConfig = SeamConfig()) -> Tensor:
-    """(H, W) depth offsets: known - aligned on known pixels, diffused into the new pixels."""
-    delta = torch.where(known, known_depth - aligned, torch.zeros_like(aligned))
-    fixed = known.to(aligned.dtype)[None, None]
+    """(H, W) depth offsets: known - aligned on the anchors (``seam_anchors``), diffused into
+    every other pixel."""
+    anchors = seam_anchors(aligned, known_depth, known, config)
+    delta = torch.where(anchors, known_depth - aligned, torch.zeros_like(aligned))
+    fixed = anchors.to(aligned.dtype)[None, None]
     return _solve_level(fixed, delta[None, None], config.decay_px, config)[0, 0]
 
 

@@ -13,7 +13,7 @@ import scipy.sparse.linalg
 import torch
 from torch import Tensor
 
-from .depth_align import AlignConfig, SeamConfig
+from .depth_align import AlignConfig, SeamConfig, seam_anchors
 
 
 def align_depth_reference(pred: Tensor, target: Tensor, mask: Tensor, space: str = "disparity",
@@ -43,11 +43,12 @@ def align_depth_reference(pred: Tensor, target: Tensor, mask: Tensor, space: str
 
 def seam_offsets_reference(aligned: Tensor, known_depth: Tensor, known: Tensor,
                            config: SeamConfig = SeamConfig()) -> Tensor:
-    """Exact solution of the seam offset problem (H, W): offsets = known - aligned on known pixels;
-    on the others (n_i + 1/decay^2) o_i - sum_{4-neighbours j in the image} o_j = 0."""
+    """Exact solution of the seam offset problem (H, W): offsets = known - aligned on the anchors
+    (``seam_anchors``: the same pixels the fast solver pins); on the others
+    (n_i + 1/decay^2) o_i - sum_{4-neighbours j in the image} o_j = 0."""
     H, W = aligned.shape
     delta = (known_depth - aligned).double().numpy()
-    fixed = known.numpy()
+    fixed = seam_anchors(aligned, known_depth, known, config).numpy()
     screen = 0.0 if config.decay_px is None else 1.0 / config.decay_px ** 2
     n = H * W
     A = scipy.sparse.lil_matrix((n, n))

@@ -101,11 +101,12 @@ register_bounds(OfflineRefinerConfig, opacity_low=FRACTION, opacity_high=FRACTIO
                 keep_threshold=NON_NEGATIVE,        # above 1 = never keep exactly (documented)
                 seam_radius_px=COUNT, seam_edge_eps=POSITIVE, unknown_render_trust=FRACTION,
                 consistency_weight=FRACTION)
-register_bounds(ForwardWarpConfig, near=POSITIVE, crack_depth_rel_tol=NON_NEGATIVE, edge_depth_rel_tol=NON_NEGATIVE)
+register_bounds(ForwardWarpConfig, near=POSITIVE, crack_depth_rel_tol=NON_NEGATIVE, edge_depth_rel_tol=NON_NEGATIVE,
+                free_space_margin=FRACTION)
 register_bounds(AlignConfig, iterations=COUNT, outlier_mads=POSITIVE, min_pixels=Bound(low=2),   # 2 unknowns: scale, shift
                 max_fit_samples=Bound(low=2), min_depth=POSITIVE, max_depth=POSITIVE)
 register_bounds(SeamConfig, decay_px=POSITIVE, iterations_per_level=COUNT, min_level_size=Bound(low=1, high=MAX_TEXELS),
-                coarsest_iteration_factor=COUNT, min_depth=POSITIVE)
+                coarsest_iteration_factor=COUNT, min_depth=POSITIVE, max_anchor_mismatch=NON_NEGATIVE)
 register_bounds(InitConfig, neighbour_yaws_deg=Bound(low=-180.0, high=180.0),
                 neighbour_pitches_deg=Bound(low=-90.0, high=90.0),   # beyond 90 the camera is upside down
                 neighbour_shift=free("a signed sideways offset, scene units (negative: against the yaw)"),

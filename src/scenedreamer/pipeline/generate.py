@@ -136,9 +136,10 @@ def initialise_scene_context(config: GenerateConfig, trajectory: Trajectory, dat
                                  step_generator(config.seed, 0, "inpaint"), config.warp)
         depth, backdrop = depth_and_backdrop_for_new_view(
             local.rgb, camera, local.warped_depth, local.known, priors.depth, config.align, config.seams,
-            config.init.first_view_median_depth, config.support.backdrop_depth)
+            config.init.first_view_median_depth, config.support.backdrop_depth, known_backdrop=local.backdrop)
         new = ~local.known
-        valid = ~drop_occluding_points(depth, new, camera, views, config.progressive.occlusion_margin)
+        # a backdrop point is a stand-in, not a surface: it hides nothing an earlier view saw
+        valid = ~drop_occluding_points(depth, new & ~backdrop, camera, views, config.progressive.occlusion_margin)
         database.add(_record(local.rgb, depth, valid, new, camera, Provenance.WARP_INPAINT, 0, prompt0, backdrop))
 
     views = [database.get(v) for v in database.ids()]
@@ -203,14 +204,17 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
     warped = local.warped_depth
     render_agrees = (~unseen & (render.depth[0] > 0)
                      & ((render.depth[0] - warped).abs() <= prog.render_depth_tolerance * warped))
-    known_depth = torch.where(local.known & render_agrees, render.depth[0], warped)
+    # The backdrop keeps the warped stand-in depth: it is no surface the render could sharpen,
+    # and the render's blend of sky Gaussians would let the stand-in wander from view to view
+    known_depth = torch.where(local.known & render_agrees & ~local.backdrop, render.depth[0], warped)
     depth, backdrop = depth_and_backdrop_for_new_view(image, camera, known_depth, local.known, priors.depth,
                                                       config.align, config.seams,
                                                       config.init.first_view_median_depth,
-                                                      config.support.backdrop_depth)
+                                                      config.support.backdrop_depth, known_backdrop=local.backdrop)
     new = ~local.known
     earlier = [database.get(v) for v in neighbour_ids]
-    valid = ~drop_occluding_points(depth, new, camera, earlier, prog.occlusion_margin)
+    # a backdrop point is a stand-in, not a surface: it hides nothing an earlier view saw
+    valid = ~drop_occluding_points(depth, new & ~backdrop, camera, earlier, prog.occlusion_margin)
     record = _record(image, depth, valid, new, camera, provenance, step, prompt, backdrop)
     view_id = database.add(record)
     views = database if active_ids is None else database.subset(active_ids + [view_id])

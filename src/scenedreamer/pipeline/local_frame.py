@@ -28,43 +28,74 @@ class LocalFrame:
     rgb: (H, W, 3) in [0, 1], warped where ``known``, inpainted elsewhere.
     warped_depth: (H, W) z-depth of the warped pixels (0 where not ``known``).
     known: (H, W) bool, pixels some support view saw (carried by the warp, not generated).
+    backdrop: (H, W) bool, the known pixels whose warped support pixel was backdrop
+        (ViewRecord.backdrop): what this frame's image shows there, carried with its colour.
     """
 
     rgb: Tensor
     warped_depth: Tensor
     known: Tensor
+    backdrop: Tensor
 
 
-def warp_views_into(views: list[ViewRecord], camera: Cameras, config: ForwardWarpConfig) -> tuple[Tensor, Tensor, Tensor]:
+def warp_views_into(views: list[ViewRecord], camera: Cameras,
+                    config: ForwardWarpConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Z-buffer the forward warps of several support views into ``camera`` (a batch of 1).
 
-    Returns rgb (H, W, 3), depth (H, W) z-depth in ``camera`` (0 where unseen), known (H, W) bool.
-    The nearest surface over all views wins, as in a single z-buffer.
+    Returns rgb (H, W, 3), depth (H, W) z-depth in ``camera`` (0 where unseen), known (H, W) bool
+    and backdrop (H, W) bool (known pixels whose source pixel was its view's backdrop).
+    ``views`` come best first (SupportDatabase.neighbours' order): with
+    ``config.best_view_free_space`` the later views lose the pixels the first one saw through
+    (``seen_through_by``); then the nearest surface over all views wins, as in a single z-buffer.
     """
     H, W = camera.height, camera.width
     device = camera.device
     best_depth = torch.full((H, W), float("inf"), device=device)
-    rgb = torch.zeros(H, W, 3, device=device)
-    for view in views:
-        warp = forward_warp(view.rgb[None].to(device), view.depth[None].to(device), view.camera.to(device),
-                            camera, valid=view.valid[None].to(device), config=config)
+    carried = torch.zeros(H, W, 4, device=device)
+    for index, view in enumerate(views):
+        # the backdrop flag travels as a fourth channel, so it stays with the colour it describes
+        # (a crack filled between two sky pixels is sky: the fill averages, > 0.5 reads it back)
+        source = torch.cat([view.rgb, view.backdrop.to(view.rgb.dtype)[..., None]], -1)
+        valid = view.valid.to(device)
+        if index > 0 and config.best_view_free_space:
+            valid = valid & ~seen_through_by(view, views[0], config.free_space_margin)
+        warp = forward_warp(source[None].to(device), view.depth[None].to(device), view.camera.to(device),
+                            camera, valid=valid[None], config=config)
         closer = warp.valid[0] & (warp.depth[0] < best_depth)
         best_depth = torch.where(closer, warp.depth[0], best_depth)
-        rgb = torch.where(closer[..., None], warp.rgb[0], rgb)
+        carried = torch.where(closer[..., None], warp.rgb[0], carried)
     known = torch.isfinite(best_depth)
     depth = torch.where(known, best_depth, torch.zeros_like(best_depth))
-    return rgb, depth, known
+    return carried[..., :3], depth, known, known & (carried[..., 3] > 0.5)
+
+
+def seen_through_by(view: ViewRecord, best: ViewRecord, margin: float) -> Tensor:
+    """(H, W) bool over ``view``'s pixels: those whose 3D point lies in front of what ``best``
+    saw along the same line of sight (inside best's image, on a valid pixel of it, at a depth in
+    best's camera below (1 - margin) x best's depth there). ``best`` looked through such a point,
+    so it is no surface; it is a copy of one that a depth error put in the wrong place."""
+    device = view.depth.device
+    points = unproject_depth(view.depth[None], view.camera.to(device))[0].reshape(-1, 3)
+    uv, z = project_points(points[None], best.camera.to(device))
+    uv, z = uv[0], z[0]
+    col, row = uv[:, 0].floor(), uv[:, 1].floor()
+    inside = (z > 0) & (col >= 0) & (col < best.width) & (row >= 0) & (row < best.height)
+    col = col.clamp(0, best.width - 1).long()
+    row = row.clamp(0, best.height - 1).long()
+    seen = best.valid.to(device)[row, col] & inside
+    through = seen & (z < (1.0 - margin) * best.depth.to(device)[row, col])
+    return through.reshape(view.depth.shape)
 
 
 def make_local_frame(views: list[ViewRecord], camera: Cameras, prompt: str, inpainter: Inpainter,
                      generator: torch.Generator, config: ForwardWarpConfig) -> LocalFrame:
     """Warp the given support views into ``camera`` and inpaint the pixels none of them sees."""
-    rgb, depth, known = warp_views_into(views, camera, config)
+    rgb, depth, known, backdrop = warp_views_into(views, camera, config)
     if bool(known.all()):
         filled = rgb
     else:
         filled = inpainter.inpaint(rgb, ~known, prompt, generator, camera=camera)
-    return LocalFrame(rgb=filled, warped_depth=depth, known=known)
+    return LocalFrame(rgb=filled, warped_depth=depth, known=known, backdrop=backdrop)
 
 
 def metric_depth_for_new_view(image: Tensor, camera: Cameras, known_depth: Tensor, known: Tensor,
@@ -78,26 +109,45 @@ def metric_depth_for_new_view(image: Tensor, camera: Cameras, known_depth: Tenso
 def depth_and_backdrop_for_new_view(image: Tensor, camera: Cameras, known_depth: Tensor, known: Tensor,
                                     estimator: DepthEstimator | DepthCompleter, align: AlignConfig,
                                     seams: SeamConfig, fallback_median_depth: float,
-                                    backdrop_depth: float | None = None) -> tuple[Tensor, Tensor]:
+                                    backdrop_depth: float | None = None,
+                                    known_backdrop: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Z-depth (H, W) for every pixel of ``image`` seen from ``camera``.
 
     Known pixels keep ``known_depth``; the rest come from the depth network, aligned (scale and
-    shift, robust least squares) to the known depth and seam-compensated so that the new surface
-    meets the old one at the hole boundary. With no known pixel (the first view) a non-metric
-    prediction is scaled to ``fallback_median_depth``. A network-free DepthCompleter fills the
-    rest from the known depth itself (already in the scene's units: nothing to align).
+    shift, robust least squares) to the known surfaces' depth and seam-compensated so that the new
+    surface meets the old one at the hole boundary. With no known pixel (the first view) a
+    non-metric prediction is scaled to ``fallback_median_depth``. A network-free DepthCompleter
+    fills the rest from the known depth itself (already in the scene's units: nothing to align).
+
+    ``known_backdrop`` (H, W) bool: the known pixels that show the backdrop (LocalFrame.backdrop,
+    carried by the warp; None: none). They keep their warped depth but take no part in the
+    alignment, whose affine model holds for surfaces, not for a stand-in depth. A new backdrop
+    pixel gets the median depth of the known backdrop (a stand-in, like theirs: the sky then
+    stays one consistent shell in 3D instead of taking whatever the alignment extrapolates);
+    with no known backdrop, the prior's own (metric or aligned) depth.
 
     Returns (depth (H, W) z-depth, backdrop (H, W) bool). The backdrop (ViewRecord.backdrop) is
-    what the depth prior marks as having no surface (the offline world's sky, exactly), plus,
-    when ``backdrop_depth`` (SupportConfig.backdrop_depth, scene units) is set, every pixel whose
+    ``known_backdrop`` on known pixels (what the image shows there) and, on new pixels, what the
+    depth prior marks as having no surface (the offline world's sky, exactly), plus, when
+    ``backdrop_depth`` (SupportConfig.backdrop_depth, scene units) is set, every pixel whose
     final depth is at or beyond it (a depth network's far distance).
     """
+    if known_backdrop is None:
+        known_backdrop = torch.zeros_like(known)
+    known_backdrop = known_backdrop.to(known.device) & known
     if isinstance(estimator, DepthCompleter):
         depth = estimator.complete(known_depth, known)
-        return depth, _beyond(depth, backdrop_depth, None)
+        return depth, known_backdrop | _beyond(depth, backdrop_depth, None)
     prediction = estimator.estimate(image, camera=camera)
-    depth = _metric_depth(prediction, known_depth, known, align, seams, fallback_median_depth)
-    return depth, _beyond(depth, backdrop_depth, prediction.backdrop)
+    surfaces = known & ~known_backdrop
+    depth = _metric_depth(prediction, known_depth, surfaces, align, seams, fallback_median_depth)
+    depth = torch.where(known, known_depth, depth)
+    backdrop = torch.where(known, known_backdrop | _beyond(depth, backdrop_depth, None),
+                           _beyond(depth, backdrop_depth, prediction.backdrop))
+    new_backdrop = backdrop & ~known
+    if bool(new_backdrop.any()) and int(known_backdrop.sum()) >= align.min_pixels:
+        depth = torch.where(new_backdrop, known_depth[known_backdrop].median(), depth)
+    return depth, backdrop
 
 
 def _beyond(depth: Tensor, backdrop_depth: float | None, marked: Tensor | None) -> Tensor:
@@ -110,7 +160,8 @@ def _beyond(depth: Tensor, backdrop_depth: float | None, marked: Tensor | None) 
 
 def _metric_depth(prediction, known_depth: Tensor, known: Tensor, align: AlignConfig, seams: SeamConfig,
                   fallback_median_depth: float) -> Tensor:
-    """A DepthPrediction turned into the scene's z-depth (see depth_and_backdrop_for_new_view)."""
+    """A DepthPrediction turned into the scene's z-depth (see depth_and_backdrop_for_new_view);
+    ``known``: the pixels whose ``known_depth`` it is aligned to (and keeps)."""
     values = prediction.values.to(known_depth.device, torch.float32)
     if prediction.kind is DepthKind.DISPARITY:
         # an affine-invariant disparity: make it positive before inverting; alignment fixes the rest
