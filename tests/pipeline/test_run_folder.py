@@ -207,9 +207,9 @@ def test_the_run_folder_writer_and_the_contract_agree_on_the_names(tmp_path):
 
 
 def test_resume_of_a_run_made_before_a_field_existed_keeps_that_fields_default(tmp_path):
-    """A field added after the run was made is absent from its config.json: the run was made
-    with the field's default, so a resume with today's preset (which sets another value) is
-    accepted and continues with the default; a recorded field that differs is still refused."""
+    """A field added after the run was made is absent from its config.json (loading it gives the
+    default): a resume with today's preset (which sets another value) is accepted and continues
+    with the default; a recorded field that differs is still refused."""
     from scenedreamer.config_io import to_json_dict, with_unrecorded_fields
 
     preset = preset_config("offline")

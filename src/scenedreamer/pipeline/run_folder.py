@@ -155,9 +155,9 @@ class RunFolder:
           on another machine keeps computing in its own dtype; an explicit dtype is compared as
           given.
         - A field the run's config.json does not record (added to the program after the run was
-          made) keeps its default, the behaviour the run was made with, whatever today's preset
-          says (config_io.with_unrecorded_fields); export settings, which a resume may change,
-          are the command line's.
+          made) keeps its class default whatever today's preset says
+          (config_io.with_unrecorded_fields), so the resume is not refused for a setting the run
+          could not record; export settings, which a resume may change, are the command line's.
 
         Unchanged when config.json cannot be read (``prepare`` says why)."""
         if not self.config_path.is_file():
