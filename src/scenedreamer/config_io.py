@@ -448,9 +448,9 @@ def with_unrecorded_fields(config: T, saved: T, recorded: Any) -> T:
     For a resume: a field added to the program after the run was made is absent from its
     config.json, while a preset of today may set another value than the default; without this
     the resume would be refused as a changed setting. The default is what loading the old file
-    gives everywhere else (extend, render), so the run continues with one value throughout. Fields the file holds are untouched,
-    so a setting the user really changed is still reported by ``config_diff``. Nested configs
-    are followed while both sides are the same config class.
+    gives everywhere else (extend, render), so the run continues with one value throughout.
+    Fields the file holds are untouched, so a setting the user really changed is still reported
+    by ``config_diff``. Nested configs are followed while both sides are the same config class.
     """
     if not (dataclasses.is_dataclass(config) and type(config) is type(saved) and isinstance(recorded, dict)):
         return config
