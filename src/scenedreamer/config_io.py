@@ -467,6 +467,42 @@ def with_unrecorded_fields(config: T, saved: T, recorded: Any) -> T:
     return dataclasses.replace(config, **changes) if changes else config
 
 
+def with_moved_defaults(config: T, saved: T, prefix: str = "") -> tuple[T, list[str]]:
+    """``config`` with every leaf field that holds its class default today, where ``saved`` (a
+    run's config.json, loaded) holds another value, taken from ``saved``; and the dotted keys
+    so taken.
+
+    For a resume: a default that moved after the run was made (a tuning that a later release
+    measured better), or a setting the run was made with and the resuming command omits, is not
+    a change the user asked for, and the run continues with the value it was made with, as
+    extend and render read it. A value the user or today's preset set
+    (not the class default) is untouched, so ``config_diff`` still reports a real change; a
+    preset whose own value moved is still refused. Nested configs are followed while both sides
+    are the same config class.
+    """
+    if not (dataclasses.is_dataclass(config) and type(config) is type(saved)):
+        return config, []
+    changes, kept = {}, []
+    for f in dataclasses.fields(config):
+        mine, theirs = getattr(config, f.name), getattr(saved, f.name)
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        if dataclasses.is_dataclass(mine):
+            nested, inner = with_moved_defaults(mine, theirs, key)
+            if inner:
+                changes[f.name], kept = nested, kept + inner
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            continue
+        if mine == default and theirs != mine:
+            changes[f.name] = theirs
+            kept.append(key)
+    return (dataclasses.replace(config, **changes) if changes else config), kept
+
+
 def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     """Dotted paths where two configs (or their JSON dicts) differ, for clear resume errors."""
     da = to_json_dict(a) if dataclasses.is_dataclass(a) else a

@@ -240,3 +240,37 @@ def test_resume_of_a_run_made_before_a_field_existed_keeps_that_fields_default(t
     run.config_path.write_text(json.dumps(older))
     longer = dataclasses.replace(preset, export=dataclasses.replace(preset.export, video_frames_per_view=7))
     assert RunFolder(run.root).for_resume(longer).export.video_frames_per_view == 7
+
+
+def test_resume_of_a_run_made_before_a_default_moved_keeps_the_runs_value(tmp_path, caplog):
+    """config_io.with_moved_defaults: the run recorded a value that was the default when it was
+    made (here progressive.render_depth_tolerance 0.05, today 0); a resume with a command line
+    that leaves the setting alone continues with the run's value (and says so) instead of being
+    refused. A value the command line sets away from the default is still compared."""
+    from scenedreamer.config_io import with_moved_defaults
+
+    today = preset_config("offline")
+    assert today.progressive.render_depth_tolerance == GenerateConfig().progressive.render_depth_tolerance == 0.0
+    run = RunFolder(tmp_path / "run")
+    run.prepare(today, resume=False, overwrite=False)
+    run.release()
+    older = json.loads(run.config_path.read_text())
+    older["progressive"]["render_depth_tolerance"] = 0.05        # the default of an earlier release
+    run.config_path.write_text(json.dumps(older))
+    with pytest.raises(UserInputError, match="progressive.render_depth_tolerance"):
+        RunFolder(run.root).prepare(today, resume=True, overwrite=False)       # without the rule
+    with caplog.at_level("WARNING"):
+        resumed = RunFolder(run.root).for_resume(today)
+    assert resumed.progressive.render_depth_tolerance == 0.05
+    assert "progressive.render_depth_tolerance=0.05" in caplog.text
+    folder = RunFolder(run.root)
+    assert folder.prepare(resumed, resume=True, overwrite=False).last_step == -1
+    folder.release()
+    # set on the command line to something else than the default: compared, and refused
+    asked = dataclasses.replace(today, progressive=dataclasses.replace(today.progressive, render_depth_tolerance=0.1))
+    assert RunFolder(run.root).for_resume(asked).progressive.render_depth_tolerance == 0.1
+    with pytest.raises(UserInputError, match="progressive.render_depth_tolerance"):
+        RunFolder(run.root).prepare(RunFolder(run.root).for_resume(asked), resume=True, overwrite=False)
+    # only leaves at their class default move; a config of another class is left alone
+    nerf = preset_config("offline", "nerf")
+    assert with_moved_defaults(nerf, today)[0].representation == nerf.representation

@@ -32,6 +32,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -40,7 +41,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write_json, is_temp_file, temp_name_pattern
 from ..config_io import (MAX_CONFIG_BYTES, config_diff, load_config, read_json_file, save_config,
-                         with_unrecorded_fields)
+                         with_moved_defaults, with_unrecorded_fields)
 from ..errors import RunLockedError, UserInputError
 from .config import GenerateConfig
 from .prior_kinds import run_licenses
@@ -56,6 +57,8 @@ RESUME_MAY_CHANGE = ("export.",)
 """Settings a resumed run may take from the new command: the exports are made from the finished
 steps at the end and change no committed step (a run of an earlier release, whose video default
 was shorter, resumes with today's defaults)."""
+
+log = logging.getLogger(__name__)
 
 
 def _input_files(config: GenerateConfig) -> list[tuple[str, str]]:
@@ -158,6 +161,10 @@ class RunFolder:
           made) keeps its class default whatever today's preset says
           (config_io.with_unrecorded_fields), so the resume is not refused for a setting the run
           could not record; export settings, which a resume may change, are the command line's.
+        - A field that the command leaves at its class default while the run recorded another
+          value (the default moved after the run was made, or the run set it) keeps the run's
+          value (config_io.with_moved_defaults; logged): the run continues as it was made
+          instead of being refused for a change nobody asked for.
 
         Unchanged when config.json cannot be read (``prepare`` says why)."""
         if not self.config_path.is_file():
@@ -168,6 +175,11 @@ class RunFolder:
         except UserInputError:
             return config
         kept = with_unrecorded_fields(config, saved, recorded)
+        kept, moved = with_moved_defaults(kept, saved)
+        moved = [key for key in moved if not key.startswith(RESUME_MAY_CHANGE)]
+        if moved:
+            log.warning("%s: resuming with the run's own values of settings this command leaves at their default: %s", self.root,
+                        ", ".join(f"{key}={_dotted(saved, key)!r}" for key in moved))
         # what may change on any resume (RESUME_MAY_CHANGE: top-level sections) is the command line's
         config = replace(kept, **{p.rstrip("."): getattr(config, p.rstrip(".")) for p in RESUME_MAY_CHANGE})
         if config.priors.dtype == "auto":
@@ -384,3 +396,10 @@ def _unlink(path: Path) -> None:
     """Remove a file or a link (the link itself); leave a real folder of that name alone."""
     if path.is_symlink() or path.is_file():
         path.unlink(missing_ok=True)
+
+
+def _dotted(config, key: str):
+    """The value at the dotted ``key`` of a (nested) config dataclass."""
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
