@@ -40,6 +40,25 @@ def test_alignment_recovers_scale_and_shift_under_noise_and_outliers(space, scal
     assert 0.6 < fit.inlier_fraction < 0.9                  # ~20% outliers were dropped
 
 
+def test_relative_residuals_fit_the_shift_of_a_deep_scene_better():
+    """AlignConfig.relative_residuals: known depth from 1 to 100 units with a 5 % multiplicative
+    error (a depth prediction's error grows with depth). Absolute residuals let the far pixels'
+    large errors decide the shift, which the nearest pixels then carry as a large relative
+    error. Mean shift error over 16 scenes: measured 0.0024 (relative) against 0.0093 (absolute);
+    the bound asks for half."""
+    errors = {True: 0.0, False: 0.0}
+    for seed in range(16):
+        g = torch.Generator().manual_seed(seed)
+        true = torch.exp(torch.empty(64, 64, dtype=torch.float64).uniform_(0.0, 4.6, generator=g))
+        pred = (true - 0.5) / 2.0                                  # true = 2 pred + 0.5
+        observed = true * (1 + 0.05 * torch.randn(64, 64, generator=g, dtype=torch.float64))
+        mask = torch.ones(64, 64, dtype=torch.bool)
+        for relative in errors:
+            fit = align_depth(pred, observed, mask, space="depth", config=AlignConfig(relative_residuals=relative))
+            errors[relative] += abs(fit.shift - 0.5) / 16
+    assert errors[True] < 0.5 * errors[False]
+
+
 def test_plain_least_squares_would_fail_on_these_outliers():
     true, pred, observed, mask, _ = synthetic("depth", 2.0, 0.5)
     naive = align_depth(pred, observed, mask, space="depth", config=AlignConfig(iterations=0))
@@ -47,12 +66,14 @@ def test_plain_least_squares_would_fail_on_these_outliers():
     assert abs(naive.scale - 2.0) > 5 * abs(robust.scale - 2.0)
 
 
+@pytest.mark.parametrize("relative", [True, False])
 @pytest.mark.parametrize("space", ["depth", "disparity"])
 @pytest.mark.parametrize("seed", range(3))
-def test_alignment_matches_numpy_twin(space, seed):
+def test_alignment_matches_numpy_twin(space, seed, relative):
     _, pred, observed, mask, _ = synthetic(space, 1.5, 0.1 if space == "depth" else 0.02, seed=seed)
-    fit = align_depth(pred, observed, mask, space=space)
-    s, t, inliers = align_depth_reference(pred, observed, mask, space=space)
+    config = AlignConfig(relative_residuals=relative)
+    fit = align_depth(pred, observed, mask, space=space, config=config)
+    s, t, inliers = align_depth_reference(pred, observed, mask, space=space, config=config)
     assert fit.scale == pytest.approx(s, rel=1e-9, abs=1e-12)
     assert fit.shift == pytest.approx(t, rel=1e-9, abs=1e-12)
     assert fit.inlier_fraction == pytest.approx(inliers.mean())

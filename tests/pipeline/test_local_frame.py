@@ -180,3 +180,23 @@ def test_later_views_lose_what_the_best_view_saw_through():
     valid[:, : W // 2] = False
     kept, _, _, _ = warp_views_into([dataclasses.replace(best, valid=valid), later], target, ForwardWarpConfig())
     assert red(kept) > 20
+
+
+def test_within_the_same_surface_margin_the_better_views_copy_stays():
+    """ForwardWarpConfig.same_surface_margin: two views of one wall, the best at depth 8 (blue),
+    a later one 2 % nearer (red: its depth error). Nearest-wins would carry the later copy,
+    whose depth is the most negative error, and a walk that does so at every step shrinks; with
+    the margin the best view's copy stays. A surface clearly in front (25 % nearer, with the
+    best view's free space switched off so that it survives) still replaces it."""
+    from scenedreamer.geometry.warp import ForwardWarpConfig
+
+    best = _view(torch.full((H, W), 8.0), colour=(0.0, 0.0, 1.0))
+    copy = _view(torch.full((H, W), 7.84), colour=(1.0, 0.0, 0.0))
+    kept, depth, known, _ = warp_views_into([best, copy], CAM, ForwardWarpConfig())
+    assert bool(known.all()) and torch.allclose(depth, torch.full((H, W), 8.0))
+    assert torch.equal(kept[..., 2], torch.ones(H, W))
+    nearest, depth, _, _ = warp_views_into([best, copy], CAM, ForwardWarpConfig(same_surface_margin=None))
+    assert torch.allclose(depth, torch.full((H, W), 7.84)) and torch.equal(nearest[..., 0], torch.ones(H, W))
+    front = _view(torch.full((H, W), 6.0), colour=(1.0, 0.0, 0.0))
+    replaced, depth, _, _ = warp_views_into([best, front], CAM, ForwardWarpConfig(best_view_free_space=False))
+    assert torch.allclose(depth, torch.full((H, W), 6.0)) and torch.equal(replaced[..., 0], torch.ones(H, W))

@@ -27,6 +27,14 @@ class AlignConfig:
     """Aligned depths are clamped to at least this (scene units)."""
     max_depth: float = 1e4
     """Aligned depths are clamped to at most this (scene units; disparity floor 1/max_depth)."""
+    relative_residuals: bool = True
+    """Fits in depth space (relative and metric predictions) weigh and reject outliers by
+    residuals relative to the known depth (least squares weighted by 1 / known^2) instead of
+    absolute ones. A depth prediction's error grows with the depth, so absolute residuals let
+    the few far pixels decide the fit; their small relative errors then become a large relative
+    error on the near ground, which is most of a walk's new pixels, and the next view aligns to
+    that. Disparity-space fits keep absolute residuals: there a too-far outlier's tiny
+    disparity would weigh most."""
 
 
 @dataclass(frozen=True)
@@ -81,4 +89,11 @@ class ForwardWarpConfig:
     free_space_margin: float = 0.05
     """Relative depth margin of ``best_view_free_space``: a point counts as seen through when its
     depth in the best view is below (1 - margin) x the depth that view saw at its pixel."""
+    same_surface_margin: float | None = 0.05
+    """Warping several support views into one camera: a later view's pixel replaces an earlier
+    (better overlapping) view's only when it is nearer by more than this fraction of the
+    earlier depth (a surface in front); within it both show the same surface and the earlier
+    view's copy stays. None: plain nearest-wins z-buffer, which among copies of one surface
+    keeps the one whose depth error is most negative at every pixel, so the carried depth
+    shrinks a little with every step of a walk."""
 

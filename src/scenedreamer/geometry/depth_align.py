@@ -101,7 +101,8 @@ def align_depth(pred: Tensor, target: Tensor, mask: Tensor, space: str = "dispar
 
     pred: (H, W) predicted z-depth (positive; up to scale/shift). target: (H, W) known z-depth
     (scene units), used where ``mask`` (H, W) bool is True. space: "depth" fits
-    target ~ s * pred + t; "disparity" fits 1/target ~ s / pred + t.
+    target ~ s * pred + t; "disparity" fits 1/target ~ s / pred + t; in depth space the residuals
+    are relative to the target with ``config.relative_residuals``.
     Pixels with non-finite or non-positive pred/target are ignored. Large images are fitted
     on an even stride of at most ``max_fit_samples`` pixels. Returns DepthAlignment with
     ``aligned`` (H, W) for every pixel (clamped to [min_depth, max_depth]).
@@ -117,10 +118,15 @@ def align_depth(pred: Tensor, target: Tensor, mask: Tensor, space: str = "dispar
     x = _to_space(p, space).double()                                           # (M,)
     y = _to_space(q, space).double()
 
+    # relative residuals (AlignConfig.relative_residuals; depth space only: there an outlier is
+    # mostly too far and weighs less, while a too-far outlier's tiny disparity would weigh most):
+    # (s x + t - y) / y, least squares weighted by 1 / y^2
+    scale = y.abs() if config.relative_residuals and space == "depth" else torch.ones_like(y)
+    precision = 1.0 / scale.square()
     weight = torch.ones_like(x)
-    s, t = _weighted_line_fit(x, y, weight)
+    s, t = _weighted_line_fit(x, y, weight * precision)
     for _ in range(config.iterations):
-        residual = s * x + t - y
+        residual = (s * x + t - y) / scale
         sigma = _robust_sigma(residual)
         if sigma <= 0:
             break                                   # an exact fit on more than half the pixels
@@ -128,7 +134,7 @@ def align_depth(pred: Tensor, target: Tensor, mask: Tensor, space: str = "dispar
         if new_weight.sum() < config.min_pixels or torch.equal(new_weight, weight):
             break
         weight = new_weight
-        s, t = _weighted_line_fit(x, y, weight)
+        s, t = _weighted_line_fit(x, y, weight * precision)
 
     aligned = _from_fit(pred, float(s), float(t), space, config)
     inliers = weight > 0

@@ -26,9 +26,17 @@ def align_depth_reference(pred: Tensor, target: Tensor, mask: Tensor, space: str
     if space == "disparity":
         x, y = 1.0 / x, 1.0 / y
     inliers = np.ones(x.shape, bool)
-    s, t = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)[0]
+    # relative residuals in depth space: each row of the system divided by |y| (weighted least
+    # squares, 1 / y^2)
+    scale = np.abs(y) if config.relative_residuals and space == "depth" else np.ones_like(y)
+
+    def fit(rows, row_scale):
+        A = np.stack([x[rows], np.ones(rows.sum())], 1) / row_scale[rows, None]
+        return np.linalg.lstsq(A, y[rows] / row_scale[rows], rcond=None)[0]
+
+    s, t = fit(inliers, scale)
     for _ in range(config.iterations):
-        residual = s * x + t - y
+        residual = (s * x + t - y) / scale
         r = np.sort(np.abs(residual))
         sigma = 1.4826 * r[(r.size + 1) // 2 - 1]            # lower median, as kthvalue
         if sigma <= 0:
@@ -37,7 +45,7 @@ def align_depth_reference(pred: Tensor, target: Tensor, mask: Tensor, space: str
         if new.sum() < config.min_pixels or np.array_equal(new, inliers):
             break
         inliers = new
-        s, t = np.linalg.lstsq(np.stack([x[inliers], np.ones(inliers.sum())], 1), y[inliers], rcond=None)[0]
+        s, t = fit(inliers, scale)
     return float(s), float(t), inliers
 
 

@@ -197,10 +197,11 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
         image = local.rgb
         provenance = Provenance.WARP_INPAINT
 
-    # depth. Known pixels (carried by the warp of support views) keep the scene's rendered depth
-    # where it agrees with the warp, the warped depth where the render shows a floater; the new
-    # content gets estimated depth, aligned to the known depth and seam-compensated; new points
-    # that would hide what earlier views saw are dropped
+    # depth. Known pixels (carried by the warp of support views) keep the warped depth (or, with
+    # progressive.render_depth_tolerance > 0, the scene's rendered depth where it agrees with the
+    # warp: the render is a little short, so off by default); the new content gets estimated
+    # depth, aligned to the known depth and seam-compensated; new points that would hide what
+    # earlier views saw are dropped
     warped = local.warped_depth
     render_agrees = (~unseen & (render.depth[0] > 0)
                      & ((render.depth[0] - warped).abs() <= prog.render_depth_tolerance * warped))

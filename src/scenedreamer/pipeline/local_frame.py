@@ -46,7 +46,9 @@ def warp_views_into(views: list[ViewRecord], camera: Cameras,
     and backdrop (H, W) bool (known pixels whose source pixel was its view's backdrop).
     ``views`` come best first (SupportDatabase.neighbours' order): with
     ``config.best_view_free_space`` the later views lose the pixels the first one saw through
-    (``seen_through_by``); then the nearest surface over all views wins, as in a single z-buffer.
+    (``seen_through_by``); then a later view's pixel replaces an earlier one's only when it is
+    nearer by more than ``config.same_surface_margin`` (a surface in front of it); None: the
+    nearest over all views wins, as in a single z-buffer.
     """
     H, W = camera.height, camera.width
     device = camera.device
@@ -61,7 +63,10 @@ def warp_views_into(views: list[ViewRecord], camera: Cameras,
             valid = valid & ~seen_through_by(view, views[0], config.free_space_margin)
         warp = forward_warp(source[None].to(device), view.depth[None].to(device), view.camera.to(device),
                             camera, valid=valid[None], config=config)
-        closer = warp.valid[0] & (warp.depth[0] < best_depth)
+        # within same_surface_margin the pixel shows the surface an earlier, better view already
+        # gave: that copy stays (nearest-wins would pick the most negative depth error every step)
+        margin = 0.0 if config.same_surface_margin is None else config.same_surface_margin
+        closer = warp.valid[0] & (warp.depth[0] < (1.0 - margin) * best_depth)
         best_depth = torch.where(closer, warp.depth[0], best_depth)
         carried = torch.where(closer[..., None], warp.rgb[0], carried)
     known = torch.isfinite(best_depth)
