@@ -259,13 +259,13 @@ def test_resume_of_a_run_made_before_a_default_moved_keeps_the_runs_value(tmp_pa
     run.config_path.write_text(json.dumps(older))
     with pytest.raises(UserInputError, match="progressive.render_depth_tolerance"):
         RunFolder(run.root).prepare(today, resume=True, overwrite=False)       # without the rule
-    with caplog.at_level("WARNING"):
-        resumed = RunFolder(run.root).for_resume(today)
-    assert resumed.progressive.render_depth_tolerance == 0.05
-    assert "progressive.render_depth_tolerance=0.05" in caplog.text
     folder = RunFolder(run.root)
-    assert folder.prepare(resumed, resume=True, overwrite=False).last_step == -1
+    resumed = folder.for_resume(today)
+    assert resumed.progressive.render_depth_tolerance == 0.05
+    with caplog.at_level("WARNING"):
+        assert folder.prepare(resumed, resume=True, overwrite=False).last_step == -1
     folder.release()
+    assert caplog.text.count("progressive.render_depth_tolerance=0.05") == 1 and "priors.dtype" not in caplog.text
     # set on the command line to something else than the default: compared, and refused
     asked = dataclasses.replace(today, progressive=dataclasses.replace(today.progressive, render_depth_tolerance=0.1))
     assert RunFolder(run.root).for_resume(asked).progressive.render_depth_tolerance == 0.1

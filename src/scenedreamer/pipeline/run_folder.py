@@ -96,6 +96,9 @@ class RunFolder:
         self._lock_fd: int | None = None
         self.created: bool = False
         """Whether ``prepare`` created the folder itself (so a rollback may remove it)."""
+        self.kept_from_run: list[str] = []
+        """"key=value" of the settings ``for_resume`` took from the run (with_moved_defaults);
+        ``prepare`` names them once it has accepted the resume."""
 
     # paths -----------------------------------------------------------------
     @property
@@ -175,15 +178,13 @@ class RunFolder:
         except UserInputError:
             return config
         kept = with_unrecorded_fields(config, saved, recorded)
+        if kept.priors.dtype == "auto":
+            kept = replace(kept, priors=replace(kept.priors, dtype=saved.priors.dtype))
         kept, moved = with_moved_defaults(kept, saved)
-        moved = [key for key in moved if not key.startswith(RESUME_MAY_CHANGE)]
-        if moved:
-            log.warning("%s: resuming with the run's own values of settings this command leaves at their default: %s", self.root,
-                        ", ".join(f"{key}={_dotted(saved, key)!r}" for key in moved))
         # what may change on any resume (RESUME_MAY_CHANGE: top-level sections) is the command line's
         config = replace(kept, **{p.rstrip("."): getattr(config, p.rstrip(".")) for p in RESUME_MAY_CHANGE})
-        if config.priors.dtype == "auto":
-            config = replace(config, priors=replace(config.priors, dtype=saved.priors.dtype))
+        self.kept_from_run = [f"{key}={_dotted(saved, key)!r}" for key in moved
+                              if not key.startswith(RESUME_MAY_CHANGE)]
         return config
 
     # lifecycle -------------------------------------------------------------
@@ -213,6 +214,9 @@ class RunFolder:
                     shown = "; ".join(fixed[:4]) + (" ..." if len(fixed) > 4 else "")
                     raise UserInputError(f"{self.root}: cannot resume a run made with another config ({shown})")
                 self._check_inputs(config)
+                if self.kept_from_run:
+                    log.warning("%s: resuming with the run's own values of settings this command leaves at "
+                                "their default: %s", self.root, ", ".join(self.kept_from_run))
                 if diff:                            # only export settings changed: record the new ones
                     save_config(self.config_path, config, self._record_notes())
                 self.remove_stale_temp_files()
