@@ -154,6 +154,51 @@ def test_known_backdrop_keeps_its_depth_and_stays_out_of_the_alignment():
     assert torch.equal(backdrop, sky | carried)
 
 
+def test_with_no_sky_carried_a_new_sky_takes_the_neighbours_stand_in():
+    """A camera whose warp carries (almost) no sky (a hill ahead on a long walk) still puts its
+    new sky at the stand-in depth of the neighbouring views. Regression: it took the
+    alignment's extrapolation of the prior's sky (14 units here, 6.9 on the 300-view walk),
+    and every later view carried that near sky on, which faded the far sky behind it."""
+    from scenedreamer.pipeline.local_frame import backdrop_stand_in_depth, depth_and_backdrop_for_new_view
+
+    sky = torch.zeros(H, W, dtype=torch.bool)
+    sky[: H // 3] = True
+    known = torch.zeros(H, W, dtype=torch.bool)
+    known[H // 2:] = True                                     # the ground only: no sky carried
+    known_depth = torch.where(known, true_depth(), torch.zeros(()))
+    neighbour = _view(torch.where(sky, torch.full((H, W), 100.0), true_depth()))
+    neighbour = dataclasses.replace(neighbour, backdrop=sky)
+    stand_in = backdrop_stand_in_depth([neighbour], AlignConfig().min_pixels)
+    assert stand_in == 100.0
+    args = (torch.zeros(H, W, 3), CAM, known_depth, known, BackdropEstimator(sky), AlignConfig(), SeamConfig(), 4.0)
+    depth, backdrop = depth_and_backdrop_for_new_view(*args, known_backdrop=torch.zeros_like(known),
+                                                      backdrop_stand_in=stand_in)
+    assert torch.equal(backdrop, sky)
+    assert torch.equal(depth[sky], torch.full((int(sky.sum()),), 100.0))
+    assert torch.equal(depth[known], known_depth[known])
+    # without the stand-in (the first view's rule): the prior's sky aligned as a surface, 7x nearer
+    old, _ = depth_and_backdrop_for_new_view(*args, known_backdrop=torch.zeros_like(known))
+    assert float(old[sky].max()) < 20.0
+
+
+def test_the_backdrop_stand_in_reads_valid_backdrop_pixels_only():
+    """backdrop_stand_in_depth: the median over the views' valid backdrop pixels; None below
+    min_pixels (a view that saw no sky says nothing of its depth)."""
+    from scenedreamer.pipeline.local_frame import backdrop_stand_in_depth
+
+    sky = torch.zeros(H, W, dtype=torch.bool)
+    sky[:4] = True                                              # 4 rows of 32 = 128 pixels
+    near = dataclasses.replace(_view(torch.where(sky, torch.full((H, W), 50.0), true_depth())), backdrop=sky)
+    far = dataclasses.replace(_view(torch.where(sky, torch.full((H, W), 90.0), true_depth())), backdrop=sky)
+    invalid = far.valid.clone()
+    invalid[:4, :] = False                                      # its sky was dropped: not counted
+    dropped = dataclasses.replace(_view(torch.full((H, W), 1000.0)), backdrop=sky, valid=invalid)
+    assert backdrop_stand_in_depth([near, near, far], 1) == 50.0
+    assert backdrop_stand_in_depth([far, dropped], 1) == 90.0
+    assert backdrop_stand_in_depth([near], 129) is None
+    assert backdrop_stand_in_depth([], 1) is None
+
+
 def test_later_views_lose_what_the_best_view_saw_through():
     """ForwardWarpConfig.best_view_free_space: the first (best) view saw a wall at 8 everywhere;
     a later view carries a misplaced red copy at depth 2 in front of it. The plain z-buffer keeps

@@ -115,7 +115,8 @@ def depth_and_backdrop_for_new_view(image: Tensor, camera: Cameras, known_depth:
                                     estimator: DepthEstimator | DepthCompleter, align: AlignConfig,
                                     seams: SeamConfig, fallback_median_depth: float,
                                     backdrop_depth: float | None = None,
-                                    known_backdrop: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                                    known_backdrop: Tensor | None = None,
+                                    backdrop_stand_in: float | None = None) -> tuple[Tensor, Tensor]:
     """Z-depth (H, W) for every pixel of ``image`` seen from ``camera``.
 
     Known pixels keep ``known_depth``; the rest come from the depth network, aligned (scale and
@@ -128,8 +129,13 @@ def depth_and_backdrop_for_new_view(image: Tensor, camera: Cameras, known_depth:
     carried by the warp; None: none). They keep their warped depth but take no part in the
     alignment, whose affine model holds for surfaces, not for a stand-in depth. A new backdrop
     pixel gets the median depth of the known backdrop (a stand-in, like theirs: the sky then
-    stays one consistent shell in 3D instead of taking whatever the alignment extrapolates);
-    with no known backdrop, the prior's own (metric or aligned) depth.
+    stays one consistent shell in 3D instead of taking whatever the alignment extrapolates).
+    With too few known backdrop pixels (align.min_pixels) it gets ``backdrop_stand_in`` (z-depth,
+    scene units: the neighbouring support views' stand-in, ``backdrop_stand_in_depth``), and
+    with none given (nothing seen the sky yet: the first view), the prior's own (metric or
+    aligned) depth. Without that rule a camera that sees almost no sky (a hill ahead) took the
+    alignment's extrapolation of the prior's sky (a few units away on a long walk), and every
+    later view carried that near sky on.
 
     Returns (depth (H, W) z-depth, backdrop (H, W) bool). The backdrop (ViewRecord.backdrop) is
     ``known_backdrop`` on known pixels (what the image shows there) and, on new pixels, what the
@@ -150,9 +156,25 @@ def depth_and_backdrop_for_new_view(image: Tensor, camera: Cameras, known_depth:
     backdrop = torch.where(known, known_backdrop | _beyond(depth, backdrop_depth, None),
                            _beyond(depth, backdrop_depth, prediction.backdrop))
     new_backdrop = backdrop & ~known
-    if bool(new_backdrop.any()) and int(known_backdrop.sum()) >= align.min_pixels:
-        depth = torch.where(new_backdrop, known_depth[known_backdrop].median(), depth)
+    if bool(new_backdrop.any()):
+        if int(known_backdrop.sum()) >= align.min_pixels:
+            depth = torch.where(new_backdrop, known_depth[known_backdrop].median(), depth)
+        elif backdrop_stand_in is not None:
+            depth = torch.where(new_backdrop, torch.as_tensor(backdrop_stand_in, dtype=depth.dtype,
+                                                              device=depth.device), depth)
     return depth, backdrop
+
+
+def backdrop_stand_in_depth(views: list[ViewRecord], min_pixels: int) -> float | None:
+    """The backdrop's stand-in z-depth (scene units) in ``views``: the median stored depth of
+    their valid backdrop pixels (ViewRecord.backdrop), or None when they hold fewer than
+    ``min_pixels`` of them. A new view's sky takes it when the warp carries too little sky of
+    its own (depth_and_backdrop_for_new_view)."""
+    depths = [v.depth[v.backdrop & v.valid].float() for v in views]
+    depths = torch.cat([d.cpu() for d in depths]) if depths else torch.zeros(0)
+    if depths.numel() < max(min_pixels, 1):
+        return None
+    return float(depths.median())
 
 
 def _beyond(depth: Tensor, backdrop_depth: float | None, marked: Tensor | None) -> Tensor:
