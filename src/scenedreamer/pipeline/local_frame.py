@@ -132,7 +132,7 @@ def depth_and_backdrop_for_new_view(image: Tensor, camera: Cameras, known_depth:
     stays one consistent shell in 3D instead of taking whatever the alignment extrapolates).
     With too few known backdrop pixels (align.min_pixels) it gets ``backdrop_stand_in`` (z-depth,
     scene units: the neighbouring support views' stand-in, ``backdrop_stand_in_depth``), and
-    with none given (nothing seen the sky yet: the first view), the prior's own (metric or
+    with none given (no view has seen the sky yet: the first view), the prior's own (metric or
     aligned) depth. Without that rule a camera that sees almost no sky (a hill ahead) took the
     alignment's extrapolation of the prior's sky (a few units away on a long walk), and every
     later view carried that near sky on.
