@@ -177,6 +177,8 @@ def main() -> None:
                              "the run's own default)")
     parser.add_argument("--window", type=int, default=20, help="views averaged at view 100 and at the end")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config setting passed to every chapter's command (e.g. progressive.reveal_window=0.0625)")
     args = parser.parse_args()
     if args.work.exists() and any(args.work.iterdir()):
         raise SystemExit(f"--work {args.work}: not empty")
@@ -188,6 +190,8 @@ def main() -> None:
     settings = ["--set", "export.video=false"]
     if args.active_views is not None:
         settings += ["--set", f"progressive.active_views={args.active_views}"]
+    for setting in args.set:
+        settings += ["--set", setting]
     samples, chapter_seconds = [], []
     for number in range(args.chapters):
         path = args.work / f"chapter_{number}.json"
@@ -216,7 +220,7 @@ def main() -> None:
     seconds_ratio = late["seconds_per_view"] / early["seconds_per_view"]
     rss_ratio = late["peak_rss_mib"] / early["peak_rss_mib"]
     result = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "chapters": args.chapters,
-              "frames_per_chapter": args.frames, "step": args.step, "active_views": args.active_views,
+              "frames_per_chapter": args.frames, "step": args.step, "active_views": args.active_views, "settings": args.set,
               "early": early, "late": late, "seconds_ratio": seconds_ratio, "rss_ratio": rss_ratio,
               "seconds_ok": abs(seconds_ratio - 1) <= SECONDS_TARGET, "rss_ok": abs(rss_ratio - 1) <= RSS_TARGET,
               "support_views": len(ids), "scene_ply_psnr_mean_db": sum(psnrs) / len(psnrs),

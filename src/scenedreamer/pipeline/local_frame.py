@@ -92,6 +92,60 @@ def seen_through_by(view: ViewRecord, best: ViewRecord, margin: float) -> Tensor
     return through.reshape(view.depth.shape)
 
 
+def hidden_by_new_content(depth: Tensor, known: Tensor, backdrop: Tensor, camera: Cameras,
+                          views: list[ViewRecord], window_px: int, margin: float) -> Tensor:
+    """(H, W) bool: warp-known pixels that new content may hide (the forward warp's blind wedge).
+
+    depth: (H, W) z-depth of the frame (known pixels: the warped depth; new ones: their
+    estimated depth); known: (H, W) the warp-known pixels; backdrop: (H, W) bool; camera: the
+    frame's camera (a batch of 1); views: the support views warped into it.
+
+    A support view can carry a far point into a pixel where, seen from this camera, a nearer
+    object that the view never saw (outside its frustum) now stands: on a sideways walk a near
+    tree enters at the image edge faster than the sky behind it, and the carried sky fills the
+    columns the tree should cover. For each known pixel with new non-backdrop content nearer by
+    more than ``margin`` (relative) within ``window_px`` pixels, the point of its ray at that
+    nearer depth is tested: if no view saw it empty (inside its image, in front of the depth it
+    saw there by more than ``margin``), nothing says the nearer object does not reach it.
+    """
+    H, W = depth.shape
+    new_surface = ~known & ~backdrop & (depth > 0)
+    if not bool(new_surface.any()) or window_px < 1:
+        return torch.zeros_like(known)
+    inf = torch.full_like(depth, float("inf"))
+    near = torch.where(new_surface, depth, inf)
+    size = 2 * window_px + 1
+    nearest = -torch.nn.functional.max_pool2d(-near[None, None], size, stride=1, padding=window_px)[0, 0]
+    candidate = known & torch.isfinite(nearest) & (nearest < (1.0 - margin) * depth)
+    if not bool(candidate.any()):
+        return torch.zeros_like(known)
+    probe = torch.where(candidate, nearest, torch.zeros_like(depth))
+    points = unproject_depth(probe[None], camera)[0][candidate]                # (M, 3) world
+    seen_empty = torch.zeros(points.shape[0], dtype=torch.bool, device=depth.device)
+    for view in views:
+        uv, z = project_points(points[None], view.camera.to(depth.device))
+        uv, z = uv[0], z[0]
+        col, row = uv[:, 0].floor(), uv[:, 1].floor()
+        inside = (z > 0) & (col >= 0) & (col < view.width) & (row >= 0) & (row < view.height)
+        col = col.clamp(0, view.width - 1).long()
+        row = row.clamp(0, view.height - 1).long()
+        saw = view.valid.to(depth.device)[row, col] & inside
+        seen_empty |= saw & (z < (1.0 - margin) * view.depth.to(depth.device)[row, col])
+    hidden = torch.zeros_like(known)
+    hidden[candidate] = ~seen_empty
+    return hidden
+
+
+def reinpaint(local: LocalFrame, hidden: Tensor, prompt: str, inpainter: Inpainter, generator: torch.Generator,
+              camera: Cameras) -> LocalFrame:
+    """``local`` with the ``hidden`` (H, W) known pixels made unknown and everything unknown
+    inpainted again (the carried pixels kept as warped)."""
+    known = local.known & ~hidden
+    filled = inpainter.inpaint(local.rgb, ~known, prompt, generator, camera=camera)
+    return LocalFrame(rgb=filled, warped_depth=torch.where(known, local.warped_depth, torch.zeros_like(local.warped_depth)),
+                      known=known, backdrop=local.backdrop & known)
+
+
 def make_local_frame(views: list[ViewRecord], camera: Cameras, prompt: str, inpainter: Inpainter,
                      generator: torch.Generator, config: ForwardWarpConfig) -> LocalFrame:
     """Warp the given support views into ``camera`` and inpaint the pixels none of them sees."""
