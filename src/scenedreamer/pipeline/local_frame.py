@@ -81,15 +81,21 @@ def seen_through_by(view: ViewRecord, best: ViewRecord, margin: float) -> Tensor
     so it is no surface; it is a copy of one that a depth error put in the wrong place."""
     device = view.depth.device
     points = unproject_depth(view.depth[None], view.camera.to(device))[0].reshape(-1, 3)
-    uv, z = project_points(points[None], best.camera.to(device))
+    return _seen_empty_by(points, best, margin).reshape(view.depth.shape)
+
+
+def _seen_empty_by(points: Tensor, view: ViewRecord, margin: float) -> Tensor:
+    """(M,) bool: which world ``points`` (M, 3) ``view`` looked through: inside its image, on a
+    valid pixel, at a depth in its camera below (1 - margin) x the depth it saw at that pixel."""
+    device = points.device
+    uv, z = project_points(points[None], view.camera.to(device))
     uv, z = uv[0], z[0]
     col, row = uv[:, 0].floor(), uv[:, 1].floor()
-    inside = (z > 0) & (col >= 0) & (col < best.width) & (row >= 0) & (row < best.height)
-    col = col.clamp(0, best.width - 1).long()
-    row = row.clamp(0, best.height - 1).long()
-    seen = best.valid.to(device)[row, col] & inside
-    through = seen & (z < (1.0 - margin) * best.depth.to(device)[row, col])
-    return through.reshape(view.depth.shape)
+    inside = (z > 0) & (col >= 0) & (col < view.width) & (row >= 0) & (row < view.height)
+    col = col.clamp(0, view.width - 1).long()
+    row = row.clamp(0, view.height - 1).long()
+    seen = view.valid.to(device)[row, col] & inside
+    return seen & (z < (1.0 - margin) * view.depth.to(device)[row, col])
 
 
 def hidden_by_new_content(depth: Tensor, known: Tensor, backdrop: Tensor, camera: Cameras,
@@ -108,7 +114,6 @@ def hidden_by_new_content(depth: Tensor, known: Tensor, backdrop: Tensor, camera
     nearer depth is tested: if no view saw it empty (inside its image, in front of the depth it
     saw there by more than ``margin``), nothing says the nearer object does not reach it.
     """
-    H, W = depth.shape
     new_surface = ~known & ~backdrop & (depth > 0)
     if not bool(new_surface.any()) or window_px < 1:
         return torch.zeros_like(known)
@@ -123,14 +128,7 @@ def hidden_by_new_content(depth: Tensor, known: Tensor, backdrop: Tensor, camera
     points = unproject_depth(probe[None], camera)[0][candidate]                # (M, 3) world
     seen_empty = torch.zeros(points.shape[0], dtype=torch.bool, device=depth.device)
     for view in views:
-        uv, z = project_points(points[None], view.camera.to(depth.device))
-        uv, z = uv[0], z[0]
-        col, row = uv[:, 0].floor(), uv[:, 1].floor()
-        inside = (z > 0) & (col >= 0) & (col < view.width) & (row >= 0) & (row < view.height)
-        col = col.clamp(0, view.width - 1).long()
-        row = row.clamp(0, view.height - 1).long()
-        saw = view.valid.to(depth.device)[row, col] & inside
-        seen_empty |= saw & (z < (1.0 - margin) * view.depth.to(depth.device)[row, col])
+        seen_empty |= _seen_empty_by(points, view, margin)
     hidden = torch.zeros_like(known)
     hidden[candidate] = ~seen_empty
     return hidden
