@@ -231,37 +231,3 @@ def test_the_unseen_warning_counts_only_what_neither_the_render_nor_a_support_vi
     unseen = [r.getMessage() for r in caplog.records if "of the view is unseen" in r.getMessage()]
     assert [m.split(":")[0] for m in unseen] == ["view 1", "view 2"]
     assert all("neither the scene nor a support view shows it" in m for m in unseen)
-
-
-def test_reveal_window_inpaints_again_what_new_near_content_may_hide(tmp_path):
-    """progressive.reveal_window wired into the progressive step: on a sideways walk (the
-    offline world's corridor, looking right, 1.5 units a step) the first progressive view's new
-    pixels are those of the same run without it (the runs are identical up to there) plus the
-    carried pixels that hidden_by_new_content flags beside the nearer new strip."""
-    import math
-
-    from scenedreamer.geometry.cameras import Cameras
-    from scenedreamer.geometry.trajectory import Trajectory
-    from scenedreamer.geometry.trajectory_io import write_transforms_json
-    from scenedreamer.geometry.trajectory_presets import _view_poses
-    from scenedreamer.support.database import SupportDatabase
-
-    width, height, count = 64, 48, 3
-    index = torch.arange(count, dtype=torch.float32)
-    positions = torch.stack([torch.zeros_like(index), torch.zeros_like(index), index * 1.5], -1)
-    c2w = _view_poses(positions, torch.full_like(index, 90.0), torch.full_like(index, -10.0))
-    focal = 0.5 * width / math.tan(math.radians(30.0))
-    K = torch.tensor([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
-    path = tmp_path / "walk.json"
-    write_transforms_json(path, Trajectory(Cameras(K.expand(count, 3, 3).clone(), c2w, width, height), [None] * count))
-    common = ["--trajectory", str(path), "--resolution", f"{width}x{height}", "--representation", "gaussians",
-              *REDUCED, "--set", "export.video=false", "--set", "export.ply=false"]
-    new_pixels = {}
-    for name, extra in [("plain", []), ("reveal", ["--set", "progressive.reveal_window=0.25"])]:
-        assert main(["generate", "a forest lake", "--out", str(tmp_path / name), *common, *extra]) == 0
-        with SupportDatabase.open(tmp_path / name / "support", create=False) as db:
-            first = [v for v in db.ids() if db.view_info(v).step == 1][0]
-            new_pixels[name] = db.get(first).inpainted
-    plain, reveal = new_pixels["plain"], new_pixels["reveal"]
-    assert bool((reveal | ~plain).all())                # every pixel new without it is new with it
-    assert int(reveal.sum()) > int(plain.sum()), (int(reveal.sum()), int(plain.sum()))

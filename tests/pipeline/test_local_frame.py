@@ -199,35 +199,6 @@ def test_the_backdrop_stand_in_reads_valid_backdrop_pixels_only():
     assert backdrop_stand_in_depth([], 1) is None
 
 
-def test_carried_far_pixels_beside_new_near_content_are_hidden_only_outside_what_a_view_saw():
-    """The forward warp's blind wedge (hidden_by_new_content). A view saw a far wall (100 units)
-    filling its image; the camera then steps 1 unit right, and a near object (5 units) enters at
-    the right edge. The wall carried into the columns next to it is trustworthy only where the
-    view saw the space at 5 units empty: the points at 5 units along the rightmost rays lie
-    outside the view's frustum (f x 1 / 5 = 5.5 px beyond its right edge), so those pixels are
-    hidden; further left, and without the step (nothing unseen), nothing is."""
-    from scenedreamer.pipeline.local_frame import hidden_by_new_content
-
-    wall = _view(torch.full((H, W), 100.0))
-    known = torch.ones(H, W, dtype=torch.bool)
-    known[:, -2:] = False                                        # the new strip at the right edge
-    depth = torch.where(known, torch.full((H, W), 100.0), torch.full((H, W), 5.0))
-    no_sky = torch.zeros(H, W, dtype=torch.bool)
-    step = torch.eye(4)
-    step[0, 3] = 1.0
-    moved = Cameras(K, step, W, H)
-    hidden = hidden_by_new_content(depth, known, no_sky, moved, [wall], window_px=8, margin=0.05)
-    shift = float(K[0, 0]) / 5.0
-    # a pixel's ray at 5 units lands in the view at column u + 0.5 + shift: outside from W on
-    outside = (torch.arange(W) + 0.5 + shift) >= W
-    assert torch.equal(hidden, known & outside[None].expand(H, W))
-    assert 2 <= int(outside[:-2].sum()) <= 4
-    # the same new strip seen from the view's own position: the view saw that space empty
-    assert not bool(hidden_by_new_content(depth, known, no_sky, wall.camera, [wall], 8, 0.05).any())
-    # new content that is backdrop (sky) hides nothing: it is no object in front
-    assert not bool(hidden_by_new_content(depth, known, ~known, moved, [wall], 8, 0.05).any())
-
-
 def test_later_views_lose_what_the_best_view_saw_through():
     """ForwardWarpConfig.best_view_free_space: the first (best) view saw a wall at 8 everywhere;
     a later view carries a misplaced red copy at depth 2 in front of it. The plain z-buffer keeps

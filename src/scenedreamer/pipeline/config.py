@@ -137,8 +137,6 @@ class ProgressiveConfig:
     """a rendered pixel with opacity below this counts as unseen (new content)"""
     render_depth_tolerance: float = 0.0
     """the rendered depth is used for a warp-known pixel only if it is within this relative distance of the warped depth (else the render shows a floater there and the warped depth is used). 0 (default): known pixels always keep the warped depth of the support views. The render's depth is alpha-composited over a surface's Gaussians and comes out about 1 % short; a walk that stores it at every view and fits the next view to it shrinks step by step (measured on a 90-view side walk: stored depth 25 % short at view 55 with 0.05; docs/design.md)"""
-    reveal_window: float | None = None
-    """the forward warp's blind wedge (local_frame.hidden_by_new_content): a warp-known pixel within this fraction of the image width of new (inpainted) content nearer than it is inpainted again when its ray, at that nearer depth, crosses space no warped support view saw empty (the nearer object, outside their frusta, may stand in front of it). None (default): off. It costs a second depth estimate and, where it fires, a second inpainting call per view (a diffusion inpainter's UNet steps again), so it is not on by default; on a 70-view side walk of the offline preset, 0.0625 gave scene.ply 27.80 against 27.71 dB and support views against the offline truth 25.34 against 25.24 dB (BENCHMARKS.md)"""
     occlusion_margin: float = 0.05
     """new points closer than (1 - margin) x an earlier view's depth would occlude it and are dropped"""
     max_hole_fraction_warn: float = 0.6

@@ -38,7 +38,7 @@ from ..support.records import Provenance, ViewRecord
 from . import active_set
 from .config import GenerateConfig
 from .local_frame import (backdrop_stand_in_depth, depth_and_backdrop_for_new_view, drop_occluding_points,
-                          hidden_by_new_content, make_local_frame, reinpaint)
+                          make_local_frame)
 from .outputs import export_outputs
 from .plan import work_units
 from .priors_factory import Priors
@@ -49,7 +49,7 @@ from .scene_cameras import initial_neighbour_cameras, load_trajectory
 log = logging.getLogger(__name__)
 
 # purposes of per-step random generators (fixed numbers: changing one changes every scene)
-_PURPOSES = {"first_view": 1, "inpaint": 2, "refine": 3, "fit": 4, "adapter": 5, "reinpaint": 6}
+_PURPOSES = {"first_view": 1, "inpaint": 2, "refine": 3, "fit": 4, "adapter": 5}
 
 
 def step_generator(seed: int, step: int, purpose: str) -> torch.Generator:
@@ -176,17 +176,6 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
     neighbours = [database.get(v) for v in neighbour_ids]
     local = make_local_frame(neighbours, camera, prompt, priors.inpainter,
                              step_generator(config.seed, step, "inpaint"), config.warp)
-    if prog.reveal_window is not None and not bool(local.known.all()):
-        # the blind wedge: carried far pixels where new near content may stand (hidden_by_new_content)
-        first, first_backdrop = depth_and_backdrop_for_new_view(
-            local.rgb, camera, local.warped_depth, local.known, priors.depth, config.align, config.seams,
-            config.init.first_view_median_depth, config.support.backdrop_depth, known_backdrop=local.backdrop,
-            backdrop_stand_in=backdrop_stand_in_depth(neighbours, config.align.min_pixels))
-        hidden = hidden_by_new_content(first, local.known, first_backdrop, camera, neighbours,
-                                       max(1, round(prog.reveal_window * camera.width)), config.warp.free_space_margin)
-        if bool(hidden.any()):
-            local = reinpaint(local, hidden, prompt, priors.inpainter,
-                              step_generator(config.seed, step, "reinpaint"), camera)
     # made up from nothing: what neither the scene's render nor the warp of a support view shows
     # (a pixel the render misses but a support view carries is not a hole of the world)
     blank = float((unseen & ~local.known).float().mean())

@@ -81,67 +81,15 @@ def seen_through_by(view: ViewRecord, best: ViewRecord, margin: float) -> Tensor
     so it is no surface; it is a copy of one that a depth error put in the wrong place."""
     device = view.depth.device
     points = unproject_depth(view.depth[None], view.camera.to(device))[0].reshape(-1, 3)
-    return _seen_empty_by(points, best, margin).reshape(view.depth.shape)
-
-
-def _seen_empty_by(points: Tensor, view: ViewRecord, margin: float) -> Tensor:
-    """(M,) bool: which world ``points`` (M, 3) ``view`` looked through: inside its image, on a
-    valid pixel, at a depth in its camera below (1 - margin) x the depth it saw at that pixel."""
-    device = points.device
-    uv, z = project_points(points[None], view.camera.to(device))
+    uv, z = project_points(points[None], best.camera.to(device))
     uv, z = uv[0], z[0]
     col, row = uv[:, 0].floor(), uv[:, 1].floor()
-    inside = (z > 0) & (col >= 0) & (col < view.width) & (row >= 0) & (row < view.height)
-    col = col.clamp(0, view.width - 1).long()
-    row = row.clamp(0, view.height - 1).long()
-    seen = view.valid.to(device)[row, col] & inside
-    return seen & (z < (1.0 - margin) * view.depth.to(device)[row, col])
-
-
-def hidden_by_new_content(depth: Tensor, known: Tensor, backdrop: Tensor, camera: Cameras,
-                          views: list[ViewRecord], window_px: int, margin: float) -> Tensor:
-    """(H, W) bool: warp-known pixels that new content may hide (the forward warp's blind wedge).
-
-    depth: (H, W) z-depth of the frame (known pixels: the warped depth; new ones: their
-    estimated depth); known: (H, W) the warp-known pixels; backdrop: (H, W) bool; camera: the
-    frame's camera (a batch of 1); views: the support views warped into it.
-
-    A support view can carry a far point into a pixel where, seen from this camera, a nearer
-    object that the view never saw (outside its frustum) now stands: on a sideways walk a near
-    tree enters at the image edge faster than the sky behind it, and the carried sky fills the
-    columns the tree should cover. For each known pixel with new non-backdrop content nearer by
-    more than ``margin`` (relative) within ``window_px`` pixels, the point of its ray at that
-    nearer depth is tested: if no view saw it empty (inside its image, in front of the depth it
-    saw there by more than ``margin``), nothing says the nearer object does not reach it.
-    """
-    new_surface = ~known & ~backdrop & (depth > 0)
-    if not bool(new_surface.any()) or window_px < 1:
-        return torch.zeros_like(known)
-    inf = torch.full_like(depth, float("inf"))
-    near = torch.where(new_surface, depth, inf)
-    size = 2 * window_px + 1
-    nearest = -torch.nn.functional.max_pool2d(-near[None, None], size, stride=1, padding=window_px)[0, 0]
-    candidate = known & torch.isfinite(nearest) & (nearest < (1.0 - margin) * depth)
-    if not bool(candidate.any()):
-        return torch.zeros_like(known)
-    probe = torch.where(candidate, nearest, torch.zeros_like(depth))
-    points = unproject_depth(probe[None], camera)[0][candidate]                # (M, 3) world
-    seen_empty = torch.zeros(points.shape[0], dtype=torch.bool, device=depth.device)
-    for view in views:
-        seen_empty |= _seen_empty_by(points, view, margin)
-    hidden = torch.zeros_like(known)
-    hidden[candidate] = ~seen_empty
-    return hidden
-
-
-def reinpaint(local: LocalFrame, hidden: Tensor, prompt: str, inpainter: Inpainter, generator: torch.Generator,
-              camera: Cameras) -> LocalFrame:
-    """``local`` with the ``hidden`` (H, W) known pixels made unknown and everything unknown
-    inpainted again (the carried pixels kept as warped)."""
-    known = local.known & ~hidden
-    filled = inpainter.inpaint(local.rgb, ~known, prompt, generator, camera=camera)
-    return LocalFrame(rgb=filled, warped_depth=torch.where(known, local.warped_depth, torch.zeros_like(local.warped_depth)),
-                      known=known, backdrop=local.backdrop & known)
+    inside = (z > 0) & (col >= 0) & (col < best.width) & (row >= 0) & (row < best.height)
+    col = col.clamp(0, best.width - 1).long()
+    row = row.clamp(0, best.height - 1).long()
+    seen = best.valid.to(device)[row, col] & inside
+    through = seen & (z < (1.0 - margin) * best.depth.to(device)[row, col])
+    return through.reshape(view.depth.shape)
 
 
 def make_local_frame(views: list[ViewRecord], camera: Cameras, prompt: str, inpainter: Inpainter,
