@@ -178,7 +178,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=20, help="views averaged at view 100 and at the end")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a config setting passed to every chapter's command (e.g. progressive.reveal_window=0.0625)")
+                        help="a config setting passed to every chapter's command (e.g. warp.same_surface_margin=0.1)")
     args = parser.parse_args()
     if args.work.exists() and any(args.work.iterdir()):
         raise SystemExit(f"--work {args.work}: not empty")

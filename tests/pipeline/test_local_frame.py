@@ -172,7 +172,7 @@ def test_with_no_sky_carried_a_new_sky_takes_the_neighbours_stand_in():
     assert stand_in == 100.0
     args = (torch.zeros(H, W, 3), CAM, known_depth, known, BackdropEstimator(sky), AlignConfig(), SeamConfig(), 4.0)
     depth, backdrop = depth_and_backdrop_for_new_view(*args, known_backdrop=torch.zeros_like(known),
-                                                      backdrop_stand_in=stand_in)
+                                                      stand_in_views=[neighbour])
     assert torch.equal(backdrop, sky)
     assert torch.equal(depth[sky], torch.full((int(sky.sum()),), 100.0))
     assert torch.equal(depth[known], known_depth[known])

@@ -37,8 +37,7 @@ from ..support.database import SupportDatabase
 from ..support.records import Provenance, ViewRecord
 from . import active_set
 from .config import GenerateConfig
-from .local_frame import (backdrop_stand_in_depth, depth_and_backdrop_for_new_view, drop_occluding_points,
-                          make_local_frame)
+from .local_frame import depth_and_backdrop_for_new_view, drop_occluding_points, make_local_frame
 from .outputs import export_outputs
 from .plan import work_units
 from .priors_factory import Priors
@@ -138,7 +137,7 @@ def initialise_scene_context(config: GenerateConfig, trajectory: Trajectory, dat
         depth, backdrop = depth_and_backdrop_for_new_view(
             local.rgb, camera, local.warped_depth, local.known, priors.depth, config.align, config.seams,
             config.init.first_view_median_depth, config.support.backdrop_depth, known_backdrop=local.backdrop,
-            backdrop_stand_in=backdrop_stand_in_depth(views, config.align.min_pixels))
+            stand_in_views=views)
         new = ~local.known
         # a backdrop point is a stand-in, not a surface: it hides nothing an earlier view saw
         valid = ~drop_occluding_points(depth, new & ~backdrop, camera, views, config.progressive.occlusion_margin)
@@ -214,8 +213,7 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
                                                       config.align, config.seams,
                                                       config.init.first_view_median_depth,
                                                       config.support.backdrop_depth, known_backdrop=local.backdrop,
-                                                      backdrop_stand_in=backdrop_stand_in_depth(
-                                                          neighbours, config.align.min_pixels))
+                                                      stand_in_views=neighbours)
     new = ~local.known
     earlier = neighbours
     # a backdrop point is a stand-in, not a surface: it hides nothing an earlier view saw

@@ -116,7 +116,7 @@ def depth_and_backdrop_for_new_view(image: Tensor, camera: Cameras, known_depth:
                                     seams: SeamConfig, fallback_median_depth: float,
                                     backdrop_depth: float | None = None,
                                     known_backdrop: Tensor | None = None,
-                                    backdrop_stand_in: float | None = None) -> tuple[Tensor, Tensor]:
+                                    stand_in_views: list[ViewRecord] | None = None) -> tuple[Tensor, Tensor]:
     """Z-depth (H, W) for every pixel of ``image`` seen from ``camera``.
 
     Known pixels keep ``known_depth``; the rest come from the depth network, aligned (scale and
@@ -130,10 +130,10 @@ def depth_and_backdrop_for_new_view(image: Tensor, camera: Cameras, known_depth:
     alignment, whose affine model holds for surfaces, not for a stand-in depth. A new backdrop
     pixel gets the median depth of the known backdrop (a stand-in, like theirs: the sky then
     stays one consistent shell in 3D instead of taking whatever the alignment extrapolates).
-    With too few known backdrop pixels (align.min_pixels) it gets ``backdrop_stand_in`` (z-depth,
-    scene units: the neighbouring support views' stand-in, ``backdrop_stand_in_depth``), and
-    with none given (no view has seen the sky yet: the first view), the prior's own (metric or
-    aligned) depth. Without that rule a camera that sees almost no sky (a hill ahead) took the
+    With too few known backdrop pixels (align.min_pixels) it gets the stand-in of
+    ``stand_in_views`` (the neighbouring support views: ``backdrop_stand_in_depth``, read only
+    then), and where they hold none either (no view has seen the sky yet: the first view), the
+    prior's own (metric or aligned) depth. Without that rule a camera that sees almost no sky (a hill ahead) took the
     alignment's extrapolation of the prior's sky (a few units away on a long walk), and every
     later view carried that near sky on.
 
@@ -159,9 +159,11 @@ def depth_and_backdrop_for_new_view(image: Tensor, camera: Cameras, known_depth:
     if bool(new_backdrop.any()):
         if int(known_backdrop.sum()) >= align.min_pixels:
             depth = torch.where(new_backdrop, known_depth[known_backdrop].median(), depth)
-        elif backdrop_stand_in is not None:
-            depth = torch.where(new_backdrop, torch.as_tensor(backdrop_stand_in, dtype=depth.dtype,
-                                                              device=depth.device), depth)
+        else:
+            stand_in = backdrop_stand_in_depth(stand_in_views or [], align.min_pixels)
+            if stand_in is not None:
+                depth = torch.where(new_backdrop, torch.as_tensor(stand_in, dtype=depth.dtype, device=depth.device),
+                                    depth)
     return depth, backdrop
 
 
