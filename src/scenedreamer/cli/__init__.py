@@ -9,22 +9,74 @@ from __future__ import annotations
 # Signals first, before any other import (imports are slow: a Ctrl-C or SIGTERM during start-up
 # must also end in one line, not a traceback or a silent kill). Until main() is ready to turn a
 # signal into its clean exit, a signal is only remembered (_pending) and acted on when main()
-# starts; from then on it raises where the program is (between two fitting steps, in a wait...).
+# starts; from then on it raises where the program is (between two fitting steps, in a wait...),
+# except inside an import, where it waits for the import to finish (see _raise_after_import).
+import importlib
+import os
 import signal
+import sys
 import threading
 
-_pending: list[int] = []      # signals received before main() armed the handlers
+_pending: list[int] = []      # signals received before main() armed the handlers, or inside an import
 _armed = False
 _ORIGINAL = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 """The handlers before this module was imported: main() puts them back when it returns (a
 program or test that calls main() keeps its own Ctrl-C)."""
+_IMPORTLIB_DIR = os.path.join(os.path.dirname(importlib.__file__), "")
 
 
 def _on_signal(signum, frame):
     if not _armed:
         _pending.append(signum)
         return
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    caller = _caller_of_outermost_import(frame)
+    if caller is not frame:
+        _raise_after_import(caller, signum)
+        return
+    raise _interruption(signum)
+
+
+def _interruption(signum: int) -> KeyboardInterrupt:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _in_import_machinery(frame) -> bool:
+    """Is ``frame`` the import system's own code? An exception raised inside an import leaves a
+    half-initialised module behind, which a library's bare ``except`` may then swallow and go on
+    with. Sent at random start-up moments, SIGINT made `generate` go on as if never signalled,
+    die later of "module 'numpy' has no attribute 'unique'", or (inside torch's import) exit by
+    SIGINT after main() had already returned 130."""
+    name = frame.f_code.co_filename
+    return name.startswith("<frozen importlib.") or name.startswith(_IMPORTLIB_DIR)
+
+
+def _caller_of_outermost_import(frame):
+    """The frame that called the outermost import running at ``frame`` inside main(): the first
+    place where an exception is safe. ``frame`` itself when no import is running. (Imports
+    around main() itself, as when a program calls main() from a module's body, do not count.)"""
+    safe, walk = frame, frame
+    while walk is not None and walk.f_code is not main.__code__:
+        if _in_import_machinery(walk):
+            safe = walk.f_back
+        walk = walk.f_back
+    return safe
+
+
+def _raise_after_import(caller, signum: int) -> None:
+    """Raise the interruption in ``caller`` as soon as the import it is waiting on returns (its
+    next line, its return, or an exception reaching it): the way a debugger stops in a frame,
+    by a trace function on that frame alone. Until then every new call pays a no-op trace call,
+    which only slows the rest of an import the user has already asked to end."""
+    _pending.append(signum)
+    previous = sys.gettrace()
+
+    def stop_here(frame, event, arg):      # ("line", "return" or "exception": never "call")
+        frame.f_trace = None
+        sys.settrace(previous)
+        raise _interruption(signum)
+
+    caller.f_trace = stop_here
+    sys.settrace(lambda frame, event, arg: None)
 
 
 def install_signal_handlers() -> None:
@@ -37,10 +89,7 @@ def install_signal_handlers() -> None:
 install_signal_handlers()
 
 import argparse  # noqa: E402 - after the signal handlers on purpose
-import importlib  # noqa: E402
-import os  # noqa: E402
 import sqlite3  # noqa: E402
-import sys  # noqa: E402
 
 from ..errors import InternalError, RunFailedError, UserInputError, is_disk_full  # noqa: E402
 
@@ -114,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         install_signal_handlers()       # (again: a test may have called main() after changing them)
         _armed = True
         if _pending:                    # a signal that came during start-up ends the run now
-            raise Terminated() if _pending[0] == signal.SIGTERM else KeyboardInterrupt()
+            raise _interruption(_pending[0])
         parser = build_parser(list(sys.argv[1:] if argv is None else argv))
         args, unknown = parser.parse_known_args(argv)
         command = args.command
@@ -169,6 +218,7 @@ def _ignore_signals() -> None:
 def _restore_signals() -> None:
     global _armed
     _armed = False
+    _pending.clear()
     if threading.current_thread() is threading.main_thread():
         for sig, handler in _ORIGINAL.items():
             if handler is not None:
