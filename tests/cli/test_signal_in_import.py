@@ -95,3 +95,26 @@ def test_main_ends_in_one_line_and_130_when_the_signal_lands_in_a_commands_impor
     assert capsys.readouterr().err.strip().splitlines() == ["scenedreamer fake: interrupted"]
     assert sys.modules[inner].COMPLETE
     assert cli._pending == []
+
+
+LIBRARY_USER = """
+import signal, sys, threading
+import scenedreamer.cli
+print("imported", flush=True)
+threading.Event().wait()        # until a signal ends this process
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signal exit statuses are POSIX")
+def test_a_program_that_imports_the_cli_keeps_the_default_sigterm():
+    """Found when `pkill` could not stop a benchmark: importing scenedreamer.cli installed the
+    start-up handlers, which only remember a signal for a main() that such a program never calls."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", LIBRARY_USER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "imported"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == -signal.SIGTERM
+    finally:
+        proc.kill()

@@ -86,7 +86,18 @@ def install_signal_handlers() -> None:
         signal.signal(signal.SIGTERM, _on_signal)
 
 
-install_signal_handlers()
+def _this_process_is_the_cli() -> bool:
+    """Whether this import is the start of the `scenedreamer` command (its console script or
+    ``python -m scenedreamer.cli``) rather than a program using the package (a benchmark, a
+    test, a notebook): only the command holds signals back during start-up; anyone else keeps
+    Python's own handling until they call main() (otherwise their process would ignore SIGTERM)."""
+    argv = getattr(sys, "orig_argv", sys.argv)
+    as_module = "-m" in argv[:-1] and argv[argv.index("-m") + 1] == __name__
+    return as_module or os.path.basename(sys.argv[0]) in ("scenedreamer", "scenedreamer.exe")
+
+
+if _this_process_is_the_cli():
+    install_signal_handlers()
 
 import argparse  # noqa: E402 - after the signal handlers on purpose
 import sqlite3  # noqa: E402
