@@ -7,6 +7,7 @@ tests are exact: signal.raise_signal runs the Python handler before it returns."
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import textwrap
@@ -51,7 +52,6 @@ def signalling_module(tmp_path, monkeypatch):
 def test_a_signal_inside_an_import_is_raised_when_the_import_returns(armed, signalling_module, sig, raised):
     name = signalling_module(f"sd_signalled_{sig.lower()}", sig)
     reached = []
-    trace_before = sys.gettrace()
 
     def importer():
         __import__(name)
@@ -61,7 +61,19 @@ def test_a_signal_inside_an_import_is_raised_when_the_import_returns(armed, sign
         importer()
     assert sys.modules[name].COMPLETE, "the import was cut short"
     assert reached == [], "the signal was lost"
-    assert sys.gettrace() is trace_before
+    assert sys.gettrace() is None, "the stop left tracing on"
+
+
+def test_a_second_signal_during_the_import_still_ends_it_once(armed, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "sd_signalled_twice.py").write_text(
+        "import signal\nsignal.raise_signal(signal.SIGINT)\nsignal.raise_signal(signal.SIGTERM)\nCOMPLETE = True\n")
+    monkeypatch.delitem(sys.modules, "sd_signalled_twice", raising=False)
+    with pytest.raises(KeyboardInterrupt):     # (raised at the importing frame's next line: give it one)
+        importlib.import_module("sd_signalled_twice")
+        pytest.fail("the signals were lost")
+    assert sys.modules["sd_signalled_twice"].COMPLETE
+    assert sys.gettrace() is None
 
 
 def test_a_signal_outside_imports_is_raised_where_it_lands(armed):

@@ -66,13 +66,13 @@ def _raise_after_import(caller, signum: int) -> None:
     """Raise the interruption in ``caller`` as soon as the import it is waiting on returns (its
     next line, its return, or an exception reaching it): the way a debugger stops in a frame,
     by a trace function on that frame alone. Until then every new call pays a no-op trace call,
-    which only slows the rest of an import the user has already asked to end."""
+    which only slows the rest of an import the user has already asked to end. (CPython turns
+    tracing off when a trace function raises, so none is left behind; a debugger's or coverage's
+    tracer active at that moment stops too.) A second signal meanwhile sets the same stop."""
     _pending.append(signum)
-    previous = sys.gettrace()
 
     def stop_here(frame, event, arg):      # ("line", "return" or "exception": never "call")
         frame.f_trace = None
-        sys.settrace(previous)
         raise _interruption(signum)
 
     caller.f_trace = stop_here
