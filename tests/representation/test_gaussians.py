@@ -199,3 +199,28 @@ def test_empty_scene_renders_background_only():
     assert out.rgb.shape == (1, 12, 16, 3) and out.features.shape == (1, 12, 16, 2)
     torch.testing.assert_close(out.rgb, torch.tensor([0.2, 0.3, 0.4]).expand(1, 12, 16, 3))
     assert out.opacity.abs().max() == 0 and out.depth.abs().max() == 0
+
+
+def test_degree_0_colours_are_the_direction_formula_for_every_camera(two_views):
+    """Degree 0 takes a shortcut (one colour per Gaussian, broadcast to the cameras): it must
+    equal the general SH evaluation at each camera's view directions, gradients included."""
+    from scenedreamer.representation.rasterize import eval_sh
+
+    cams, r = two_views
+    scene = GaussianScene.from_views(r.rgb[:1], r.depth[:1], r.hit[:1], cams[0], GaussianConfig(init_stride=4))
+    assert scene.sh_coeffs.shape[-2] == 1
+    fast = scene.colours(cams)
+    dirs = torch.nn.functional.normalize(scene.means.unsqueeze(0) - cams.centers[:, None, :], dim=-1)
+    general = eval_sh(scene.sh_coeffs.unsqueeze(0).expand(len(cams), -1, -1, -1), dirs).clamp(0.0, 1.0)
+    assert fast.shape == general.shape == (len(cams), scene.num_gaussians, 3)
+    torch.testing.assert_close(fast, general, atol=0, rtol=0)
+    w = torch.rand(fast.shape, generator=torch.Generator().manual_seed(0))
+    params = [p for p in scene.parameters() if p.requires_grad]
+    g_fast = torch.autograd.grad((fast * w).sum(), params, allow_unused=True)
+    g_general = torch.autograd.grad((general * w).sum(), params, allow_unused=True)
+    assert any(g is not None for g in g_fast)
+    for a, b in zip(g_fast, g_general):         # (unused: the means, through directions degree 0 ignores)
+        a = torch.zeros_like(b) if a is None and b is not None else a
+        b = torch.zeros_like(a) if b is None and a is not None else b
+        if a is not None:
+            torch.testing.assert_close(a, b)

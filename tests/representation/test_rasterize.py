@@ -259,3 +259,51 @@ def test_gsplat_backend_maps_arguments_and_outputs(monkeypatch, radii_shape):
     assert torch.equal(out.alpha, alphas[..., 0]) and out.means2d is means2d
     expected_visible = (radii.reshape(B, N, -1) > 0).any(-1)
     assert torch.equal(out.visible, expected_visible) and 0 < int(expected_visible.sum()) < B * N
+
+
+def _patch_cameras() -> Cameras:
+    """Three small 'patch' cameras looking at different parts of a wide scene (as a fitting
+    step's patches do), so each sees only some of the Gaussians and some are behind them."""
+    c2ws = []
+    for yaw in (-0.6, 0.0, 0.9):
+        c, s = torch.cos(torch.tensor(yaw)), torch.sin(torch.tensor(yaw))
+        c2w = torch.eye(4)
+        c2w[:3, :3] = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+        c2ws.append(c2w)
+    return Cameras(intrinsics_from_fov(25.0, 12, 10).expand(3, 3, 3).clone(), torch.stack(c2ws), 12, 10)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_projecting_only_the_visible_gaussians_matches_projecting_all(seed):
+    """The fast path (autograd only for the Gaussians a camera sees) against its slow twin:
+    the same images, the same densification centres and visibility, the same gradients."""
+    from scenedreamer.representation.rasterize.torch_backend import rasterize_with
+    from scenedreamer.representation.rasterize.tiles import composite_tiles
+
+    means, quats, scales, opac, values = random_scene(300, seed, spread=2.0)
+    values = values.expand(3, -1, -1).contiguous()
+    cams = _patch_cameras()
+    config = RasterConfig()
+
+    def run(project_all):
+        leaves = [p.clone().requires_grad_() for p in (means, quats, scales, opac, values)]
+        out = rasterize_with(composite_tiles, *leaves, cams, config, project_all=project_all)
+        out.means2d.retain_grad()
+        w = torch.linspace(0.2, 1.0, out.values.shape[-1])
+        ((out.values * w).sum() + 0.3 * out.depth.sum() + (out.alpha ** 2).sum()
+         + 0.01 * out.means2d[out.visible].sum()).backward()
+        return out, [p.grad for p in leaves]
+
+    fast, g_fast = run(False)
+    slow, g_slow = run(True)
+    seen = fast.visible.sum(dim=1)
+    assert (seen > 0).all() and (seen < 300).all(), seen          # each camera sees some, not all
+    assert torch.equal(fast.visible, slow.visible)
+    torch.testing.assert_close(fast.values, slow.values, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.depth, slow.depth, atol=5e-5, rtol=0)
+    torch.testing.assert_close(fast.alpha, slow.alpha, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.means2d, slow.means2d, atol=1e-4, rtol=0)
+    torch.testing.assert_close(fast.means2d.grad, slow.means2d.grad, atol=1e-5, rtol=0)
+    for name, a, b in zip(["means", "quats", "scales", "opacities", "values"], g_fast, g_slow):
+        scale = b.abs().max().clamp_min(1.0)
+        assert (a - b).abs().max() / scale < 1e-4, name

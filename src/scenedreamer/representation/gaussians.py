@@ -25,7 +25,7 @@ from ..geometry.projection import unproject_depth
 from .base import RenderOutput, SceneRepresentation
 from .densify import (DensifyReport, DensifyState, accumulate_gradients, densify_step,
                       duplicate, update_parameters)
-from .rasterize import eval_sh, num_sh_bases, rasterize, rgb_to_sh0
+from .rasterize import eval_sh, num_sh_bases, rasterize, rgb_to_sh0, sh0_to_rgb
 from .config import GaussianConfig
 
 # At most this many renders' screen-space gradients wait for the next post_step (a fitting step
@@ -171,6 +171,10 @@ class GaussianScene(SceneRepresentation):
     # ---------------------------------------------------------------- rendering
     def colours(self, cameras: Cameras) -> Tensor:
         """(B, N, 3) colour of every Gaussian seen from each camera (SH at the view direction)."""
+        if self.sh_coeffs.shape[-2] == 1:
+            # degree 0 does not depend on the direction: one (N, 3) colour, broadcast to the
+            # cameras (a fitting step's 8 patch cameras each held their own copy and its graph)
+            return sh0_to_rgb(self.sh_coeffs[:, 0]).clamp(0.0, 1.0).unsqueeze(0).expand(len(cameras), -1, -1)
         dirs = self.means.unsqueeze(0) - cameras.centers[:, None, :].to(self.means)       # (B, N, 3)
         dirs = torch.nn.functional.normalize(dirs, dim=-1)
         coeffs = self.sh_coeffs.unsqueeze(0).expand(len(cameras), -1, -1, -1)            # (B, N, K, 3)
