@@ -73,11 +73,12 @@ ACTIVATION_BYTES_AT_512 = int(1.5 * 2**30)
 """Activations of the networks at 512x512 (the VAE decode dominates), scaled with the pixel
 count: the fp32 peaks measured 12.1 GB (sd15) and 13.8 GB (sd2) against 9.9 / 11.7 GB of weights
 and the runtime above, i.e. 1.6-1.7 GB; 1.5 GB plus the fitting state counted elsewhere."""
-TINY_VAE_ACTIVATION_BYTES_AT_512 = int(0.75 * 2**30)
+TINY_VAE_ACTIVATION_BYTES_AT_512 = int(0.4 * 2**30)
 """The same with the tiny autoencoder (TAESD) doing every encode and decode (the fast presets):
-the VAE's decode no longer dominates, a UNet call does. Measured: a bf16 sd15-fast run at
-512x512 (2 cameras, benchmarks/bench_real_architectures.py) peaked 0.78 GiB above its loaded
-networks, the Gaussian fit's state included."""
+the VAE's decode no longer dominates, a UNet call does. Measured one call at a time in bf16 at
+512x512 (2026-12-07): a UNet call 0.30 GiB above its weights, a TAESD encode 0.16, a decode 0.22;
+0.4 GiB with a margin. (It was 0.75, measured as a whole run's peak above its networks when the
+Gaussian fit's rasteriser still recorded every Gaussian for every patch: that was the fit's.)"""
 SD_TEXT_ENCODER_SHARE = 0.16
 """The text encoder's share of a Stable Diffusion download (0.49 of 4.27 GB for SD 1.5's CLIP
 ViT-L, 1.36 of 5.2 GB for SD 2's OpenCLIP-H: 0.11-0.26): the largest component still loaded

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .config import GaussianConfig
+from .rasterize.config import RasterConfig
 from .kind import (MemoryStage, RepresentationKind, RepresentationSize, RunShape, densified_count, floats_per_gaussian,
                    pixels_at_stride)
 
@@ -65,14 +66,14 @@ def size(config: GaussianConfig, shape: RunShape) -> RepresentationSize:
     return RepresentationSize(parameter_bytes, exported, config.sh_degree, config.feature_dim, stages)
 
 
-FIT_WORKSPACE_BYTES = 265 * 10**6
-"""Memory a Gaussian fitting stage holds besides its state, whatever the scene's size: the
-rasteriser's per-step buffers for its small patches (fit.patch_size), torch's per-thread scratch
-and the allocator's slack. Fitted to four measured peaks of the offline preset (2 threads, RSS by
-benchmarks/bench_eta.py) on two 2-core boxes: the make-run scene 740 / 817-831 MB and 24 views
-854 / 935 MB; the peaks grow by ~0.75 byte per byte of the state estimate, so the state is
-counted once (it was 2.3 x the state with no fixed part: 25 % low on the faster box's make-run
-scene, 14 % high on the other box's 24 views)."""
+FIT_WORKSPACE_BYTES = 2 * 4 * RasterConfig().batch_elements
+"""Memory a Gaussian fitting stage holds besides its state, whatever the scene's size: one tile
+batch's alpha and weight buffers (2 x batch_elements float32, 16.8 MB). Since the rasteriser
+records autograd only for the Gaussians a patch's camera sees (rasterize/torch_backend.py), the
+state estimate (an upper bound on the Gaussian count) covers the rest. Measured peaks on a 2-core
+box (benchmarks/bench_eta.py, 2026-12-07): the make-run scene 557 MB against 552 planned, 24 views
+591 MB against 704 planned. (It was 265 MB, fitted to the peaks of 740-935 MB the rasteriser had
+when it projected every Gaussian for every patch.)"""
 
 
 def seed_gaussians(representation: GaussianScene, support, bake, on_event=None):
