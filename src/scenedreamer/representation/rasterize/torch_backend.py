@@ -55,9 +55,14 @@ def project_visible(means: Tensor, quats: Tensor, scales: Tensor, opacities: Ten
     it. A fitting step renders small patches (8 of 24 x 24 pixels by default), each seeing a few
     per cent of the scene, and recording every Gaussian's projection per patch was the fit's
     whole working set (issue 24: 0.7 GiB above the networks in a 512x512 `sd15-fast` run, a
-    fourth of it with 2 patches a step). Shapes as in ``_project_all``, which gives the same
-    values and gradients.
+    fourth of it with 2 patches a step). ``_project_all`` is its slow twin (the same values and
+    gradients); without autograd (renders for exports and video) it is that one pass.
+
+    Returns the (N, 2) centres of all in pixels (differentiable in the visible rows), the (M,)
+    indices of the visible ones, and their projection (a ``Projected`` of M rows).
     """
+    if not torch.is_grad_enabled() or not any(t.requires_grad for t in (means, quats, scales, opacities)):
+        return _project_all(means, quats, scales, opacities, K, w2c, width, height, config)
     with torch.no_grad():
         probe = project_gaussians(means, quats, scales, opacities, K, w2c, width, height, config)
     keep = probe.visible.nonzero().squeeze(1)
@@ -68,9 +73,8 @@ def project_visible(means: Tensor, quats: Tensor, scales: Tensor, opacities: Ten
 
 def _project_all(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, K: Tensor,
                  w2c: Tensor, width: int, height: int, config: RasterConfig) -> tuple[Tensor, Tensor, Projected]:
-    """The slow twin of ``project_visible``: every Gaussian projected with autograd. Returns
-    (N, 2) centres of all in pixels, the (M,) indices of the visible ones, and their projection
-    (a ``Projected`` of M rows)."""
+    """The slow twin of ``project_visible`` (the same returns): every Gaussian projected in one
+    pass, with autograd when it is on."""
     proj = project_gaussians(means, quats, scales, opacities, K, w2c, width, height, config)
     keep = proj.visible.nonzero().squeeze(1)
     visible = Projected(means2d=proj.means2d[keep], depths=proj.depths[keep], cov2d=proj.cov2d[keep],
