@@ -1,9 +1,9 @@
 """A signal that arrives while a module is being imported ends the command after that import,
 not inside it. Raising inside an import left half-initialised modules behind: sent at random
-start-up moments, SIGINT made `generate` continue as if never signalled, die later of "module
-'numpy' has no attribute 'unique'", or exit by SIGINT instead of 130 (9 of 60
-start-up signals at random moments on a loaded 2-core machine; none of 130 after the fix). Here the signal is raised at a chosen line, so the
-tests are exact: signal.raise_signal runs the Python handler before it returns."""
+start-up moments on a loaded 2-core machine, 9 of 60 SIGINTs made `generate` go on as if never
+signalled, die later of "module 'numpy' has no attribute 'unique'", or exit by SIGINT instead of
+130 (none of 170 after the fix). Here the signal is raised at a chosen line, so the tests are
+exact: signal.raise_signal runs the Python handler before it returns."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def armed():
 
 @pytest.fixture
 def signalling_module(tmp_path, monkeypatch):
-    """A module whose body receives a signal half-way: name -> (module name)."""
+    """make(name, sig) writes a module whose body receives signal ``sig`` half-way; returns its name."""
     monkeypatch.syspath_prepend(str(tmp_path))
 
     def make(name: str, sig: str) -> str:
