@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 
-_pending: list[int] = []      # signals received before main() armed the handlers, or inside an import
+_pending: list[int] = []      # signals received before main() armed the handlers
 _armed = False
 _ORIGINAL = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 """The handlers before this module was imported: main() puts them back when it returns (a
@@ -69,7 +69,6 @@ def _raise_after_import(caller, signum: int) -> None:
     which only slows the rest of an import the user has already asked to end. (CPython turns
     tracing off when a trace function raises, so none is left behind; a debugger's or coverage's
     tracer active at that moment stops too.) A second signal meanwhile sets the same stop."""
-    _pending.append(signum)
 
     def stop_here(frame, event, arg):      # ("line", "return" or "exception": never "call")
         frame.f_trace = None
@@ -229,7 +228,6 @@ def _ignore_signals() -> None:
 def _restore_signals() -> None:
     global _armed
     _armed = False
-    _pending.clear()
     if threading.current_thread() is threading.main_thread():
         for sig, handler in _ORIGINAL.items():
             if handler is not None:

@@ -32,7 +32,9 @@ def rasterize_with(compositor: Compositor, means: Tensor, quats: Tensor, scales:
     # One (B, N, 2) tensor upstream of every composite, so its .grad (for densification) is whole.
     means2d = torch.stack([full for full, _, _ in projections])
     outs, depths, alphas = [], [], []
+    visible = torch.zeros(len(cameras), means.shape[0], dtype=torch.bool, device=means.device)
     for cam, (_, keep, proj) in enumerate(projections):
+        visible[cam, keep] = True
         z = proj.depths
         table = torch.cat([values[cam, keep], z[:, None], torch.ones_like(z)[:, None]], dim=-1)
         image = compositor(means2d[cam, keep], proj.conics, opacities[keep], table, z,
@@ -40,9 +42,6 @@ def rasterize_with(compositor: Compositor, means: Tensor, quats: Tensor, scales:
         outs.append(image[..., :-2])
         depths.append(image[..., -2])
         alphas.append(image[..., -1])
-    visible = torch.zeros(len(cameras), means.shape[0], dtype=torch.bool, device=means.device)
-    for cam, (_, keep, _) in enumerate(projections):
-        visible[cam, keep] = True
     return RasterOutput(values=torch.stack(outs), depth=torch.stack(depths), alpha=torch.stack(alphas),
                         means2d=means2d, visible=visible)
 
