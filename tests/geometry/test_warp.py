@@ -35,7 +35,8 @@ def random_view(B, H, W, seed, dtype=F64):
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("cfg", [ForwardWarpConfig(), ForwardWarpConfig(fill_cracks=False),
-                                 ForwardWarpConfig(drop_depth_edges=True)])
+                                 ForwardWarpConfig(drop_depth_edges=True), ForwardWarpConfig(sight_clearance=None),
+                                 ForwardWarpConfig(sight_clearance=0.5)])
 def test_forward_warp_matches_per_pixel_loop_twin(seed, cfg):
     H, W = 9, 12
     rgb, depth = random_view(2, H, W, seed)
@@ -108,7 +109,8 @@ def test_depth_edge_leaves_a_hole_not_a_rubber_sheet():
     depth[..., :W // 2] = 2.0
     src = identity_cams(1, W, H)
     dst = make_cams([[0.4, 0.0, 0.0]], [[0.4, 0.0, 1.0]], W, H)   # step right: background disoccluded
-    out = forward_warp(rgb, depth, src, dst)
+    # without the line-of-sight rule (tested below), which would also open the leading edge
+    out = forward_warp(rgb, depth, src, dst, config=ForwardWarpConfig(sight_clearance=None))
     row = out.valid[0, H // 2]
     # near content shifts left by f*b/z ~ 5.5 px, far content by ~1.4 px: a gap of ~4 px opens
     holes = (~row).nonzero().flatten()
@@ -119,6 +121,47 @@ def test_depth_edge_leaves_a_hole_not_a_rubber_sheet():
     # ...and nothing in it: no colour mixing across the edge, every valid pixel is pure red or blue
     colours = out.rgb[out.valid]
     assert ((colours[:, 0] == 1) ^ (colours[:, 2] == 1)).all()
+
+
+@pytest.mark.parametrize("clearance", [1.0, 2.0, 4.0])
+def test_far_backdrop_is_not_carried_over_space_the_source_never_saw(clearance):
+    # A sideways step beside a far wall (the sky of a walk): the target's leading edge sees the
+    # wall through space that lay outside the source's view. With a sideways shift b the point at
+    # z-depth z on target column u lands in the source at u + f b / z, so the wall (z = 50) is in
+    # the source's image for u + f b / 50 < W, and its line of sight from z = clearance for
+    # u + f b / clearance < W: the columns between carry a wall that something nearer may hide.
+    H, W, b, far = 8, 64, 0.3, 50.0
+    rgb = torch.rand(1, H, W, 3, generator=torch.Generator().manual_seed(3), dtype=F64)
+    depth = torch.full((1, H, W), far, dtype=F64)
+    src = identity_cams(1, W, H)
+    dst = make_cams([[b, 0.0, 0.0]], [[b, 0.0, 1.0]], W, H)
+    f = float(src.K[0, 0, 0])
+    centres = torch.arange(W, dtype=F64) + 0.5
+    wall_seen = centres + f * b / far < W
+    sight_seen = centres + f * b / clearance < W
+    assert (wall_seen & ~sight_seen).sum() >= 3                   # the rule has columns to drop
+    plain = forward_warp(rgb, depth, src, dst, config=ForwardWarpConfig(sight_clearance=None))
+    ruled = forward_warp(rgb, depth, src, dst, config=ForwardWarpConfig(sight_clearance=clearance))
+    assert torch.equal(plain.valid[0].all(0), wall_seen)         # the plain warp carries the wall there
+    assert torch.equal(ruled.valid[0].all(0), sight_seen)
+    assert not ruled.valid[0, :, ~sight_seen].any()
+    kept = ruled.valid
+    assert torch.equal(ruled.rgb[kept], plain.rgb[kept]) and torch.equal(ruled.depth[kept], plain.depth[kept])
+    assert (ruled.rgb[~kept] == 0).all() and (ruled.depth[~kept] == 0).all()
+
+
+def test_line_of_sight_rule_keeps_everything_when_the_camera_only_turns_or_steps_forward():
+    # Turning in place: every ray starts at the source's own centre, so a surface the source saw is
+    # seen along its whole line of sight. Stepping forward along the axis: the target's rays all
+    # start inside the source's view and stay in it.
+    H, W = 12, 16
+    rgb, depth = random_view(1, H, W, seed=7)
+    src = identity_cams(1, W, H)
+    for dst in (make_cams([[0.0, 0.0, 0.0]], [[0.3, 0.1, 1.0]], W, H), make_cams([[0.0, 0.0, 0.5]], [[0.0, 0.0, 2.0]], W, H)):
+        plain = forward_warp(rgb, depth, src, dst, config=ForwardWarpConfig(sight_clearance=None))
+        ruled = forward_warp(rgb, depth, src, dst, config=ForwardWarpConfig(sight_clearance=0.5))   # depth 2-5
+        assert plain.valid.any()
+        assert torch.equal(plain.valid, ruled.valid)
 
 
 def test_magnification_cracks_are_filled():

@@ -154,6 +154,37 @@ def test_known_backdrop_keeps_its_depth_and_stays_out_of_the_alignment():
     assert torch.equal(backdrop, sky | carried)
 
 
+def test_known_surface_pixels_the_prior_calls_backdrop_stay_out_of_the_alignment():
+    """A warp that carries surface pixels (not flagged backdrop) where the prior sees sky: a
+    tree copy misplaced in front of the sky on a walk. The prior's value there is its sky
+    stand-in, far beyond the surfaces' range; left in the fit, such pixels set the scale by
+    their leverage. Regression: on a 60-view walk 3 % of the known pixels took the fit's scale
+    from 1.40 to 0.30 and the new strip's depth 26 % too near (BENCHMARKS.md)."""
+    from scenedreamer.pipeline.local_frame import depth_and_backdrop_for_new_view
+
+    sky = torch.zeros(H, W, dtype=torch.bool)
+    sky[:3, :4] = True                                      # 12 pixels of 384 known: 3 %
+    known = torch.zeros(H, W, dtype=torch.bool)
+    known[:, : W // 2] = True
+    copy = known & sky
+    # the copy claims a near surface (2 units) where the prior sees its far stand-in (9, i.e. 14
+    # units once aligned): the leverage case
+    known_depth = torch.where(known, torch.where(copy, torch.full((H, W), 2.0), true_depth()), torch.zeros(()))
+    args = (torch.zeros(H, W, 3), CAM, known_depth, known, BackdropEstimator(sky), AlignConfig(), SeamConfig(), 4.0)
+    depth, backdrop = depth_and_backdrop_for_new_view(*args, known_backdrop=torch.zeros_like(known))
+    new = ~known
+    rel = ((depth[new] - true_depth()[new]).abs() / true_depth()[new]).max()
+    assert rel < 0.01, float(rel)
+    assert torch.equal(depth[known], known_depth[known])          # the copy keeps its carried depth
+    assert not backdrop[copy].any()                               # and its carried flag (a surface)
+    # what the exclusion prevents: the same pixels in the fit
+    from scenedreamer.geometry.depth_align import align_depth
+
+    values = BackdropEstimator(sky).estimate(None).values
+    bent = align_depth(values, known_depth, known, space="depth", config=AlignConfig())
+    assert ((bent.aligned[new] - true_depth()[new]).abs() / true_depth()[new]).max() > 0.1
+
+
 def test_with_no_sky_carried_a_new_sky_takes_the_neighbours_stand_in():
     """A camera whose warp carries (almost) no sky (a hill ahead on a long walk) still puts its
     new sky at the stand-in depth of the neighbouring views. Regression: it took the

@@ -89,6 +89,16 @@ class ForwardWarpConfig:
     free_space_margin: float = 0.05
     """Relative depth margin of ``best_view_free_space``: a point counts as seen through when its
     depth in the best view is below (1 - margin) x the depth that view saw at its pixel."""
+    sight_clearance: float | None = 2.0
+    """Keep a warped pixel only where the source camera saw its line of sight: the point on the
+    target pixel's ray at z-depth min(sight_clearance, pixel depth) (scene units) must project
+    inside the source image, in front of the source camera (the stretch from there to the
+    surface then lies inside the source's view too: both ends do, and the image is convex).
+    Beside a camera that steps sideways or back, the nearby space at the leading edge was never
+    in any earlier view: a surface may stand there (a tree the path comes past), but the far
+    backdrop behind it, which barely moves, was seen and would be carried over it. Those pixels
+    are left to the inpainter instead. Nearer than the clearance the cameras' surroundings count
+    as free. None keeps every pixel (the plain z-buffer warp)."""
     same_surface_margin: float | None = 0.05
     """Warping several support views into one camera: a later view's pixel replaces an earlier
     (better overlapping) view's only when it is nearer by more than this fraction of the

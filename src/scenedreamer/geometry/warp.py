@@ -7,6 +7,8 @@ Three operations, all batched (B views at once) and device-agnostic:
   Pixels are never connected to each other, so a depth discontinuity leaves a hole (to be
   inpainted) instead of a "rubber sheet" of stretched pixels; the crack filler only bridges two
   neighbours that lie on the same surface (their depths agree within a relative tolerance).
+  A pixel whose line of sight the source never saw (the far backdrop carried in front of space
+  beside a sideways step: ``line_of_sight_seen``) is left out too.
 - ``soft_forward_warp``: the differentiable variant: bilinear splatting with soft z-buffer
   weights (softmax splatting), so gradients reach both the carried colour and the source depth.
 - ``backward_warp``: given the target's depth, sample the source image where each target pixel
@@ -219,7 +221,8 @@ def forward_warp(rgb: Tensor, depth: Tensor, src: Cameras, dst: Cameras, valid: 
     src, dst: B cameras each (OpenCV axes); dst may have another image size.
     Returns WarpResult at dst's size: the nearest source point per target pixel (ties broken
     by the smaller source index; depths compared at float32 precision), then depth-aware
-    1-pixel crack filling (``fill_cracks``). Differentiable w.r.t. ``rgb`` only (gather); use
+    1-pixel crack filling (``fill_cracks``); with ``config.sight_clearance`` the pixels whose line
+    of sight the source did not see are then dropped (``line_of_sight_seen``). Differentiable w.r.t. ``rgb`` only (gather); use
     ``soft_forward_warp`` for gradients w.r.t. depth.
     """
     valid = _check_view(rgb, depth, valid, src, "forward_warp")
@@ -265,7 +268,28 @@ def forward_warp(rgb: Tensor, depth: Tensor, src: Cameras, dst: Cameras, valid: 
         source_rc = torch.stack([local // Ws, local % Ws], dim=-1).reshape(B, Ht, Wt, 2)
         out_rgb, out_depth, out_valid = fill_cracks(out_rgb, out_depth, out_valid, source_rc,
                                                     config.crack_depth_rel_tol)
+    if config.sight_clearance is not None:
+        out_valid = out_valid & line_of_sight_seen(out_depth, src, dst, config.sight_clearance, config.near)
+        out_rgb = torch.where(out_valid.unsqueeze(-1), out_rgb, 0.0)
+        out_depth = torch.where(out_valid, out_depth, 0.0)
     return WarpResult(rgb=out_rgb, depth=out_depth, valid=out_valid)
+
+
+def line_of_sight_seen(depth: Tensor, src: Cameras, dst: Cameras, clearance: float, near: float) -> Tensor:
+    """(B, Ht, Wt) bool: target pixels whose line of sight the source camera saw.
+
+    depth: (B, Ht, Wt) z-depth in the TARGET camera ``dst`` (scene units) of what a pixel shows;
+    src: the B source cameras. The point on each target pixel's ray (through its centre) at
+    z-depth min(clearance, depth) must land inside the source image (u in [0, Ws), v in
+    [0, Hs)) at a source z-depth above ``near``. The surface itself lies there too when it was
+    warped from the source, so the whole stretch between the two points does (a segment whose
+    ends both project inside a convex image, in front of the camera). ForwardWarpConfig.sight_clearance
+    says why: a far surface the source saw behind space it never saw is not known to be visible.
+    """
+    probe = torch.minimum(depth, torch.as_tensor(clearance, dtype=depth.dtype, device=depth.device))
+    u, v, z = _src_to_dst_pixels(probe, dst, src)                          # target pixels -> source
+    inside = (z > near) & (u >= 0) & (u < src.width) & (v >= 0) & (v < src.height)
+    return inside.reshape(depth.shape)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Only for tests on tiny images. It shares no code with the fast path except the config, and
 spells every step out: lift the pixel centre with K_src^-1 and c2w_src, move it into the target
-camera with w2c_dst and K_dst, keep the nearest point per target pixel, fill cracks.
+camera with w2c_dst and K_dst, keep the nearest point per target pixel, fill cracks, drop the
+pixels whose line of sight the source camera did not see.
 """
 
 from __future__ import annotations
@@ -64,6 +65,26 @@ def forward_warp_reference(rgb: Tensor, depth: Tensor, src: Cameras, dst: Camera
     if config.fill_cracks:
         out_rgb, out_depth, out_valid = _fill_cracks_loop(out_rgb, out_depth, out_valid, out_source,
                                                           config.crack_depth_rel_tol)
+    if config.sight_clearance is not None:
+        for b in range(B):
+            K_dst_inv = np.linalg.inv(dst.K[b].double().cpu().numpy())
+            c2w_dst = dst.c2w[b].double().cpu().numpy()
+            K_src = src.K[b].double().cpu().numpy()
+            w2c_src = np.linalg.inv(src.c2w[b].double().cpu().numpy())
+            for i in range(Ht):
+                for j in range(Wt):
+                    if not out_valid[b, i, j]:
+                        continue
+                    # the point on this pixel's ray at z-depth min(clearance, depth), seen by src?
+                    z_probe = min(config.sight_clearance, out_depth[b, i, j])
+                    p_world = c2w_dst @ np.append(z_probe * (K_dst_inv @ np.array([j + 0.5, i + 0.5, 1.0])), 1.0)
+                    p_src = (w2c_src @ p_world)[:3]
+                    seen = p_src[2] > config.near
+                    if seen:
+                        u, v = (K_src @ p_src)[:2] / p_src[2]
+                        seen = 0 <= u < Ws and 0 <= v < Hs
+                    if not seen:
+                        out_rgb[b, i, j], out_depth[b, i, j], out_valid[b, i, j] = 0.0, 0.0, False
     return WarpResult(rgb=torch.from_numpy(out_rgb).to(rgb.dtype), depth=torch.from_numpy(out_depth).to(depth.dtype),
                       valid=torch.from_numpy(out_valid))
 

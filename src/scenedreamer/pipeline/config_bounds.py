@@ -102,7 +102,8 @@ register_bounds(OfflineRefinerConfig, opacity_low=FRACTION, opacity_high=FRACTIO
                 seam_radius_px=COUNT, seam_edge_eps=POSITIVE, unknown_render_trust=FRACTION,
                 consistency_weight=FRACTION)
 register_bounds(ForwardWarpConfig, near=POSITIVE, crack_depth_rel_tol=NON_NEGATIVE, edge_depth_rel_tol=NON_NEGATIVE,
-                free_space_margin=FRACTION, same_surface_margin=FRACTION)
+                free_space_margin=FRACTION, same_surface_margin=FRACTION,
+                sight_clearance=NON_NEGATIVE)
 register_bounds(AlignConfig, iterations=COUNT, outlier_mads=POSITIVE, min_pixels=Bound(low=2),   # 2 unknowns: scale, shift
                 max_fit_samples=Bound(low=2), min_depth=POSITIVE, max_depth=POSITIVE)
 register_bounds(SeamConfig, decay_px=POSITIVE, iterations_per_level=COUNT, min_level_size=Bound(low=1, high=MAX_TEXELS),

@@ -127,7 +127,8 @@ def depth_and_backdrop_for_new_view(image: Tensor, camera: Cameras, known_depth:
 
     ``known_backdrop`` (H, W) bool: the known pixels that show the backdrop (LocalFrame.backdrop,
     carried by the warp; None: none). They keep their warped depth but take no part in the
-    alignment, whose affine model holds for surfaces, not for a stand-in depth. A new backdrop
+    alignment, whose affine model holds for surfaces, not for a stand-in depth; nor do the known
+    pixels that the prior marks as backdrop (its value there is its own stand-in). A new backdrop
     pixel gets the median depth of the known backdrop (a stand-in, like theirs: the sky then
     stays one consistent shell in 3D instead of taking whatever the alignment extrapolates).
     With too few known backdrop pixels (align.min_pixels) it gets the stand-in of
@@ -151,6 +152,12 @@ def depth_and_backdrop_for_new_view(image: Tensor, camera: Cameras, known_depth:
         return depth, known_backdrop | _beyond(depth, backdrop_depth, None)
     prediction = estimator.estimate(image, camera=camera)
     surfaces = known & ~known_backdrop
+    if prediction.backdrop is not None:
+        # Where the prior sees backdrop its value is a stand-in that no scale and shift relate to
+        # a surface's depth; a known surface there is a copy the warp misplaced in front of the
+        # sky, or sky the prior misjudges. Left in, such pixels (1 in 30 on a walk, at the far
+        # end of the prediction's range) set the fit by their leverage: scale 0.30 instead of 1.40
+        surfaces = surfaces & ~prediction.backdrop.to(known.device)
     depth = _metric_depth(prediction, known_depth, surfaces, align, seams, fallback_median_depth)
     depth = torch.where(known, known_depth, depth)
     backdrop = torch.where(known, known_backdrop | _beyond(depth, backdrop_depth, None),
