@@ -3,8 +3,9 @@
 A monocular depth network predicts depth for the whole (partly inpainted) image, up to an unknown
 scale and shift (metric networks are off by some factor too). Where the warped scene already
 has depth (``mask``), we fit ``scale * pred + shift`` to it in closed form, robustly
-(a few rounds of least squares on the inliers: residuals beyond ``outlier_mads`` robust
-standard deviations are dropped). In "disparity" space the fit is on inverse depths, which
+(least squares on the pixels near a least-median-of-squares line through two known pixels, then a
+few rounds on the inliers: residuals beyond ``outlier_mads`` robust standard deviations are
+dropped). In "disparity" space the fit is on inverse depths, which
 weights near geometry more and matches networks that predict disparity.
 
 After the global fit, new geometry still misses the old by a few per cent along the hole
@@ -78,6 +79,36 @@ def _weighted_line_fit(x: Tensor, y: Tensor, w: Tensor) -> tuple[Tensor, Tensor]
     return s, y_mean - s * x_mean
 
 
+def start_pairs(count: int, trials: int) -> tuple[Tensor, Tensor]:
+    """The sample pairs (i, j) (two int64 tensors of ``trials`` indices in [0, count)) whose lines
+    are the least-median-of-squares candidates: drawn with a fixed seed, so a fit is a function of
+    its inputs. Shared with the numpy twin, which must try the same lines."""
+    generator = torch.Generator().manual_seed(0)
+    i = torch.randint(count, (trials,), generator=generator)
+    j = torch.randint(count, (trials,), generator=generator)
+    return i, j
+
+
+def _least_median_start(x: Tensor, y: Tensor, scale: Tensor, config: AlignConfig) -> tuple[Tensor, Tensor] | None:
+    """The line y ~ s x + t through two samples with the smallest median |residual| / scale over
+    at most ``config.start_samples`` samples (Rousseeuw's least median of squares, by random pairs).
+    x, y, scale: (M,) float64. None when no pair spans a range of x (a constant prediction)."""
+    i, j = start_pairs(x.numel(), config.start_trials)
+    dx = x[j] - x[i]
+    spans = dx.abs() > 1e-12 * x.abs().max().clamp_min(1e-300)
+    if not bool(spans.any()):
+        return None
+    i, j, dx = i[spans], j[spans], dx[spans]
+    s = (y[j] - y[i]) / dx                                                  # (T,)
+    t = y[i] - s * x[i]
+    stride = max(1, -(-x.numel() // config.start_samples))
+    xs, ys, scs = x[::stride], y[::stride], scale[::stride]
+    residual = ((s[:, None] * xs[None] + t[:, None] - ys[None]) / scs[None]).abs()   # (T, m)
+    median = residual.kthvalue((xs.numel() + 1) // 2, dim=1).values
+    best = int(median.argmin())                                             # the first of ties
+    return s[best], t[best]
+
+
 def _robust_sigma(residual: Tensor) -> Tensor:
     """1.4826 * median |r| (the lower median for an even count)."""
     r = residual.abs()
@@ -124,6 +155,13 @@ def align_depth(pred: Tensor, target: Tensor, mask: Tensor, space: str = "dispar
     scale = y.abs() if config.relative_residuals and space == "depth" else torch.ones_like(y)
     precision = 1.0 / scale.square()
     weight = torch.ones_like(x)
+    start = _least_median_start(x, y, scale, config) if config.robust_start else None
+    if start is not None:
+        # the first least-squares fit takes the start's inliers (all pixels if too few are)
+        residual = (start[0] * x + start[1] - y) / scale
+        near = (residual.abs() <= config.outlier_mads * _robust_sigma(residual)).to(x.dtype)
+        if near.sum() >= config.min_pixels:
+            weight = near
     s, t = _weighted_line_fit(x, y, weight * precision)
     for _ in range(config.iterations):
         residual = (s * x + t - y) / scale

@@ -1,7 +1,8 @@
 """Slow, obviously-correct twins of ``depth_align`` (numpy / scipy), for tests on small images.
 
 ``align_depth_reference``: the same robust fit spelled out with ``numpy.linalg.lstsq`` and
-``numpy.median`` on every usable pixel. ``seam_offsets_reference``: the screened Poisson problem
+sorted medians on every usable pixel (the least-median-of-squares start tries the same pairs,
+``start_pairs``, one line at a time). ``seam_offsets_reference``: the screened Poisson problem
 that ``seam_offsets`` approximates coarse-to-fine, solved exactly as one sparse linear system.
 """
 
@@ -13,7 +14,7 @@ import scipy.sparse.linalg
 import torch
 from torch import Tensor
 
-from .depth_align import AlignConfig, SeamConfig, seam_anchors
+from .depth_align import AlignConfig, SeamConfig, seam_anchors, start_pairs
 
 
 def align_depth_reference(pred: Tensor, target: Tensor, mask: Tensor, space: str = "disparity",
@@ -34,6 +35,26 @@ def align_depth_reference(pred: Tensor, target: Tensor, mask: Tensor, space: str
         A = np.stack([x[rows], np.ones(rows.sum())], 1) / row_scale[rows, None]
         return np.linalg.lstsq(A, y[rows] / row_scale[rows], rcond=None)[0]
 
+    if config.robust_start and x.size >= 1:
+        # least median of squares over the same candidate pairs as the fast path
+        pi, pj = (a.numpy() for a in start_pairs(x.size, config.start_trials))
+        stride = max(1, -(-x.size // config.start_samples))
+        best = None
+        for i, j in zip(pi, pj):
+            if abs(x[j] - x[i]) <= 1e-12 * max(np.abs(x).max(), 1e-300):
+                continue
+            s0 = (y[j] - y[i]) / (x[j] - x[i])
+            t0 = y[i] - s0 * x[i]
+            r = np.sort(np.abs((s0 * x[::stride] + t0 - y[::stride]) / scale[::stride]))
+            median = r[(r.size + 1) // 2 - 1]
+            if best is None or median < best[0]:
+                best = (median, s0, t0)
+        if best is not None:
+            residual = (best[1] * x + best[2] - y) / scale
+            r = np.sort(np.abs(residual))
+            near = np.abs(residual) <= config.outlier_mads * 1.4826 * r[(r.size + 1) // 2 - 1]
+            if near.sum() >= config.min_pixels:
+                inliers = near
     s, t = fit(inliers, scale)
     for _ in range(config.iterations):
         residual = (s * x + t - y) / scale

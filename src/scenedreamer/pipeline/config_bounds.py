@@ -105,7 +105,8 @@ register_bounds(ForwardWarpConfig, near=POSITIVE, crack_depth_rel_tol=NON_NEGATI
                 free_space_margin=FRACTION, same_surface_margin=FRACTION,
                 sight_clearance=NON_NEGATIVE)
 register_bounds(AlignConfig, iterations=COUNT, outlier_mads=POSITIVE, min_pixels=Bound(low=2),   # 2 unknowns: scale, shift
-                max_fit_samples=Bound(low=2), min_depth=POSITIVE, max_depth=POSITIVE)
+                max_fit_samples=Bound(low=2), min_depth=POSITIVE, max_depth=POSITIVE,
+                start_trials=POSITIVE_COUNT, start_samples=Bound(low=1))
 register_bounds(SeamConfig, decay_px=POSITIVE, iterations_per_level=COUNT, min_level_size=Bound(low=1, high=MAX_TEXELS),
                 coarsest_iteration_factor=COUNT, min_depth=POSITIVE, max_anchor_mismatch=NON_NEGATIVE)
 register_bounds(InitConfig, neighbour_yaws_deg=Bound(low=-180.0, high=180.0),
