@@ -157,7 +157,9 @@ def test_line_of_sight_rule_keeps_everything_when_the_camera_only_turns_or_steps
     H, W = 12, 16
     rgb, depth = random_view(1, H, W, seed=7)
     src = identity_cams(1, W, H)
-    for dst in (make_cams([[0.0, 0.0, 0.0]], [[0.3, 0.1, 1.0]], W, H), make_cams([[0.0, 0.0, 0.5]], [[0.0, 0.0, 2.0]], W, H)):
+    turned = make_cams([[0.0, 0.0, 0.0]], [[0.3, 0.1, 1.0]], W, H)
+    forward = make_cams([[0.0, 0.0, 0.5]], [[0.0, 0.0, 2.0]], W, H)
+    for dst in (turned, forward):
         plain = forward_warp(rgb, depth, src, dst, config=ForwardWarpConfig(sight_clearance=None))
         ruled = forward_warp(rgb, depth, src, dst, config=ForwardWarpConfig(sight_clearance=0.5))   # depth 2-5
         assert plain.valid.any()

@@ -222,8 +222,8 @@ def forward_warp(rgb: Tensor, depth: Tensor, src: Cameras, dst: Cameras, valid: 
     Returns WarpResult at dst's size: the nearest source point per target pixel (ties broken
     by the smaller source index; depths compared at float32 precision), then depth-aware
     1-pixel crack filling (``fill_cracks``); with ``config.sight_clearance`` the pixels whose line
-    of sight the source did not see are then dropped (``line_of_sight_seen``). Differentiable w.r.t. ``rgb`` only (gather); use
-    ``soft_forward_warp`` for gradients w.r.t. depth.
+    of sight the source did not see are then dropped (``line_of_sight_seen``). Differentiable
+    w.r.t. ``rgb`` only (gather); use ``soft_forward_warp`` for gradients w.r.t. depth.
     """
     valid = _check_view(rgb, depth, valid, src, "forward_warp")
     if len(dst) != len(src):
@@ -283,8 +283,9 @@ def line_of_sight_seen(depth: Tensor, src: Cameras, dst: Cameras, clearance: flo
     z-depth min(clearance, depth) must land inside the source image (u in [0, Ws), v in
     [0, Hs)) at a source z-depth above ``near``. The surface itself lies there too when it was
     warped from the source, so the whole stretch between the two points does (a segment whose
-    ends both project inside a convex image, in front of the camera). ForwardWarpConfig.sight_clearance
-    says why: a far surface the source saw behind space it never saw is not known to be visible.
+    ends both project inside a convex image, in front of the camera). Why:
+    ForwardWarpConfig.sight_clearance (a far surface the source saw behind space it never saw is
+    not known to be visible from the target). Returns True where seen.
     """
     probe = torch.minimum(depth, torch.as_tensor(clearance, dtype=depth.dtype, device=depth.device))
     u, v, z = _src_to_dst_pixels(probe, dst, src)                          # target pixels -> source
