@@ -35,7 +35,7 @@ def random_view(B, H, W, seed, dtype=F64):
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("cfg", [ForwardWarpConfig(), ForwardWarpConfig(fill_cracks=False),
-                                 ForwardWarpConfig(drop_depth_edges=True), ForwardWarpConfig(sight_clearance=None),
+                                 ForwardWarpConfig(drop_depth_edges=True), ForwardWarpConfig(sight_clearance=2.0),
                                  ForwardWarpConfig(sight_clearance=0.5)])
 def test_forward_warp_matches_per_pixel_loop_twin(seed, cfg):
     H, W = 9, 12
@@ -109,7 +109,7 @@ def test_depth_edge_leaves_a_hole_not_a_rubber_sheet():
     depth[..., :W // 2] = 2.0
     src = identity_cams(1, W, H)
     dst = make_cams([[0.4, 0.0, 0.0]], [[0.4, 0.0, 1.0]], W, H)   # step right: background disoccluded
-    # without the line-of-sight rule (tested below), which would also open the leading edge
+    # without the line-of-sight rule (the default; tested below), which would also open the leading edge
     out = forward_warp(rgb, depth, src, dst, config=ForwardWarpConfig(sight_clearance=None))
     row = out.valid[0, H // 2]
     # near content shifts left by f*b/z ~ 5.5 px, far content by ~1.4 px: a gap of ~4 px opens
