@@ -113,7 +113,7 @@ class ForwardWarpConfig:
     are left to the inpainter instead. Nearer than the clearance the cameras' surroundings count
     as free. None (the default) keeps every pixel (the plain z-buffer warp). Off by default for
     now: 2 units made a side walk's support views truer (26.8 dB against the offline truth
-    instead of 24.7) and its scene.ply better (27.3 against 25.6 dB over 60 views), but each view
+    instead of 25.0) and its scene.ply better (27.3 against 25.8 dB over 60 views), but each view
     inpaints 19 % of its pixels instead of 7 %, the Gaussians grow one per new pixel (re-inpainted
     sky included, which the world already holds), and on the 300-view benchmark the seconds per
     view rose from 15 to 22 between views 100 and 200 (BENCHMARKS.md)."""
