@@ -122,6 +122,14 @@ class BackdropEstimator:
         return DepthPrediction(values, DepthKind.RELATIVE, backdrop=self.sky)
 
 
+class UnmarkedEstimator(BackdropEstimator):
+    """The same prior without its backdrop mask (a depth network that does not say where the sky is)."""
+    label = "fake with unmarked sky"
+
+    def estimate(self, image, camera=None):
+        return dataclasses.replace(super().estimate(image, camera), backdrop=None)
+
+
 def test_known_backdrop_keeps_its_depth_and_stays_out_of_the_alignment():
     """Known backdrop pixels (carried by the warp) keep their stand-in depth and do not bend the
     affine alignment of new surfaces; new backdrop pixels take the known backdrop's median depth,
@@ -148,10 +156,8 @@ def test_known_backdrop_keeps_its_depth_and_stays_out_of_the_alignment():
     # surfaces' depth is far off (a bad scale and shift fitted to two incompatible groups). Two
     # other rules also rescue this case, so they are off here to show this one's effect: the
     # prior's own backdrop mask (left out of the fit too) and the alignment's least-median start
-    unmarked = BackdropEstimator(sky)
-    unmarked.estimate = lambda image, camera=None: dataclasses.replace(BackdropEstimator(sky).estimate(image),
-                                                                       backdrop=None)
-    old, _ = depth_and_backdrop_for_new_view(*args[:4], unmarked, AlignConfig(robust_start=False), *args[6:])
+    old, _ = depth_and_backdrop_for_new_view(*args[:4], UnmarkedEstimator(sky), AlignConfig(robust_start=False),
+                                             *args[6:])
     assert ((old[surface] - true_depth()[surface]).abs() / true_depth()[surface]).max() > 0.1
     # a carried flag overrides the prior on known pixels: it describes the warped image there
     carried = known & ~sky & (torch.arange(H)[:, None] == H - 1)
