@@ -178,7 +178,8 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=20, help="views averaged at view 100 and at the end")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a config setting passed to every chapter's command (e.g. warp.same_surface_margin=0.1)")
+                        help="a config setting of the run (passed to generate; the extensions inherit it), "
+                             "e.g. warp.sight_clearance=2")
     args = parser.parse_args()
     if args.work.exists() and any(args.work.iterdir()):
         raise SystemExit(f"--work {args.work}: not empty")
@@ -190,15 +191,16 @@ def main() -> None:
     settings = ["--set", "export.video=false"]
     if args.active_views is not None:
         settings += ["--set", f"progressive.active_views={args.active_views}"]
-    for setting in args.set:
-        settings += ["--set", setting]
+    # the run's own settings: the later chapters inherit them from its config.json (and `extend`
+    # refuses --set outside the settings a chapter may change, such as warp.*)
+    generate_settings = settings + [arg for setting in args.set for arg in ("--set", setting)]
     samples, chapter_seconds = [], []
     for number in range(args.chapters):
         path = args.work / f"chapter_{number}.json"
         write_transforms_json(path, side_walk(number * args.frames, args.frames, args.step, 256, 256))
         if number == 0:
             cmd = [exe, "generate", PROMPT, "--preset", "offline", "--trajectory", str(path), "--out", str(run),
-                   "--resolution", "256x256", "--quiet", "--threads", str(args.threads)] + settings
+                   "--resolution", "256x256", "--quiet", "--threads", str(args.threads)] + generate_settings
         else:
             cmd = [exe, "extend", str(run), "--trajectory", str(path), "--quiet",
                    "--threads", str(args.threads)] + settings

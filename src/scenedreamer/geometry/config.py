@@ -114,10 +114,10 @@ class ForwardWarpConfig:
     as free. None (the default) keeps every pixel (the plain z-buffer warp). Off by default for
     now: 2 units made a side walk's support views truer (26.8 dB against the offline truth
     instead of 25.0) and its scene.ply better (27.3 against 25.8 dB over 60 views), but each view
-    inpaints 19 % of its pixels instead of 7 %, the Gaussians grow one per new pixel (re-inpainted
-    sky included, which the world already holds), and on the 300-view benchmark the seconds per
-    view rose from 15 to 22 between views 100 and 200, where without it they were 7.8 at view 100
-    and 6.8 at view 300 (BENCHMARKS.md)."""
+    inpaints 19 % of its pixels instead of 7 %, so more of it rests on aligned depth, and on the
+    300-view benchmark's walk the new content's depth shrank until it collapsed after view 190
+    (scene.ply 22.3 dB; seconds per view 11.6 at view 100, 18.2 at view 300, where without the
+    rule they were 7.8 and 6.8; BENCHMARKS.md, docs/design.md)."""
     same_surface_margin: float | None = 0.05
     """Warping several support views into one camera: a later view's pixel replaces an earlier
     (better overlapping) view's only when it is nearer by more than this fraction of the

@@ -137,6 +137,8 @@ class ProgressiveConfig:
     """a rendered pixel with opacity below this counts as unseen (new content)"""
     render_depth_tolerance: float = 0.0
     """the rendered depth is used for a warp-known pixel only if it is within this relative distance of the warped depth (else the render shows a floater there and the warped depth is used). 0 (default): known pixels always keep the warped depth of the support views. The render's depth is alpha-composited over a surface's Gaussians and comes out about 1 % short; a walk that stores it at every view and fits the next view to it shrinks step by step (measured on a 90-view side walk: stored depth 25 % short at view 55 with 0.05; docs/design.md)"""
+    grow_covered_tolerance: float | None = 0.1
+    """a new pixel adds a Gaussian only where the world lacks its content: where the scene's render before the view (opacity at least `unseen_opacity`) already shows a surface within this relative distance of the pixel's new depth, the fit adjusts the Gaussians there instead (a re-inpainted stretch of sky, say, which the sky Gaussians already cover). None: every new, valid pixel adds one (each re-inpainted pixel then duplicates what the world holds, and a long walk's Gaussians and seconds per view grow with it; BENCHMARKS.md, issue 23)"""
     occlusion_margin: float = 0.05
     """new points closer than (1 - margin) x an earlier view's depth would occlude it and are dropped"""
     max_hole_fraction_warn: float = 0.6

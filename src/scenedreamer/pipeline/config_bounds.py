@@ -114,7 +114,8 @@ register_bounds(InitConfig, neighbour_yaws_deg=Bound(low=-180.0, high=180.0),
                 neighbour_shift=free("a signed sideways offset, scene units (negative: against the yaw)"),
                 first_view_median_depth=POSITIVE, fit_steps=COUNT)
 register_bounds(ProgressiveConfig, neighbours=POSITIVE_COUNT, fit_steps_per_view=COUNT, adapter_views=COUNT,
-                unseen_opacity=FRACTION, render_depth_tolerance=NON_NEGATIVE, occlusion_margin=FRACTION,
+                unseen_opacity=FRACTION, render_depth_tolerance=NON_NEGATIVE, grow_covered_tolerance=NON_NEGATIVE,
+                occlusion_margin=FRACTION,
                 max_hole_fraction_warn=FRACTION, active_views=COUNT, active_after_views=COUNT)
 register_bounds(SupportConfig, rgb_storage_dtype=Bound(choices=("float32", "float16")), overlap_grid=SIDE,
                 overlap_depth_quantiles=FRACTION, depth_stats_stride=POSITIVE_COUNT, fallback_depths=POSITIVE,

@@ -25,8 +25,10 @@ def create_representation(config: GenerateConfig, views: list[ViewRecord], devic
     return kind_of_config(rep_config).create(rep_config, views, device, camera_centres)
 
 
-def grow_representation(representation: SceneRepresentation, view: ViewRecord, fit_state: FitState | None,
-                        fit_config: FitConfig) -> FitState | None:
+def grow_representation(representation: SceneRepresentation, view: ViewRecord, pixels: torch.Tensor,
+                        fit_state: FitState | None, fit_config: FitConfig) -> FitState | None:
     """Make room for a new view's new content before fitting (the kind's grow hook); returns the
-    (updated) FitState. Gaussians add one per new, valid pixel; a NeRF's field covers all space."""
-    return kind_of(representation).grow(representation, view, fit_state, fit_config)
+    (updated) FitState. ``pixels`` (H, W) bool: where the view shows what the world lacks
+    (pipeline/generate.py ``pixels_to_grow``). Gaussians add one per such pixel; a NeRF's field
+    covers all space."""
+    return kind_of(representation).grow(representation, view, pixels, fit_state, fit_config)

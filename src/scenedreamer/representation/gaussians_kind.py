@@ -34,8 +34,9 @@ def create(config: GaussianConfig, views: list, device, camera_centres=None) -> 
                                     torch.stack([v.valid for v in views]), cams.to(device), config, device=device)
 
 
-def grow(representation: GaussianScene, view, fit_state, fit_config):
-    """One new Gaussian per new, valid pixel of ``view``; the optimizer state saved in the
+def grow(representation: GaussianScene, view, pixels, fit_state, fit_config):
+    """One new Gaussian per pixel of ``view`` in ``pixels`` ((H, W) bool: where the view shows
+    what the world lacks), at the view's depth and colour; the optimizer state saved in the
     FitState grows with them (zero moments for the new ones)."""
     from .fitting import make_optimizer
 
@@ -44,7 +45,7 @@ def grow(representation: GaussianScene, view, fit_state, fit_config):
         optimizer = make_optimizer(representation, fit_config)
         optimizer.load_state_dict(fit_state.optimizer_state)
     device = representation.means.device
-    representation.add_from_view(view.rgb.to(device), view.depth.to(device), (view.inpainted & view.valid).to(device),
+    representation.add_from_view(view.rgb.to(device), view.depth.to(device), pixels.to(device),
                                  view.camera.to(device), optimizer=optimizer)
     if optimizer is None:
         return fit_state

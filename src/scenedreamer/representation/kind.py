@@ -7,8 +7,9 @@ representation itself), never the whole run config, so a kind knows nothing abov
 - create(config, views, device, camera_centres) -> a fresh representation for the initial
   support views (ViewRecords, OpenCV cameras) on ``device``; ``camera_centres`` (N, 3) world
   positions of every trajectory camera (a kind may size its bounds from them) or None;
-- grow(representation, view, fit_state, fit_config) -> FitState | None: make room for a new
-  view's new content before fitting (e.g. Gaussians add one per new pixel);
+- grow(representation, view, pixels, fit_state, fit_config) -> FitState | None: make room for
+  a new view's new content before fitting; ``pixels`` (H, W) bool: where the view shows what the
+  world lacks (e.g. Gaussians add one per such pixel);
 - size(config, shape) -> RepresentationSize: upper bounds of its parameters and of the Gaussians
   it exports, and the memory of each stage of a run that holds it (MemoryStage), for the disk
   and memory estimate (``pipeline/disk_budget.py``);
@@ -126,7 +127,8 @@ class RepresentationKind:
     """the config ``--representation CLI_NAME`` switches to"""
     describe: Callable[[Any], str]
     create: Callable[[Any, "list[ViewRecord]", "torch.device", "torch.Tensor | None"], "SceneRepresentation"]
-    grow: Callable[["SceneRepresentation", "ViewRecord", "FitState | None", "FitConfig"], "FitState | None"]
+    grow: Callable[["SceneRepresentation", "ViewRecord", "torch.Tensor", "FitState | None", "FitConfig"],
+                   "FitState | None"]
     size: Callable[[Any, RunShape], RepresentationSize]
     seed_gaussians: Callable[["SceneRepresentation", SupportCameras, "BakeConfig", "EventSink | None"],
                              "tuple[GaussianScene, SceneRepresentation | None]"]
@@ -171,7 +173,7 @@ class RepresentationKind:
 
 # ---- helpers shared by the kinds' hooks -------------------------------------------------------
 
-def no_growth(representation, view, fit_state, fit_config):
+def no_growth(representation, view, pixels, fit_state, fit_config):
     """grow hook of a representation whose field already covers all space: nothing to do."""
     return fit_state
 

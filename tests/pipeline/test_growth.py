@@ -1,0 +1,65 @@
+"""A new view grows the world only where the world lacks its content (pipeline/generate.py
+``pixels_to_grow``): a re-inpainted pixel the render before the view already shows at its depth is
+fitted, not duplicated."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from scenedreamer.pipeline.generate import pixels_to_grow
+from scenedreamer.representation.gaussians import GaussianConfig, GaussianScene
+from scenedreamer.representation.registry import kind_of
+from representation.scenes import default_scene, orbit_cameras, render_scene
+
+
+def test_a_pixel_grows_unless_the_render_shows_a_surface_at_its_depth():
+    new = torch.tensor([[True, True, True, True, False]])
+    depth = torch.tensor([[10.0, 10.0, 10.0, 10.0, 10.0]])
+    # covered at its depth | covered, 1.5 units nearer (a new tree before the sky) | not rendered
+    # | rendered 0.9 units off (inside 10 %) | not new
+    rendered_depth = torch.tensor([[10.5, 8.5, 10.0, 9.1, 10.0]])
+    rendered = torch.tensor([[True, True, False, True, True]])
+    grow = pixels_to_grow(new, depth, rendered_depth, rendered, tolerance=0.1)
+    assert grow.tolist() == [[False, True, True, False, False]]
+    assert torch.equal(pixels_to_grow(new, depth, rendered_depth, rendered, tolerance=None), new)
+    # a render with no depth there (opacity but 0 depth) covers nothing
+    assert pixels_to_grow(new, depth, torch.zeros_like(depth), rendered, 0.1).tolist() == [[True] * 4 + [False]]
+
+
+@pytest.fixture(scope="module")
+def world():
+    """A scene fitted from nothing but view 0 (one Gaussian per pixel), and view 0 itself."""
+    cams = orbit_cameras([0.0], 48, 32)
+    view = render_scene(default_scene(), cams)
+    scene = GaussianScene.from_views(view.rgb, view.depth, view.hit, cams, GaussianConfig(init_stride=1))
+    return scene, cams, view
+
+
+def test_re_inpainting_what_the_world_shows_adds_no_gaussians_but_a_new_object_does(world):
+    scene, cams, view = world
+    with torch.no_grad():
+        render = scene.render(cams)[0]
+    rendered = render.opacity[0] >= 0.5
+    hit = view.hit[0] & (view.depth[0] > 0)
+    # the whole view re-inpainted with the same surfaces: the world already holds them, except on
+    # silhouettes, where the render blends a near and a far surface into a depth between the two
+    same = pixels_to_grow(hit, view.depth[0], render.depth[0], rendered, 0.1)
+    near = -torch.nn.functional.max_pool2d(-view.depth[None], 3, 1, 1)[0]
+    far = torch.nn.functional.max_pool2d(view.depth[None], 3, 1, 1)[0]
+    silhouette = (far - near) > 0.1 * view.depth[0]
+    assert not bool((same & ~silhouette).any()) and int(same.sum()) <= 0.1 * int(hit.sum())
+    # an object appears in front in a patch: that patch grows, and elsewhere only the silhouettes
+    depth = view.depth[0].clone()
+    patch = torch.zeros_like(hit)
+    patch[8:20, 10:30] = True
+    patch &= hit
+    depth[patch] *= 0.5
+    grow = pixels_to_grow(hit, depth, render.depth[0], rendered, 0.1)
+    assert torch.equal(grow & ~patch, same & ~patch) and int((grow & patch).sum()) >= 0.95 * int(patch.sum())
+
+    # the Gaussians' grow hook adds one per pixel it is given, no more
+    before = scene.num_gaussians
+    record = type("View", (), {"rgb": view.rgb[0], "depth": depth, "camera": cams})()
+    kind_of(scene).grow(scene, record, grow, None, None)
+    assert scene.num_gaussians == before + int(grow.sum())
