@@ -204,8 +204,7 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
     # depth, aligned to the known depth and seam-compensated; new points that would hide what
     # earlier views saw are dropped
     warped = local.warped_depth
-    render_agrees = (~unseen & (render.depth[0] > 0)
-                     & ((render.depth[0] - warped).abs() <= prog.render_depth_tolerance * warped))
+    render_agrees = render_shows_depth(render.depth[0], ~unseen, warped, prog.render_depth_tolerance)
     # The backdrop keeps the warped stand-in depth: it is no surface the render could sharpen,
     # and the render's blend of sky Gaussians would let the stand-in wander from view to view
     known_depth = torch.where(local.known & render_agrees & ~local.backdrop, render.depth[0], warped)
@@ -253,8 +252,15 @@ def pixels_to_grow(new: torch.Tensor, depth: torch.Tensor, rendered_depth: torch
     and 507k at view 213 with this test (BENCHMARKS.md, issue 23)."""
     if tolerance is None:
         return new
-    covered = rendered & (rendered_depth > 0) & ((rendered_depth - depth).abs() <= tolerance * depth)
-    return new & ~covered
+    return new & ~render_shows_depth(rendered_depth, rendered, depth, tolerance)
+
+
+def render_shows_depth(rendered_depth: torch.Tensor, rendered: torch.Tensor, depth: torch.Tensor,
+                       tolerance: float) -> torch.Tensor:
+    """(H, W) bool: where the scene's render shows a surface at ``depth``: the pixel is rendered
+    (``rendered``, opacity at least progressive.unseen_opacity), has a rendered depth, and
+    |rendered_depth - depth| <= tolerance x depth. Depths (H, W) z-depth in scene units."""
+    return rendered & (rendered_depth > 0) & ((rendered_depth - depth).abs() <= tolerance * depth)
 
 
 def _train_adapter(config: GenerateConfig, step: int, database, state: RunState,
