@@ -106,6 +106,74 @@ def test_alignment_matches_numpy_twin(space, seed, relative):
     assert fit.inlier_fraction == pytest.approx(inliers.mean())
 
 
+def test_inverse_regression_undoes_the_dilution_of_a_noisy_prediction():
+    """AlignConfig.regression: exact known depth, a prediction with 10 % multiplicative noise.
+    Least squares of known on prediction flattens the slope by the attenuation factor
+    lam = var(x_true) / (var(x_true) + var(noise)) (weighted moments, weights 1 / y^2: about
+    0.967 here); least squares of prediction on known, inverted, does not.
+    Tolerance: the inverse fit's slope a = 1/s has standard error
+    sqrt(sum w^2 yc^2 var_e) / sum w yc^2 = 0.0019 on a = 0.5 for 48 x 48 pixels, y uniform on
+    [1, 5], noise sd 0.1 x (0.38 % relative), so 1.5 % is 4 standard errors; the 3.3 % bias of
+    the plain fit is 9 of them."""
+    g = torch.Generator().manual_seed(0)
+    true = 1.0 + 4.0 * torch.rand(48, 48, generator=g, dtype=torch.float64)
+    exact = (true - 0.5) / 2.0                                   # true = 2 pred + 0.5
+    pred = exact * (1 + 0.1 * torch.randn(48, 48, generator=g, dtype=torch.float64))
+    mask = torch.ones(48, 48, dtype=torch.bool)
+    fits = {r: align_depth(pred, true, mask, space="depth", config=AlignConfig(regression=r))
+            for r in AlignConfig.REGRESSIONS}
+    w = 1.0 / true.square()
+
+    def var(a):
+        return float((w * (a - (w * a).sum() / w.sum()).square()).sum() / w.sum())
+
+    lam = var(exact) / (var(exact) + var(pred - exact))
+    assert fits["prediction_on_known"].scale == pytest.approx(2.0, rel=0.015)
+    assert fits["known_on_prediction"].scale == pytest.approx(2.0 * lam, rel=0.015)
+    assert fits["known_on_prediction"].scale < 2.0 * (1 - 0.015)          # the bias the option removes
+    # the geometric mean splits the difference (about sqrt(lam))
+    assert fits["known_on_prediction"].scale < fits["geometric_mean"].scale < fits["prediction_on_known"].scale
+
+
+@pytest.mark.parametrize("relative", [True, False])
+@pytest.mark.parametrize("space", ["depth", "disparity"])
+@pytest.mark.parametrize("regression", AlignConfig.REGRESSIONS)
+def test_every_regression_matches_numpy_twin(regression, space, relative):
+    _, pred, observed, mask, _ = synthetic(space, 1.5, 0.1 if space == "depth" else 0.02, seed=1)
+    g = torch.Generator().manual_seed(7)
+    pred = pred * (1 + 0.02 * torch.randn(pred.shape, generator=g, dtype=torch.float64))   # noise in both
+    config = AlignConfig(relative_residuals=relative, regression=regression)
+    fit = align_depth(pred, observed, mask, space=space, config=config)
+    s, t, inliers = align_depth_reference(pred, observed, mask, space=space, config=config)
+    assert fit.scale == pytest.approx(s, rel=1e-9, abs=1e-12)
+    assert fit.shift == pytest.approx(t, rel=1e-9, abs=1e-12)
+    assert fit.inlier_fraction == pytest.approx(inliers.mean())
+    assert 0.6 < fit.inlier_fraction < 0.9                  # the 20 % outliers are trimmed
+    plain = align_depth(pred, observed, mask, space=space, config=AlignConfig(relative_residuals=relative))
+    assert (fit.scale == plain.scale) == (regression == "known_on_prediction")
+
+
+@pytest.mark.parametrize("regression", AlignConfig.REGRESSIONS)
+def test_degenerate_lines_fall_back_to_the_plain_fit(regression):
+    """No correlation (a constant known depth: cov = 0) has no slope to invert; a constant
+    prediction has no slope at all: every regression gives the plain fit's answer there."""
+    g = torch.Generator().manual_seed(2)
+    pred = 1.0 + torch.rand(8, 8, generator=g, dtype=torch.float64)
+    flat = torch.full((8, 8), 3.0, dtype=torch.float64)
+    mask = torch.ones(8, 8, dtype=torch.bool)
+    for p, q in ((pred, flat), (torch.ones(8, 8, dtype=torch.float64), flat)):
+        fit = align_depth(p, q, mask, space="depth", config=AlignConfig(regression=regression))
+        plain = align_depth(p, q, mask, space="depth")
+        assert (fit.scale, fit.shift) == (plain.scale, plain.shift)
+        assert torch.allclose(fit.aligned, flat)
+
+
+def test_an_unknown_regression_is_refused_naming_the_field():
+    with pytest.raises(ValueError, match=r"^AlignConfig\.regression must be one of 'known_on_prediction', "
+                                         r"'prediction_on_known', 'geometric_mean', got 'total'$"):
+        AlignConfig(regression="total")
+
+
 def test_strided_fit_on_large_images_stays_accurate():
     true, pred, observed, mask, _ = synthetic("disparity", 0.5, 0.05, H=256, W=256, seed=3)
     fit = align_depth(pred, observed, mask, config=AlignConfig(max_fit_samples=4096))

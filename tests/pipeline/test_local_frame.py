@@ -109,6 +109,38 @@ def test_the_warp_carries_each_pixels_backdrop_flag():
     assert torch.equal(backdrop[known], sky[row, col])
 
 
+def test_backdrop_at_infinity_moves_with_the_rotation_only():
+    """warp.backdrop_at_infinity: a camera that steps sideways sees the sky where it saw it
+    (a direction has no parallax), while the surfaces shift as before and stay in front. At the
+    stand-in depth the sky slid by focal x step / depth pixels."""
+    from scenedreamer.geometry.warp import ForwardWarpConfig
+
+    sky = torch.zeros(H, W, dtype=torch.bool)
+    sky[:, : W // 2] = True                                        # left half sky, right half a wall
+    colour = torch.zeros(H, W, 3)
+    colour[..., 0] = torch.linspace(0.0, 1.0, W)                    # each column its own red
+    view = dataclasses.replace(_view(torch.where(sky, torch.full((H, W), 10.0), torch.full((H, W), 4.0))),
+                               rgb=colour, backdrop=sky)
+    step = torch.eye(4)
+    step[0, 3] = 6.0 * 4.0 / float(K[0, 0])             # 6 px of parallax at the wall, 2.4 px at the sky's 10
+    target = Cameras(K, step, W, H)
+    at_depth = warp_views_into([view], target, ForwardWarpConfig(backdrop_at_infinity=False))
+    at_infinity = warp_views_into([view], target, ForwardWarpConfig(backdrop_at_infinity=True))
+    rgb, depth, known, backdrop = at_infinity
+    # every sky pixel lands on its own column (the colour is unchanged where sky is carried), on
+    # all but the columns the wall now covers (it moved 6 px left)
+    carried_sky = backdrop & sky
+    assert int(carried_sky.sum()) >= H * (W // 2 - 7)
+    assert torch.allclose(rgb[carried_sky], colour[carried_sky], atol=1e-5)
+    # at the stand-in depth the sky moved: two pixels' colour steps or more
+    moved = at_depth[3] & sky
+    assert (at_depth[0][moved] - colour[moved]).abs().max() > 2.0 / W
+    # the surfaces are warped exactly as before, and no sky is shown in front of them
+    wall = known & ~backdrop
+    assert torch.equal(wall, at_depth[2] & ~at_depth[3])
+    assert torch.equal(depth[wall], at_depth[1][wall]) and torch.equal(rgb[wall], at_depth[0][wall])
+
+
 class BackdropEstimator:
     """A relative depth prior that marks the upper rows as backdrop and gives them a value
     that no affine map of the surfaces' depth explains (as a network's sky)."""

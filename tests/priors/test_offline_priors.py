@@ -10,7 +10,8 @@ import torch
 from scenedreamer.errors import UserInputError
 from scenedreamer.geometry.cameras import Cameras, intrinsics_from_fov
 from scenedreamer.priors.base import DepthEstimator, DepthKind, Inpainter, TextToImage
-from scenedreamer.priors.offline import (OracleDepthConfig, OracleDepthEstimator, build_offline_priors)
+from scenedreamer.priors.offline import (OracleDepthConfig, OracleDepthEstimator, build_offline_priors,
+                                        camera_noise_seed)
 from scenedreamer.priors.procedural import ProceduralWorldConfig
 
 
@@ -87,6 +88,27 @@ def test_corrupted_depth_has_the_configured_scale_and_shift(priors) -> None:
     assert float(rel_residual) == pytest.approx(0.02, rel=0.15)
     again = noisy.estimate(torch.zeros(S, S, 3), camera=cam).values
     assert torch.equal(values, again)            # same camera, same noise
+
+
+def test_corrupted_depth_noise_is_drawn_per_camera(priors) -> None:
+    """Each camera gets its own noise (seeded from its pose): one noise image for every camera
+    pinned the errors to pixel positions, and a walk's alignments then compounded one sample's
+    bias view after view."""
+    cam = camera()
+    c2w = cam.c2w.clone()
+    c2w[:, 0, 3] += 0.05                          # a small step sideways: nearly the same depth
+    moved = Cameras(cam.K, c2w, cam.width, cam.height)
+    noisy = OracleDepthEstimator(priors.world, OracleDepthConfig(noise_std=0.02))
+    relative_errors = []
+    for c in (cam, moved):
+        truth = priors.world.render(c).depth[0]
+        relative_errors.append(noisy.estimate(torch.zeros(S, S, 3), camera=c).values / truth - 1.0)
+    a, b = (e.reshape(-1) for e in relative_errors)
+    # independent noise images: their correlation is ~N(0, 1/sqrt(S*S)); one shared image gave 1
+    correlation = float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+    assert abs(correlation) < 5.0 / S
+    assert camera_noise_seed(0, cam) == camera_noise_seed(0, cam) != camera_noise_seed(0, moved)
+    assert camera_noise_seed(0, cam) != camera_noise_seed(1, cam)
 
 
 def test_oracles_require_the_camera_and_good_inputs(priors) -> None:

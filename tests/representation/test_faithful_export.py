@@ -213,3 +213,20 @@ def test_every_camera_of_a_walk_is_inside_the_sky_shell_by_default():
     origins = torch.stack([v.c2w[:3, 3] for v in views])
     # every shell point lies beyond every camera: the radius less the cameras' reach at least
     assert float((pts[None] - origins[:, None]).norm(dim=-1).min()) >= (config.sky_radius_factor - 1) * 10.0
+
+
+def test_distillation_runs_at_least_steps_per_view_for_every_support_view():
+    """A step fits a few patches of random views, so a larger world gets more steps
+    (DistillConfig.steps_per_view): 5 views x 3 steps each outnumber the 2 steps asked for."""
+    views = sky_walk_views([-2.0, -1.0, 0.0, 1.0, 2.0])
+    behind = GaussianScene.from_points(torch.tensor([[0.0, 0.0, -50.0]]), torch.ones(1, 3), torch.ones(1),
+                                       GaussianConfig())
+    fit_events = []
+    sink = lambda event: fit_events.append(event) if event.stage == "fit" else None   # noqa: E731
+    config = DistillConfig(steps=2, steps_per_view=3.0, sky_stride=8)
+    distill_to_gaussians(behind, ViewList(views), None, config, torch.Generator().manual_seed(0), on_event=sink)
+    assert config.steps_for(len(views)) == 15
+    assert fit_events[-1].step == fit_events[-1].total == 15
+    assert DistillConfig(steps=300, steps_per_view=5.0).steps_for(12) == 300      # the fixed count when larger
+    assert DistillConfig(steps=60, steps_per_view=5.0).steps_for(302) == 1510
+    assert DistillConfig(steps=0, steps_per_view=5.0).steps_for(302) == 0          # 0: the bake as is

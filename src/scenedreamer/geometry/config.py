@@ -8,11 +8,15 @@ them back under their old names.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
 class AlignConfig:
     """Tunables of the robust scale-and-shift fit."""
+
+    REGRESSIONS: ClassVar[tuple[str, ...]] = ("known_on_prediction", "prediction_on_known", "geometric_mean")
+    """The line estimators ``regression`` takes (not a field)."""
 
     iterations: int = 3
     """Re-fits on the inliers after the first (all-pixel) least-squares fit."""
@@ -48,6 +52,30 @@ class AlignConfig:
     error on the near ground, which is most of a walk's new pixels, and the next view aligns to
     that. Disparity-space fits keep absolute residuals: there a too-far outlier's tiny
     disparity would weigh most."""
+    regression: str = "known_on_prediction"
+    """Which way the (weighted, trimmed) line is fitted, one of ``REGRESSIONS``.
+    "known_on_prediction": least squares of the known value y on the prediction x (y ~ s x + t).
+    That assumes x exact; but the prediction carries per-pixel noise, and least squares of y on
+    a noisy x flattens the slope by var(x_true) / (var(x_true) + var(noise)) (regression
+    dilution), a bias that every view of a walk would carry on. On the offline prior (1 % noise)
+    that dilution is small: the slope comes out 0.017 % low (1.42833 for 1.42857), so the default
+    stays; a walk's per-step depth drift of -0.03 % was the prior's noise image, the same for
+    every camera (priors/offline.camera_noise_seed), and moved with either alternative by under
+    0.002 %. "prediction_on_known": least squares of x on y
+    (x ~ a y + b, same weights), inverted (s = 1/a, t = -b/a): unbiased when the known depth is
+    exact and only the prediction is noisy. "geometric_mean" (reduced major axis): slope
+    sign(cov) sqrt(var_y / var_x) of the weighted moments, between the two, for noise in both.
+    Either alternative falls back to the first estimator when the weighted covariance is
+    (numerically) zero, i.e. x and y are uncorrelated (|cov| <= 1e-9 sqrt(var_x var_y), also a
+    constant known depth): there neither has a slope to invert. A constant prediction takes the
+    scale-only fit whatever the choice. The robust start and the outlier trimming are the same
+    for all three (residuals in known units). Note that inverting multiplies the first slope
+    by 1 / corr^2, so it trusts that the prediction and the known depth correlate well."""
+
+    def __post_init__(self) -> None:
+        if self.regression not in self.REGRESSIONS:
+            raise ValueError(f"AlignConfig.regression must be one of {', '.join(map(repr, self.REGRESSIONS))}, "
+                             f"got {self.regression!r}")
 
 
 @dataclass(frozen=True)
@@ -118,6 +146,18 @@ class ForwardWarpConfig:
     300-view benchmark's walk the new content's depth shrank until it collapsed after view 190
     (scene.ply 22.3 dB; seconds per view 11.6 at view 100, 18.2 at view 300, where without the
     rule they were 7.8 and 6.8; BENCHMARKS.md, docs/design.md)."""
+    backdrop_at_infinity: bool = True
+    """Warping support views into a camera (pipeline/local_frame.py): carry their backdrop
+    pixels (ViewRecord.backdrop, the sky) as directions, infinitely far, so they move with the
+    camera's rotation only, instead of as points at their stand-in depth, which slide across
+    the sky as the camera walks. The inpainter's new sky is a function of direction (a sky
+    has no parallax), so a walk's support skies then agree with one another and with a sky
+    shell far away (DistillConfig.sky_parallax_pixels); carried at the stand-in depth, the sky
+    of view k was view 0's sky shifted by the walk's parallax beside freshly inpainted sky,
+    and no single shell fitted both. The surfaces are warped as before and stay in front.
+    Measured on a 60-view side walk: scene.ply 26.4 dB against 26.1 dB, the sky's squared error
+    0.0065 against 0.0091 (BENCHMARKS.md, issue 23). False restores the warp at the stand-in
+    depth."""
     same_surface_margin: float | None = 0.05
     """Warping several support views into one camera: a later view's pixel replaces an earlier
     (better overlapping) view's only when it is nearer by more than this fraction of the

@@ -6,7 +6,9 @@ has depth (``mask``), we fit ``scale * pred + shift`` to it in closed form, robu
 (least squares on the pixels near a least-median-of-squares line through two known pixels, then a
 few rounds on the inliers: residuals beyond ``outlier_mads`` robust standard deviations are
 dropped). In "disparity" space the fit is on inverse depths, which
-weights near geometry more and matches networks that predict disparity.
+weights near geometry more and matches networks that predict disparity. The line itself is least
+squares of the known value on the prediction by default; ``AlignConfig.regression`` picks an
+errors-in-variables line instead (the prediction's own noise flattens that slope).
 
 After the global fit, new geometry still misses the old by a few per cent along the hole
 boundary. ``compensate_seams`` takes the per-pixel offset (known - aligned) on the known pixels
@@ -63,8 +65,20 @@ def _check(pred: Tensor, target: Tensor, mask: Tensor, space: str) -> None:
         raise ValueError(f"align_depth: mask must be bool, got {mask.dtype}")
 
 
-def _weighted_line_fit(x: Tensor, y: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
-    """Closed-form weighted least squares y ~ s x + t (centred normal equations, float64)."""
+# |weighted covariance| at or below this times sqrt(var_x var_y): x and y are uncorrelated (to
+# rounding), and the errors-in-variables slopes (var_y / cov, sign(cov) sqrt(var_y / var_x)) mean
+# nothing; they fall back to least squares of y on x
+_MIN_CORRELATION = 1e-9
+
+
+def _weighted_line_fit(x: Tensor, y: Tensor, w: Tensor,
+                       regression: str = "known_on_prediction") -> tuple[Tensor, Tensor]:
+    """Closed-form weighted line y ~ s x + t (centred moments, float64), per ``regression``
+    (AlignConfig.regression): "known_on_prediction" least squares of y on x, s = cov / var_x;
+    "prediction_on_known" least squares of x on y (x ~ a y + b) inverted, s = 1 / a = var_y / cov;
+    "geometric_mean" s = sign(cov) sqrt(var_y / var_x). Each line passes through the weighted
+    means (t = mean_y - s mean_x). A constant x takes a scale-only fit, and the last two fall
+    back to the first where cov is ~0 (see ``_MIN_CORRELATION``)."""
     w_sum = w.sum().clamp_min(1e-12)
     x_mean = (w * x).sum() / w_sum
     y_mean = (w * y).sum() / w_sum
@@ -76,6 +90,13 @@ def _weighted_line_fit(x: Tensor, y: Tensor, w: Tensor) -> tuple[Tensor, Tensor]
         s = (w * x * y).sum() / (w * x * x).sum().clamp_min(1e-12)
         return s, torch.zeros_like(s)
     s = cov / var
+    if regression != "known_on_prediction":
+        var_y = (w * yc * yc).sum()
+        if cov.abs() > _MIN_CORRELATION * (var * var_y).sqrt():
+            if regression == "prediction_on_known":
+                s = var_y / cov
+            else:
+                s = cov.sign() * (var_y / var).sqrt()
     return s, y_mean - s * x_mean
 
 
@@ -162,7 +183,7 @@ def align_depth(pred: Tensor, target: Tensor, mask: Tensor, space: str = "dispar
         near = (residual.abs() <= config.outlier_mads * _robust_sigma(residual)).to(x.dtype)
         if near.sum() >= config.min_pixels:
             weight = near
-    s, t = _weighted_line_fit(x, y, weight * precision)
+    s, t = _weighted_line_fit(x, y, weight * precision, config.regression)
     for _ in range(config.iterations):
         residual = (s * x + t - y) / scale
         sigma = _robust_sigma(residual)
@@ -172,7 +193,7 @@ def align_depth(pred: Tensor, target: Tensor, mask: Tensor, space: str = "dispar
         if new_weight.sum() < config.min_pixels or torch.equal(new_weight, weight):
             break
         weight = new_weight
-        s, t = _weighted_line_fit(x, y, weight * precision)
+        s, t = _weighted_line_fit(x, y, weight * precision, config.regression)
 
     aligned = _from_fit(pred, float(s), float(t), space, config)
     inliers = weight > 0

@@ -1,7 +1,8 @@
 """Slow, obviously-correct twins of ``depth_align`` (numpy / scipy), for tests on small images.
 
-``align_depth_reference``: the same robust fit spelled out with ``numpy.linalg.lstsq`` and
-sorted medians on every usable pixel (the least-median-of-squares start tries the same pairs,
+``align_depth_reference``: the same robust fit spelled out with ``numpy.linalg.lstsq`` (the
+inverse regression too: x on y, then inverted; the geometric-mean line from numpy's weighted
+moments) and sorted medians on every usable pixel (the least-median-of-squares start tries the same pairs,
 ``start_pairs``, one line at a time). ``seam_offsets_reference``: the screened Poisson problem
 that ``seam_offsets`` approximates coarse-to-fine, solved exactly as one sparse linear system.
 """
@@ -31,9 +32,29 @@ def align_depth_reference(pred: Tensor, target: Tensor, mask: Tensor, space: str
     # squares, 1 / y^2)
     scale = np.abs(y) if config.relative_residuals and space == "depth" else np.ones_like(y)
 
+    def least_squares(u, v, rows, row_scale):
+        """v ~ a u + b on ``rows``, each row divided by its scale (weights 1 / scale^2)."""
+        A = np.stack([u[rows], np.ones(rows.sum())], 1) / row_scale[rows, None]
+        return np.linalg.lstsq(A, v[rows] / row_scale[rows], rcond=None)[0]
+
     def fit(rows, row_scale):
-        A = np.stack([x[rows], np.ones(rows.sum())], 1) / row_scale[rows, None]
-        return np.linalg.lstsq(A, y[rows] / row_scale[rows], rcond=None)[0]
+        s, t = least_squares(x, y, rows, row_scale)               # known on prediction
+        if config.regression == "known_on_prediction":
+            return s, t
+        w = 1.0 / row_scale[rows] ** 2
+        xr, yr = x[rows], y[rows]
+        xm, ym = np.average(xr, weights=w), np.average(yr, weights=w)
+        var_x = np.average((xr - xm) ** 2, weights=w)
+        var_y = np.average((yr - ym) ** 2, weights=w)
+        cov = np.average((xr - xm) * (yr - ym), weights=w)
+        # a constant prediction, or no correlation: keep least squares of y on x (as the fast path)
+        if var_x <= 1e-12 * xm ** 2 or abs(cov) <= 1e-9 * np.sqrt(var_x * var_y):
+            return s, t
+        if config.regression == "prediction_on_known":
+            a, b = least_squares(y, x, rows, row_scale)           # prediction on known, inverted
+            return 1.0 / a, -b / a
+        slope = np.sign(cov) * np.sqrt(var_y / var_x)            # geometric mean (reduced major axis)
+        return slope, ym - slope * xm
 
     if config.robust_start and x.size >= 1:
         # least median of squares over the same candidate pairs as the fast path

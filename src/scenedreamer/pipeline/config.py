@@ -304,7 +304,9 @@ OFFLINE_REPRESENTATION = "gaussians"
 """The offline preset's own representation (its --representation name)."""
 OFFLINE_GAUSSIAN_STEPS = {"init": 80, "per_view": 20, "distill": 60}
 """Fitting steps of the offline preset's default (Gaussians): scene initialisation, each new
-view, and the scene.ply distillation. Chosen on the `make run` scene (BENCHMARKS.md, issue 9):
+view, and the scene.ply distillation (at least DistillConfig.steps_per_view, 5, per support view,
+so a longer path distils longer: 70 for the make-run scene's 14 views since 2026-12-08). Chosen
+on the `make run` scene (BENCHMARKS.md, issue 9):
 2 min 27 s end to end with scene.ply at 30.7 dB mean / 29.6 dB worst against the support views
 and 29.3 dB half-way between cameras, where the NeRF defaults (150 / 40 / 300 steps) took
 6 min 13 s with Gaussians (32.1 / 30.2 / 29.9 dB) and over 10 min with the NeRF."""

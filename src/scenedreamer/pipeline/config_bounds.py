@@ -106,7 +106,8 @@ register_bounds(ForwardWarpConfig, near=POSITIVE, crack_depth_rel_tol=NON_NEGATI
                 sight_clearance=NON_NEGATIVE)
 register_bounds(AlignConfig, iterations=COUNT, outlier_mads=POSITIVE, min_pixels=Bound(low=2),   # 2 unknowns: scale, shift
                 max_fit_samples=Bound(low=2), min_depth=POSITIVE, max_depth=POSITIVE,
-                start_trials=POSITIVE_COUNT, start_samples=Bound(low=1))
+                start_trials=POSITIVE_COUNT, start_samples=Bound(low=1),
+                regression=Bound(choices=AlignConfig.REGRESSIONS))
 register_bounds(SeamConfig, decay_px=POSITIVE, iterations_per_level=COUNT, min_level_size=Bound(low=1, high=MAX_TEXELS),
                 coarsest_iteration_factor=COUNT, min_depth=POSITIVE, max_anchor_mismatch=NON_NEGATIVE)
 register_bounds(InitConfig, neighbour_yaws_deg=Bound(low=-180.0, high=180.0),
@@ -139,6 +140,6 @@ register_bounds(DensifyConfig, start_step=COUNT, stop_step=COUNT, every=POSITIVE
                 prune_scale_relative=POSITIVE, reset_opacity_every=COUNT, reset_opacity_value=FRACTION,
                 reset_recovery_steps=COUNT,
                 max_gaussians=POSITIVE_COUNT, seed=SEED)
-register_bounds(DistillConfig, steps=COUNT, extra_views_per_gap=COUNT, sky_stride=POSITIVE_COUNT,
+register_bounds(DistillConfig, steps=COUNT, steps_per_view=NON_NEGATIVE, extra_views_per_gap=COUNT, sky_stride=POSITIVE_COUNT,
                 sky_radius_factor=Bound(low=1.0, low_open=True),     # the shell lies beyond the farthest known depth
                 sky_parallax_pixels=POSITIVE, sky_scale_factor=POSITIVE)

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -61,8 +61,7 @@ def warp_views_into(views: list[ViewRecord], camera: Cameras,
         valid = view.valid.to(device)
         if index > 0 and config.best_view_free_space:
             valid = valid & ~seen_through_by(view, views[0], config.free_space_margin)
-        warp = forward_warp(source[None].to(device), view.depth[None].to(device), view.camera.to(device),
-                            camera, valid=valid[None], config=config)
+        warp = _warp_view(source.to(device), view, valid, camera, config)
         # within same_surface_margin the pixel shows the surface an earlier, better view already
         # gave: that copy stays (nearest-wins would pick the most negative depth error every step)
         margin = 0.0 if config.same_surface_margin is None else config.same_surface_margin
@@ -72,6 +71,30 @@ def warp_views_into(views: list[ViewRecord], camera: Cameras,
     known = torch.isfinite(best_depth)
     depth = torch.where(known, best_depth, torch.zeros_like(best_depth))
     return carried[..., :3], depth, known, known & (carried[..., 3] > 0.5)
+
+
+def _warp_view(source: Tensor, view: ViewRecord, valid: Tensor, camera: Cameras, config: ForwardWarpConfig):
+    """The forward warp (batch of 1) of ``source`` (H, W, C: colour plus the backdrop flag) at
+    ``view``'s depth into ``camera``, over the ``valid`` (H, W) pixels. With
+    ``config.backdrop_at_infinity`` the backdrop pixels are warped apart, from a copy of the
+    view's camera moved to ``camera``'s centre: a pure rotation, as for points infinitely far;
+    they keep their stand-in depth as their z-depth there and show only where no surface lands."""
+    depth = view.depth[None].to(source.device)
+    backdrop = view.backdrop.to(valid.device) & valid
+    if not config.backdrop_at_infinity or not bool(backdrop.any()):
+        return forward_warp(source[None], depth, view.camera.to(source.device), camera, valid=valid[None],
+                            config=config)
+    source_camera = view.camera.to(source.device)
+    surfaces = forward_warp(source[None], depth, source_camera, camera, valid=(valid & ~backdrop)[None],
+                            config=config)
+    c2w = source_camera.c2w.clone()
+    c2w[:, :3, 3] = camera.c2w[:, :3, 3].to(c2w)
+    beside = Cameras(source_camera.K, c2w, source_camera.width, source_camera.height)
+    sky = forward_warp(source[None], depth, beside, camera, valid=backdrop[None], config=config)
+    # a surface pixel wins over the backdrop wherever it lands, whatever their stand-in depths
+    sky_shows = sky.valid & ~surfaces.valid
+    return replace(surfaces, rgb=torch.where(sky_shows[..., None], sky.rgb, surfaces.rgb),
+                   depth=torch.where(sky_shows, sky.depth, surfaces.depth), valid=surfaces.valid | sky_shows)
 
 
 def seen_through_by(view: ViewRecord, best: ViewRecord, margin: float) -> Tensor:

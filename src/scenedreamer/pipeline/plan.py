@@ -400,7 +400,8 @@ def work_units(config: GenerateConfig, cameras: int) -> WorkUnits:
     adapter = config.refiner.adapter_train_steps_per_view if not is_stand_in(pri.refiner) else 0
     view = (refine + _prior_units(pri.inpainter, denoise) + OFFLINE_PRIOR_UNITS
             + config.progressive.fit_steps_per_view + adapter)
-    export = EXPORT_FIXED_UNITS + (exp.distill.steps if exp.ply else 0)
+    support_views = 1 + neighbours + max(0, cameras - 1)
+    export = EXPORT_FIXED_UNITS + (exp.distill.steps_for(support_views) if exp.ply else 0)
     if exp.video:
         export += VIDEO_FRAME_UNITS * path_frame_count(cameras, exp.video_frames_per_view)
     return WorkUnits(float(init), float(view), float(export))

@@ -179,7 +179,8 @@ class OracleDepthConfig:
     noise_std: float = 0.0
     """Standard deviation of multiplicative Gaussian noise (0.02 = 2 % of the depth)."""
     noise_seed: int = 0
-    """Seed of the noise (the same camera gets the same noise on every call)."""
+    """Seed of the noise: mixed with each camera's pose (offline.camera_noise_seed), so every
+    view gets its own noise and the same camera the same noise on every call."""
 
     @property
     def exact(self) -> bool:

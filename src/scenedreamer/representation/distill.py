@@ -194,8 +194,9 @@ def distill_to_gaussians(baked: GaussianScene, support: SupportViews, source: Sc
         extra = midpoint_cameras(cams, config.extra_views_per_gap)
         emit(on_event, "export", message=f"rendering {len(extra)} extra views to distil")
         train += render_views(source, extra, scene.means.device)
-    if config.steps > 0:
-        fit(scene, ViewList(train), config.fit, steps=config.steps, generator=generator, on_event=on_event)
+    steps = config.steps_for(len(views))
+    if steps > 0:
+        fit(scene, ViewList(train), config.fit, steps=steps, generator=generator, on_event=on_event)
     scene.eval()
     emit(on_event, "export", message=f"distilled {scene.num_gaussians} Gaussians")
     return scene
