@@ -146,11 +146,11 @@ class ForwardWarpConfig:
     300-view benchmark's walk the new content's depth shrank until it collapsed after view 190
     (scene.ply 22.3 dB; seconds per view 11.6 at view 100, 18.2 at view 300, where without the
     rule they were 7.8 and 6.8; BENCHMARKS.md, docs/design.md). That shrink was the offline depth
-    prior's noise image, one for every camera until 2026-12-08. Since the backdrop is carried as
+    prior's noise image, one for every camera until 2026-12-08. With the backdrop carried as
     directions (``backdrop_at_infinity``, warped from the target camera's own centre) the rule
     does not act on the sky; with both on, a 60-view walk's scene.ply scored 25.2 dB against
     26.4 with the directions alone."""
-    backdrop_at_infinity: bool = True
+    backdrop_at_infinity: bool = False
     """Warping support views into a camera (pipeline/local_frame.py): carry their backdrop
     pixels (ViewRecord.backdrop, the sky) as directions, infinitely far, so they move with the
     camera's rotation only, instead of as points at their stand-in depth, which slide across
@@ -160,8 +160,10 @@ class ForwardWarpConfig:
     of view k was view 0's sky shifted by the walk's parallax beside freshly inpainted sky,
     and no single shell fitted both. The surfaces are warped as before and stay in front.
     Measured on a 60-view side walk: scene.ply 26.4 dB against 26.1 dB, the sky's squared error
-    0.0065 against 0.0091 (BENCHMARKS.md, issue 23). False restores the warp at the stand-in
-    depth."""
+    0.0065 against 0.0091 (BENCHMARKS.md, issue 23). Off by default: carried as directions, the
+    sky is never new to a view, so no Gaussians grow for it, and on the 300-view walk, 80 units
+    from where the sky Gaussians were made, the fit of each view fell to 13-20 dB (24-39 dB with
+    the warp at the stand-in depth). It needs the sky grown where the render does not cover it."""
     same_surface_margin: float | None = 0.05
     """Warping several support views into one camera: a later view's pixel replaces an earlier
     (better overlapping) view's only when it is nearer by more than this fraction of the
