@@ -122,7 +122,8 @@ def camera_noise_seed(seed: int, camera: Cameras) -> int:
     One noise image for every camera pinned each error to a pixel: a side walk's new strip and
     the known pixels it is aligned to sit in the same columns view after view, so the same
     sample of the noise set every step's fit, and its bias compounded along the walk (new
-    content 0.03 % nearer per view, 20 % after 300 views; the sign and size followed the seed)."""
+    content 0.03 % nearer per step from exact known depth, the sign and size following the seed;
+    on the 300-view benchmark's walk the stored depth had shrunk 21 % by view 188)."""
     values = torch.cat([camera.K.reshape(-1), camera.c2w.reshape(-1)]).detach().to("cpu", torch.float32)
     digest = hashlib.sha256(int(seed).to_bytes(8, "little", signed=True) + values.numpy().tobytes()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
