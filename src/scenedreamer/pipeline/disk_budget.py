@@ -146,13 +146,23 @@ def view_file_bytes(width: int, height: int, rgb_storage_dtype: str) -> int:
     return sum(NPY_HEADER_BYTES + width * height * itemsize[name] for name in CORE_ARRAYS)
 
 
+def initial_view_count(config: GenerateConfig) -> int:
+    """Support views made at initialisation: the first camera and its initial neighbours."""
+    return 1 + len(config.init.neighbour_yaws_deg) + len(config.init.neighbour_pitches_deg)
+
+
+def support_view_count(config: GenerateConfig, cameras: int) -> int:
+    """Support views of a run along ``cameras`` trajectory cameras: the initial ones plus one
+    per later camera."""
+    return initial_view_count(config) + max(0, cameras - 1)
+
+
 def estimate_run(config: GenerateConfig, cameras: int, weight_bytes_on_cpu: int = 0) -> DiskEstimate:
     """Upper bounds of the disk (and memory) a run of ``config`` along ``cameras`` trajectory
     cameras needs, in bytes (see the module docstring for each part). ``weight_bytes_on_cpu``:
     network weights held in main memory (0 when they run on a GPU)."""
     w, h = config.width, config.height
-    n_init = 1 + len(config.init.neighbour_yaws_deg) + len(config.init.neighbour_pitches_deg)
-    views = n_init + cameras - 1
+    views = support_view_count(config, cameras)
     view_bytes = view_file_bytes(w, h, config.support.rgb_storage_dtype)
     support = views * (view_bytes + SQLITE_BYTES_PER_VIEW) + SQLITE_FIXED_BYTES
 

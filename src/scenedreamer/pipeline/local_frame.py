@@ -80,11 +80,10 @@ def _warp_view(source: Tensor, view: ViewRecord, valid: Tensor, camera: Cameras,
     view's camera moved to ``camera``'s centre: a pure rotation, as for points infinitely far;
     they keep their stand-in depth as their z-depth there and show only where no surface lands."""
     depth = view.depth[None].to(source.device)
+    source_camera = view.camera.to(source.device)
     backdrop = view.backdrop.to(valid.device) & valid
     if not config.backdrop_at_infinity or not bool(backdrop.any()):
-        return forward_warp(source[None], depth, view.camera.to(source.device), camera, valid=valid[None],
-                            config=config)
-    source_camera = view.camera.to(source.device)
+        return forward_warp(source[None], depth, source_camera, camera, valid=valid[None], config=config)
     surfaces = forward_warp(source[None], depth, source_camera, camera, valid=(valid & ~backdrop)[None],
                             config=config)
     c2w = source_camera.c2w.clone()

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..representation.registry import kind_of_config
 from .config import GenerateConfig
 from .disk_budget import (DiskEstimate, StageMemory, available_memory_bytes, estimate_run, free_disk_bytes,
-                          size_text)
+                          initial_view_count, size_text, support_view_count)
 from .prior_kinds import check_roles, describe_prior, is_stand_in, real_models, role_names
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -190,8 +190,8 @@ def describe_plan(config: GenerateConfig, out: str) -> str:
     """A human-readable plan: views, resolution, models, expected memory and output folder."""
     config = planned_config(config)
     cameras = trajectory_camera_count(config)
-    n_init = 1 + len(config.init.neighbour_yaws_deg) + len(config.init.neighbour_pitches_deg)
-    n_views = n_init + cameras - 1
+    n_init = initial_view_count(config)
+    n_views = support_view_count(config, cameras)
     check_roles(config)                                     # as a run would refuse it
     rep_kind = kind_of_config(config.representation).describe(config.representation)
     lines = [
@@ -400,8 +400,7 @@ def work_units(config: GenerateConfig, cameras: int) -> WorkUnits:
     adapter = config.refiner.adapter_train_steps_per_view if not is_stand_in(pri.refiner) else 0
     view = (refine + _prior_units(pri.inpainter, denoise) + OFFLINE_PRIOR_UNITS
             + config.progressive.fit_steps_per_view + adapter)
-    support_views = 1 + neighbours + max(0, cameras - 1)
-    export = EXPORT_FIXED_UNITS + (exp.distill.steps_for(support_views) if exp.ply else 0)
+    export = EXPORT_FIXED_UNITS + (exp.distill.steps_for(support_view_count(config, cameras)) if exp.ply else 0)
     if exp.video:
         export += VIDEO_FRAME_UNITS * path_frame_count(cameras, exp.video_frames_per_view)
     return WorkUnits(float(init), float(view), float(export))
