@@ -63,3 +63,16 @@ def test_re_inpainting_what_the_world_shows_adds_no_gaussians_but_a_new_object_d
     record = type("View", (), {"rgb": view.rgb[0], "depth": depth, "camera": cams})()
     kind_of(scene).grow(scene, record, grow, None, None)
     assert scene.num_gaussians == before + int(grow.sum())
+
+
+def test_the_sky_carried_as_directions_grows_where_the_render_leaves_it_uncovered():
+    """warp.backdrop_at_infinity: carried sky is never new, so it grows where the world's render
+    does not cover it; covered carried sky and surfaces the warp carried do not grow."""
+    new = torch.tensor([[True, False, False, False, False]])
+    depth = torch.full((1, 5), 100.0)
+    rendered = torch.tensor([[False, False, True, False, True]])
+    # new | carried sky, uncovered | carried sky, covered | carried surface, uncovered | carried sky
+    carried_sky = torch.tensor([[False, True, True, False, False]])
+    grow = pixels_to_grow(new, depth, depth, rendered, None, carried_backdrop=carried_sky)
+    assert grow.tolist() == [[True, True, False, False, False]]
+    assert pixels_to_grow(new, depth, depth, rendered, None).tolist() == new.tolist()

@@ -223,7 +223,11 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
 
     # update: grow the representation where the world lacks the view's content, fit with replay
     release_free_memory()       # the refiner's and depth network's activations (memory.py)
-    grow = pixels_to_grow(new & valid, depth, render.depth[0], ~unseen, prog.grow_covered_tolerance)
+    # carried as directions (warp.backdrop_at_infinity) the sky is never new to a view, so it
+    # grows where the render leaves it uncovered: the sky Gaussians stay behind the walk
+    carried_sky = local.known & local.backdrop & valid if config.warp.backdrop_at_infinity else None
+    grow = pixels_to_grow(new & valid, depth, render.depth[0], ~unseen, prog.grow_covered_tolerance,
+                          carried_backdrop=carried_sky)
     state.fit_state = grow_representation(state.representation, record, grow, state.fit_state, config.fit)
     replay_ids = None if config.ablation.replay else _latest_ids(database, step)
     state.fit_state = fit(state.representation, views, config.fit, steps=prog.fit_steps_per_view,
@@ -237,7 +241,7 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
 
 
 def pixels_to_grow(new: torch.Tensor, depth: torch.Tensor, rendered_depth: torch.Tensor, rendered: torch.Tensor,
-                   tolerance: float | None) -> torch.Tensor:
+                   tolerance: float | None, carried_backdrop: torch.Tensor | None = None) -> torch.Tensor:
     """Where a new view shows content the world lacks: its ``new`` pixels less those the scene's
     render before the view already covers with a surface at the pixel's depth.
 
@@ -249,10 +253,17 @@ def pixels_to_grow(new: torch.Tensor, depth: torch.Tensor, rendered_depth: torch
     Why: a new pixel is new to the warp (no support view carried it), not always to the world. A
     sideways step's re-inpainted sky (warp.sight_clearance) lies where the sky Gaussians already
     are; adding one per pixel again, a side walk with the rule on held 731k Gaussians at view 200,
-    and 507k at view 213 with this test (BENCHMARKS.md, issue 23)."""
-    if tolerance is None:
-        return new
-    return new & ~render_shows_depth(rendered_depth, rendered, depth, tolerance)
+    and 507k at view 213 with this test (BENCHMARKS.md, issue 23).
+
+    ``carried_backdrop`` (H, W) bool or None: backdrop pixels the warp carried as directions
+    (warp.backdrop_at_infinity). Those grow too where the render leaves them uncovered: such a
+    sky is never new to a view, and without this no sky Gaussian grew after the first views, so
+    80 units along a walk the old ones no longer covered the sky (each view's fit fell to
+    13-20 dB from view ~200 of the 300-view benchmark)."""
+    grow = new if tolerance is None else new & ~render_shows_depth(rendered_depth, rendered, depth, tolerance)
+    if carried_backdrop is not None:
+        grow = grow | (carried_backdrop & ~rendered)
+    return grow
 
 
 def render_shows_depth(rendered_depth: torch.Tensor, rendered: torch.Tensor, depth: torch.Tensor,
