@@ -76,3 +76,36 @@ def test_the_sky_carried_as_directions_grows_where_the_render_leaves_it_uncovere
     grow = pixels_to_grow(new, depth, depth, rendered, None, carried_backdrop=carried_sky)
     assert grow.tolist() == [[True, True, False, False, False]]
     assert pixels_to_grow(new, depth, depth, rendered, None).tolist() == new.tolist()
+
+
+@pytest.mark.parametrize("at_infinity", [False, True])
+def test_the_progressive_loop_grows_carried_sky_only_when_carried_as_directions(at_infinity, tmp_path, monkeypatch):
+    """The wiring in generate_next_view: with the render trusted nowhere (unseen_opacity = 1, so
+    every carried pixel is uncovered), a forward walk grows every carried sky pixel of each new
+    view when warp.backdrop_at_infinity is on, and none of them when it is off."""
+    from scenedreamer.cli import main
+    import scenedreamer.pipeline.generate as generate
+
+    grown = []
+    original = generate.grow_representation
+
+    def spy(representation, view, pixels, fit_state, fit_config):
+        grown.append((view.backdrop & view.valid & ~view.inpainted, pixels.clone()))
+        return original(representation, view, pixels, fit_state, fit_config)
+
+    monkeypatch.setattr(generate, "grow_representation", spy)
+    args = ["generate", "a forest lake", "--out", str(tmp_path / "run"), "--trajectory", "forward",
+            "--frames", "3", "--quiet", "--resolution", "40x32",
+            "--set", "init.fit_steps=2", "--set", "progressive.fit_steps_per_view=1",
+            "--set", "init.neighbour_yaws_deg=[-15]", "--set", "fit.patches_per_step=1",
+            "--set", "fit.patch_size=16", "--set", "export.video=false", "--set", "export.ply=false",
+            "--set", "progressive.unseen_opacity=1.0",
+            "--set", f"warp.backdrop_at_infinity={'true' if at_infinity else 'false'}"]
+    assert main(args) == 0
+    assert len(grown) == 2
+    for carried_sky, pixels in grown:
+        assert int(carried_sky.sum()) > 0          # the forward walk carries sky into each view
+        if at_infinity:
+            assert bool(pixels[carried_sky].all())
+        else:
+            assert not bool(pixels[carried_sky].any())
