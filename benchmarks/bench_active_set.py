@@ -48,10 +48,22 @@ PSNR_TARGET_DB = 27.0
 PROMPT = "a forest lake at sunset"
 
 
-def side_walk(first: int, count: int, step: float, width: int, height: int):
-    """Cameras ``first`` ... ``first + count - 1`` of the walk: at (0, 0, i * step) (OpenCV world,
-    +y down) looking right (yaw 90 degrees) and 10 degrees down, with the offline preset's
-    intrinsics (60 degree horizontal field of view)."""
+EYE_CLEARANCE = 1.2
+"""Scene units the walk keeps above the offline world's ground right beneath it. The walk is
+level (y = 0, the ground 1.5 below at the start) until the ground comes within this; from there
+it climbs with the ground. Level all the way (before 2026-12-08) it went through a hill: views
+~225-262 were under the terrain, where the offline world renders the near plane everywhere, so
+every 300-view figure before then scored those views against no real scene. 1.2 keeps views
+0-188 where they were (the ground 1.35 or more below them), so those stay comparable."""
+
+
+def side_walk(first: int, count: int, step: float, width: int, height: int,
+              clearance: float | None = EYE_CLEARANCE):
+    """Cameras ``first`` ... ``first + count - 1`` of the walk: at (0, y_i, i * step) (OpenCV
+    world, +y down) looking right (yaw 90 degrees) and 10 degrees down, with the offline preset's
+    intrinsics (60 degree horizontal field of view). y_i = min(0, ground_y - clearance), the
+    ground of the benchmark's offline world (PROMPT, seed 0) under the camera; ``clearance`` None:
+    y_i = 0 (the level walk of the runs before 2026-12-08)."""
     import torch
 
     from scenedreamer.geometry.cameras import Cameras
@@ -59,7 +71,14 @@ def side_walk(first: int, count: int, step: float, width: int, height: int):
     from scenedreamer.geometry.trajectory_presets import _view_poses
 
     index = torch.arange(first, first + count, dtype=torch.float32)
-    positions = torch.stack([torch.zeros_like(index), torch.zeros_like(index), index * step], -1)
+    along = index * step
+    up = torch.zeros_like(index)
+    if clearance is not None:
+        from scenedreamer.priors.procedural.world import ProceduralWorld
+
+        terrain = ProceduralWorld.from_prompt(PROMPT, 0).scene.terrain
+        up = (terrain.surface_y(torch.zeros_like(along), along) - clearance).clamp(max=0.0)
+    positions = torch.stack([torch.zeros_like(index), up, along], -1)
     c2w = _view_poses(positions, torch.full_like(index, 90.0), torch.full_like(index, -10.0))
     focal = 0.5 * width / math.tan(math.radians(30.0))
     K = torch.tensor([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
