@@ -230,3 +230,27 @@ def test_distillation_runs_at_least_steps_per_view_for_every_support_view():
     assert DistillConfig(steps=300, steps_per_view=5.0).steps_for(12) == 300      # the fixed count when larger
     assert DistillConfig(steps=60, steps_per_view=5.0).steps_for(302) == 1510
     assert DistillConfig(steps=0, steps_per_view=5.0).steps_for(302) == 0          # 0: the bake as is
+
+
+@pytest.mark.parametrize("densify", [False, True])
+def test_the_distillation_densifies_only_when_asked(densify):
+    """DistillConfig.densify: off (the default) the distillation keeps the seed's Gaussians and
+    its sky shell, adds and removes none, whatever the seed's own densify schedule; on, the seed's
+    schedule applies (here from step 2, every 2 steps, a threshold every Gaussian passes)."""
+    from dataclasses import replace as dc_replace
+
+    from scenedreamer.representation.config import DensifyConfig
+
+    views = sky_walk_views([-2.0, -1.0, 0.0, 1.0, 2.0])
+    eager = DensifyConfig(start_step=2, every=2, grad_threshold=0.0, prune_opacity=0.0)
+    seed_config = dc_replace(GaussianConfig(), densify=eager)
+    behind = GaussianScene.from_points(torch.tensor([[0.0, 0.0, -50.0]]), torch.ones(1, 3), torch.ones(1),
+                                       seed_config)
+    config = DistillConfig(steps=6, steps_per_view=0.0, sky_stride=8, densify=densify)
+    assert DistillConfig().densify is False                           # the default
+    seeded = 1 + sky_points(views, config)[0].shape[0]
+    scene = distill_to_gaussians(behind, ViewList(views), None, config, torch.Generator().manual_seed(0))
+    if densify:
+        assert scene.num_gaussians > seeded
+    else:
+        assert scene.num_gaussians == seeded

@@ -172,7 +172,8 @@ def estimate_run(config: GenerateConfig, cameras: int, weight_bytes_on_cpu: int 
     patch = min(config.fit.patch_size, w, h)                                # fitting.sample_patches
     cached_views = min(views, config.fit.max_cached_views)
     shape = RunShape(width=w, height=h, views=views, fit_steps=fit_steps, bake=exp.bake,
-                     distill_steps=exp.distill.steps_for(views), sky_gaussians=sky,
+                     distill_densify_steps=exp.distill.steps_for(views) if exp.distill.densify else 0,
+                     sky_gaussians=sky,
                      rays_per_step=config.fit.patches_per_step * patch * patch, cached_views=cached_views,
                      distill_extra_views=(views - 1) * exp.distill.extra_views_per_gap if exp.ply else 0)
     size = kind_of_config(config.representation).size(config.representation, shape)

@@ -273,6 +273,13 @@ class DistillConfig:
     larger world (60 steps over 302 views gave each view under one patch). Measured on a
     60-view walk: 60 steps 26.4 dB, 300 steps 27.7 dB (BENCHMARKS.md, issue 23). The offline
     preset asks for 60 steps; its make-run scene's 14 support views get 70."""
+    densify: bool = False
+    """Let the distillation densify and prune on the Gaussians' schedule (densify.start_step
+    500, every 100 steps). Off: it polishes the seed's Gaussians (the fitted ones plus the sky
+    shell) and adds none. A distillation of more than 500 steps (worlds of over 100 views at 5
+    steps a view) reached that schedule, and its late copies were left too few steps to settle:
+    a 60-view walk's scene.pt distilled 1000 steps scored 25.3 dB with it and 29.2 dB without
+    (27.7 at 300 steps), and the 300-view benchmark's scene.ply 15.7 dB (BENCHMARKS.md, issue 23)."""
     extra_views_per_gap: int = 1
     """Source-representation renders added between consecutive support cameras (0 = none)."""
     sky: bool = True

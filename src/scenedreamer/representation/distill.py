@@ -14,6 +14,7 @@ Gaussians on a sphere around the cameras, so a standard viewer shows the sky, no
 
 from __future__ import annotations
 
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -194,6 +195,8 @@ def distill_to_gaussians(baked: GaussianScene, support: SupportViews, source: Sc
         extra = midpoint_cameras(cams, config.extra_views_per_gap)
         emit(on_event, "export", message=f"rendering {len(extra)} extra views to distil")
         train += render_views(source, extra, scene.means.device)
+    if not config.densify:       # polish what the seed holds (DistillConfig.densify says why)
+        scene.config = replace(scene.config, densify=replace(scene.config.densify, enabled=False))
     steps = config.steps_for(len(views))
     if steps > 0:
         fit(scene, ViewList(train), config.fit, steps=steps, generator=generator, on_event=on_event)

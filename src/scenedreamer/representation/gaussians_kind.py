@@ -61,7 +61,7 @@ def size(config: GaussianConfig, shape: RunShape) -> RepresentationSize:
     about as many, and stays under the fitting's peak in the measured runs."""
     fitted = densified_count(shape.views * pixels_at_stride(shape.width, shape.height, config.init_stride),
                              config.densify, shape.fit_steps)
-    exported = densified_count(fitted + shape.sky_gaussians, config.densify, shape.distill_steps)
+    exported = densified_count(fitted + shape.sky_gaussians, config.densify, shape.distill_densify_steps)
     parameter_bytes = 4 * fitted * floats_per_gaussian(config.sh_degree, config.feature_dim)
     stages = (MemoryStage("fit", parameter_bytes, shape.cached_views, FIT_WORKSPACE_BYTES),)
     return RepresentationSize(parameter_bytes, exported, config.sh_degree, config.feature_dim, stages)

@@ -52,8 +52,9 @@ class RunShape:
     """fitting steps of the whole run (initial fit + every view's)"""
     bake: BakeConfig
     """how a representation that is not Gaussians is baked for scene.ply"""
-    distill_steps: int
-    """fitting steps of the scene.ply distillation"""
+    distill_densify_steps: int
+    """fitting steps of the scene.ply distillation that densify (0 with export.distill.densify
+    off, the default: the distillation then keeps the seed's Gaussians, adds none)"""
     sky_gaussians: int
     """Gaussians of the sky shell the distillation adds (0: none)"""
     rays_per_step: int = 0
@@ -234,7 +235,7 @@ def baked_size(feature_dim: int, parameter_bytes: int, shape: RunShape, fit_work
     fits peaked at 680-780 MB (one view's at 881 MB), the bake at 723 MB, the distillation at
     837 MB."""
     baked = shape.views * pixels_at_stride(shape.width, shape.height, shape.bake.stride) + shape.sky_gaussians
-    gaussians = densified_count(baked, shape.bake.gaussians.densify, shape.distill_steps)
+    gaussians = densified_count(baked, shape.bake.gaussians.densify, shape.distill_densify_steps)
     sh = shape.bake.gaussians.sh_degree
     distilled = 4 * gaussians * floats_per_gaussian(sh, feature_dim)
     stages = (MemoryStage("fit", parameter_bytes, shape.cached_views, fit_workspace_bytes),
