@@ -277,9 +277,10 @@ class DistillConfig:
     """Let the distillation densify and prune on the Gaussians' schedule (densify.start_step
     500, every 100 steps). Off: it polishes the seed's Gaussians (the fitted ones plus the sky
     shell) and adds none. A distillation of more than 500 steps (worlds of over 100 views at 5
-    steps a view) reached that schedule, and its late copies were left too few steps to settle:
-    a 60-view walk's scene.pt distilled 1000 steps scored 25.3 dB with it and 29.2 dB without
-    (27.7 at 300 steps), and the 300-view benchmark's scene.ply 15.7 dB (BENCHMARKS.md, issue 23)."""
+    steps a view) reached that schedule: the 300-view benchmark's 1510 steps grew 472k Gaussians
+    to 1.64M, a scene.ply of blurred blobs in front of every camera (15.7 dB at its support
+    views); a 60-view walk's scene.pt distilled 1000 steps scored 28.6 dB with it (181k
+    Gaussians) and 29.2 dB without (114k; 27.7 at 300 steps) (BENCHMARKS.md, issue 23)."""
     extra_views_per_gap: int = 1
     """Source-representation renders added between consecutive support cameras (0 = none)."""
     sky: bool = True
