@@ -225,7 +225,7 @@ def generate_next_view(config: GenerateConfig, step: int, trajectory: Trajectory
     release_free_memory()       # the refiner's and depth network's activations (memory.py)
     # carried as directions (warp.backdrop_at_infinity) the sky is never new to a view, so it
     # grows where the render leaves it uncovered: the sky Gaussians stay behind the walk
-    carried_sky = local.known & local.backdrop & valid if config.warp.backdrop_at_infinity else None
+    carried_sky = local.backdrop & valid if config.warp.backdrop_at_infinity else None   # backdrop implies known
     grow = pixels_to_grow(new & valid, depth, render.depth[0], ~unseen, prog.grow_covered_tolerance,
                           carried_backdrop=carried_sky)
     state.fit_state = grow_representation(state.representation, record, grow, state.fit_state, config.fit)
